@@ -1,0 +1,100 @@
+"""Stage 6 — answers: cited hits with the scores and ranks that put them there.
+
+>>> h = Hit(article="000", title=None, sentence=8, start=10, end=20, text="9.8 tons..", score=0.03,
+...         bm25_score=7.1, dense_score=0.62, bm25_rank=1, dense_rank=1)
+>>> h.citation
+'[000 §8]'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["bm25", "dense", "hybrid"]
+MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Context:
+    """A neighbouring sentence shown around a hit (same article)."""
+
+    sentence: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One cited sentence: ``original_text[start:end] == text`` for the article's source file."""
+
+    article: str
+    title: str | None
+    sentence: int
+    start: int
+    end: int
+    text: str
+    score: float  # the score that ranked it in the answer's mode (fused score for hybrid)
+    bm25_score: float | None = None  # None: not computed in this mode
+    dense_score: float | None = None
+    bm25_rank: int | None = None  # 1-based over the whole index; None: no query term matched / not computed
+    dense_rank: int | None = None
+    path: str = ""
+    before: tuple[Context, ...] = ()
+    after: tuple[Context, ...] = ()
+
+    @property
+    def citation(self) -> str:
+        return f"[{self.article} §{self.sentence}]"
+
+    @property
+    def scores(self) -> dict[str, float | None]:
+        return {"bm25": self.bm25_score, "dense": self.dense_score}
+
+    @property
+    def ranks(self) -> dict[str, int | None]:
+        return {"bm25": self.bm25_rank, "dense": self.dense_rank}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "article": self.article,
+            "title": self.title,
+            "sentence": self.sentence,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": self.score,
+            "scores": self.scores,
+            "ranks": self.ranks,
+            "path": self.path,
+        }
+        if self.before or self.after:
+            d["context"] = {
+                "before": [c.__dict__ for c in self.before],
+                "after": [c.__dict__ for c in self.after],
+            }
+        return d
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The hits for one question, best first."""
+
+    question: str
+    mode: Mode
+    hits: tuple[Hit, ...] = field(default_factory=tuple)
+    fusion: str | None = None  # "rrf" or "convex" in hybrid mode
+
+    @property
+    def top(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+    def to_dict(self, id: str | int | None = None) -> dict[str, Any]:
+        return {
+            "id": id,
+            "question": self.question,
+            "mode": self.mode,
+            "fusion": self.fusion,
+            "hits": [h.to_dict() for h in self.hits],
+        }

@@ -1,0 +1,629 @@
+"""The on-disk index and the :class:`Index` that answers questions from it.
+
+Layout of an index folder (``index/`` by default; ``QA_INDEX_DIR`` or ``--index-dir`` overrides)::
+
+    index/
+      CURRENT              name of the live generation, replaced atomically (os.replace) after a build
+      .lock                held (flock) by a running build
+      gen-<time>-<rand>/   one complete index: readable files plus a manifest, no pickle
+        manifest.json      format version, qa version, model, BM25/tokenizer/segmenter settings,
+                           content hash per article, size and sha256 of every other file
+        articles.jsonl     one article per line: id, title, path, sha256, first sentence row, count, text
+        sentences.npy      int64 (n, 4): article row, sentence number, start, end
+        bm25/              vocab.json, indptr.npy, docs.npy, weights.npy  (see qa.bm25)
+        dense/vectors.npy  float32 (n, dim), L2-normalised
+
+A build writes a new generation in a temporary folder, renames it, then swaps ``CURRENT``: readers see the old
+index or the new one, never a mix, and a build killed at any point leaves the previous index usable. The
+previous generation is kept until the next build so that readers that opened it keep working.
+
+>>> idx = Index.build(["seeds"], index_dir="index")          # doctest: +SKIP
+>>> idx.ask("tons seized in Safe Mekong", k=1).top.citation  # doctest: +SKIP
+'[000_8a6680b996ccc773 §8]'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import __version__
+from .answer import MODES, Answer, Context, Hit, Mode
+from .bm25 import BM25Engine, BM25Params, rank_of, top_k_desc
+from .corpus import Article, load_corpus
+from .dense import Encoder, dense_scores, resolve_model
+from .errors import (
+    IndexCorruptError,
+    IndexFormatError,
+    IndexLockedError,
+    IndexNotFoundError,
+    ModelMismatchError,
+    QAError,
+    QueryError,
+)
+from .fusion import RRF_K, Fusion, convex, rrf
+from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sentences
+from .tokens import Tokenizer, TokenizerConfig
+
+FORMAT = "qa-index"
+FORMAT_VERSION = 1
+DEFAULT_INDEX_DIR = "index"
+# Hybrid defaults, chosen on the dev split of eval/gold.jsonl (see eval/README.md).
+DEFAULT_FUSION: Fusion = "rrf"
+DEFAULT_ALPHA = 0.5
+DEFAULT_DEPTH = 100
+MAX_QUESTION_CHARS = 10_000
+
+Progress = Callable[[str, int, int], None]  # (stage, advance, total)
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    for d in [folder, *[p for p in folder.rglob("*") if p.is_dir()]]:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _segmenter_settings() -> dict[str, Any]:
+    try:
+        from importlib.metadata import version
+
+        ver = version("blingfire")
+    except Exception:  # pragma: no cover
+        ver = "unknown"
+    return {"name": SEGMENTER, "version": ver, "max_chars": MAX_CHARS, "headline": True}
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive lock on ``index_dir/.lock``; a second builder fails at once with :class:`IndexLockedError`."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise IndexLockedError(
+                f"{index_dir}: another `qa index` (pid {holder}) is building this index; wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def resolve_generation(index_dir: Path) -> Path:
+    """The folder holding ``manifest.json``: ``index_dir`` itself, or the generation named by ``CURRENT``."""
+    if (index_dir / "manifest.json").is_file():
+        return index_dir
+    cur = index_dir / "CURRENT"
+    if not cur.is_file():
+        raise IndexNotFoundError(f"no index at {index_dir}: build one with `qa index PATHS --index-dir {index_dir}`")
+    name = cur.read_text(encoding="utf-8").strip()
+    gen = index_dir / name
+    if not name or "/" in name or not (gen / "manifest.json").is_file():
+        raise IndexCorruptError(f"{cur} names {name!r}, which is not a complete index; rebuild with `qa index`")
+    return gen
+
+
+def index_exists(index_dir: str | os.PathLike[str]) -> bool:
+    try:
+        resolve_generation(Path(index_dir))
+        return True
+    except QAError:
+        return False
+
+
+@dataclass
+class _Previous:
+    """What a build may reuse from the live generation: embeddings of unchanged articles."""
+
+    rows: dict[str, tuple[str, int, int]]  # article id -> (sha256, first row, count)
+    vectors: np.ndarray
+
+
+def _previous(index_dir: Path, model_name: str, segmenter: dict) -> _Previous | None:
+    try:
+        gen = resolve_generation(index_dir)
+        man = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        if (
+            man.get("format_version") != FORMAT_VERSION
+            or man.get("model", {}).get("name") != model_name
+            or man.get("segmenter") != segmenter
+        ):
+            return None
+        vecs = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+        rows = {}
+        with open(gen / "articles.jsonl", encoding="utf-8") as f:
+            for line in f:
+                a = json.loads(line)
+                rows[a["id"]] = (a["sha256"], a["first"], a["count"])
+        return _Previous(rows, vecs)
+    except (QAError, OSError, ValueError, KeyError):
+        return None  # nothing reusable: embed everything
+
+
+class Index:
+    """A loaded index: sentences, a BM25 engine and sentence vectors (memory-mapped), ready to answer."""
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        articles: list[dict[str, Any]],
+        spans: np.ndarray,
+        bm25: BM25Engine,
+        vectors: np.ndarray,
+        encoder: Encoder | None = None,
+    ):
+        self.folder = folder
+        self.manifest = manifest
+        self.articles = articles
+        self.spans = spans
+        self.bm25 = bm25
+        self.vectors = vectors
+        self.tokenizer = Tokenizer(TokenizerConfig.from_dict(manifest["tokenizer"]))
+        self._encoder = encoder
+        self.build_stats: dict[str, Any] = {}
+
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        paths: Iterable[str | os.PathLike[str]],
+        index_dir: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        tokenizer: TokenizerConfig = TokenizerConfig(),
+        bm25: BM25Params = BM25Params(),
+        encoder: Encoder | None = None,
+        progress: Progress | None = None,
+        batch_size: int = 64,
+    ) -> "Index":
+        """Build (or incrementally rebuild) the index of ``paths`` into ``index_dir`` and return it loaded.
+
+        Only articles whose content changed since the live index are re-embedded; removed ones are dropped.
+        ``encoder`` may replace the sentence-transformers encoder (any object with ``name``, ``dimension`` and
+        ``encode(texts, batch_size=, progress=)``).
+        """
+        t0 = time.perf_counter()
+        index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
+        paths = list(paths)
+        tick = progress or (lambda stage, adv, total: None)
+        with build_lock(index_dir):
+            files = list(_files_progress(paths, tick))
+            articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
+            sentences: list[Sentence] = []
+            firsts: list[int] = []
+            for a in articles:
+                firsts.append(len(sentences))
+                sentences.extend(split_sentences(a))
+            tick("split", len(articles), len(articles))
+            if not sentences:  # pragma: no cover - every non-empty article has a sentence
+                raise QAError("the corpus has no sentences")
+
+            tok = Tokenizer(tokenizer)
+            corpus_tokens = [tok.tokenize(s.text) for s in sentences]
+            engine = BM25Engine.build(corpus_tokens, bm25)
+            tick("bm25", len(sentences), len(sentences))
+
+            enc = encoder or Encoder(model)
+            seg = _segmenter_settings()
+            prev = _previous(index_dir, enc.name, seg)
+            vectors: np.ndarray | None = None
+            todo: list[int] = []
+            reused = 0
+            for a, first in zip(articles, firsts):
+                n = _count(sentences, first)
+                old = prev.rows.get(a.id) if prev else None
+                if old and old[0] == a.sha256 and old[2] == n:
+                    if vectors is None:
+                        vectors = np.zeros((len(sentences), prev.vectors.shape[1]), dtype=np.float32)
+                    vectors[first : first + n] = prev.vectors[old[1] : old[1] + n]
+                    reused += n
+                else:
+                    todo.extend(range(first, first + n))
+            if todo:
+                new = enc.encode(
+                    [sentences[i].text for i in todo],
+                    batch_size=batch_size,
+                    progress=lambda n: tick("embed", n, len(todo)),
+                )
+                if vectors is None:
+                    vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
+                vectors[todo] = new
+            assert vectors is not None
+            removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
+
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "qa_version": __version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "model": {
+                    "name": enc.name,
+                    "dimension": int(vectors.shape[1]),
+                    "normalized": True,
+                    "dtype": "float32",
+                    "embeds": "sentence text",
+                },
+                "bm25": bm25.to_dict(),
+                "tokenizer": tokenizer.to_dict(),
+                "segmenter": seg,
+                "counts": {
+                    "articles": len(articles),
+                    "sentences": len(sentences),
+                    "vocabulary": len(engine.vocab),
+                    "postings": int(engine.docs.shape[0]),
+                },
+                "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
+                "articles": {a.id: a.sha256 for a in articles},
+            }
+            gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors)
+            tick("write", 1, 1)
+        idx = cls.load(index_dir, verify=False)
+        if encoder is not None:
+            idx._encoder = encoder
+        elif enc.__dict__.get("model") is not None:
+            idx._encoder = enc  # already loaded: keep it warm
+        idx.build_stats = {
+            "articles": len(articles),
+            "sentences": len(sentences),
+            "embedded": len(todo),
+            "reused": reused,
+            "removed": removed,
+            "generation": gen.name,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        return idx
+
+    @classmethod
+    def load(
+        cls, index_dir: str | os.PathLike[str] | None = None, *, model: str | None = None, verify: bool = True
+    ) -> "Index":
+        """Open an index. ``model`` (optional) must be the one it was built with; ``verify`` checks every
+        file's size and sha256 against the manifest.
+
+        Raises :class:`IndexNotFoundError`, :class:`IndexFormatError`, :class:`IndexCorruptError` or
+        :class:`ModelMismatchError`.
+        """
+        index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
+        for attempt in range(3):  # a concurrent build may delete an old generation while we open it
+            gen = resolve_generation(index_dir)
+            try:
+                return cls._open(gen, model=model, verify=verify)
+            except FileNotFoundError:
+                if attempt == 2 or gen == index_dir:
+                    raise IndexCorruptError(f"{gen}: files are missing; rebuild with `qa index`") from None
+                time.sleep(0.05)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _open(cls, gen: Path, *, model: str | None, verify: bool) -> "Index":
+        try:
+            manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise IndexCorruptError(f"{gen / 'manifest.json'} is not valid JSON ({e}); rebuild with `qa index`") from None
+        if manifest.get("format") != FORMAT or "format_version" not in manifest:
+            raise IndexFormatError(f"{gen}: not a qa index (manifest has no qa format version)")
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{gen}: index format version {manifest['format_version']}, this qa reads version {FORMAT_VERSION}; "
+                "rebuild it with `qa index`"
+            )
+        try:
+            built_with = manifest["model"]["name"]
+            files = manifest["files"]
+            counts = manifest["counts"]
+        except (KeyError, TypeError):
+            raise IndexCorruptError(f"{gen / 'manifest.json'} lacks required fields; rebuild with `qa index`") from None
+        if model is not None and resolve_model(model)[0] != built_with:
+            raise ModelMismatchError(
+                f"{gen}: index was built with model {built_with!r}, not {model!r}; "
+                f"rebuild with `qa index --model {model}` or omit --model"
+            )
+        for rel, meta in files.items():
+            p = gen / rel
+            if not p.is_file():
+                raise FileNotFoundError(p)
+            if p.stat().st_size != meta["bytes"]:
+                raise IndexCorruptError(f"{p}: size {p.stat().st_size}, manifest says {meta['bytes']} (truncated?)")
+            if verify and _sha256_file(p) != meta["sha256"]:
+                raise IndexCorruptError(f"{p}: checksum does not match the manifest (file altered or damaged)")
+        try:
+            with open(gen / "articles.jsonl", encoding="utf-8") as f:
+                articles = [json.loads(line) for line in f]
+            spans = np.load(gen / "sentences.npy", mmap_mode="r")
+            vectors = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+            bm25 = BM25Engine.load(gen / "bm25", int(spans.shape[0]), BM25Params(**manifest["bm25"]))
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            raise IndexCorruptError(f"{gen}: cannot read index files ({e}); rebuild with `qa index`") from None
+        n = counts["sentences"]
+        if spans.shape != (n, 4) or vectors.shape[0] != n or len(articles) != counts["articles"]:
+            raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; rebuild with `qa index`")
+        if vectors.shape[1] != manifest["model"]["dimension"]:
+            raise IndexCorruptError(f"{gen}: vector dimension disagrees with the manifest")
+        return cls(gen, manifest, articles, spans, bm25, vectors)
+
+    # -- access --------------------------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]["name"]
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder(self.model_name)
+        return self._encoder
+
+    def __len__(self) -> int:
+        return int(self.spans.shape[0])
+
+    def sentence(self, i: int) -> Sentence:
+        """Sentence ``i`` (global row), its text sliced from the stored article text."""
+        art, num, s, e = (int(x) for x in self.spans[i])
+        a = self.articles[art]
+        return Sentence(a["id"], num, s, e, a["text"][s:e])
+
+    @cached_property
+    def _row_of(self) -> dict[tuple[str, int], int]:
+        return {(self.articles[int(a)]["id"], int(n)): i for i, (a, n, _, _) in enumerate(self.spans)}
+
+    def info(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "folder": str(self.folder),
+            "format_version": m["format_version"],
+            "qa_version": m["qa_version"],
+            "created": m["created"],
+            "model": m["model"],
+            "bm25": m["bm25"],
+            "tokenizer": m["tokenizer"],
+            "segmenter": m["segmenter"],
+            "counts": m["counts"],
+            "bytes": sum(f["bytes"] for f in m["files"].values()),
+            "articles": [{"id": a["id"], "title": a["title"], "sentences": a["count"], "path": a["path"]} for a in self.articles],
+        }
+
+    # -- answering -----------------------------------------------------------------------------------------------
+    def embed_query(self, question: str) -> np.ndarray:
+        return self.encoder.encode_query(question)
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        mode: Mode = "hybrid",
+        *,
+        fusion: Fusion | None = None,
+        alpha: float | None = None,
+        depth: int = DEFAULT_DEPTH,
+        context: int = 0,
+        query_vector: np.ndarray | None = None,
+    ) -> Answer:
+        """Answer ``question`` with the ``k`` best sentences, each cited and scored.
+
+        ``mode``: ``"bm25"``, ``"dense"`` or ``"hybrid"`` (fusion of both; ``fusion`` ``"rrf"`` or ``"convex"``
+        with weight ``alpha`` on BM25, over each retriever's top ``depth``). ``context`` adds that many
+        neighbouring sentences of the same article before and after each hit. Ties are broken by sentence row.
+
+        >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
+        8
+        """
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        fusion = fusion or DEFAULT_FUSION
+        if fusion not in ("rrf", "convex"):
+            raise QueryError(f"unknown fusion {fusion!r}: use rrf or convex")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise QueryError(f"k must be a positive whole number, got {k!r}")
+        if context < 0:
+            raise QueryError(f"context must be 0 or more, got {context}")
+        if not isinstance(question, str) or not question.strip():
+            raise QueryError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QueryError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+        tokens = self.tokenizer.tokenize(question)
+        if not tokens:
+            raise QueryError(
+                f"the question {question.strip()[:60]!r} has no searchable words (only stopwords or punctuation)"
+            )
+        n = len(self)
+        k = min(k, n)
+        depth = max(depth, k)
+
+        bm = self.bm25.scores(tokens)
+        matched = self.bm25.matched(tokens)
+        bm_top = top_k_desc(bm, depth, matched)
+        bm_rank = {int(d): r for r, d in enumerate(bm_top, 1)}
+        matched_set = None
+
+        dn = None
+        dn_rank: dict[int, int] = {}
+        if mode != "bm25":
+            qv = query_vector if query_vector is not None else self.embed_query(question)
+            dn = dense_scores(self.vectors, qv)
+            dn_top = top_k_desc(dn, depth)
+            dn_rank = {int(d): r for r, d in enumerate(dn_top, 1)}
+
+        used_fusion = None
+        if mode == "bm25":
+            ranked = [(int(d), float(bm[d])) for d in bm_top[:k]]
+        elif mode == "dense":
+            ranked = [(int(d), float(dn[d])) for d in dn_top[:k]]
+        else:
+            used_fusion = fusion
+            if fusion == "rrf":
+                ranked = rrf([bm_top, dn_top], k=RRF_K)[:k]
+            else:
+                a = DEFAULT_ALPHA if alpha is None else alpha
+                ranked = convex(
+                    {int(d): float(bm[d]) for d in bm_top}, {int(d): float(dn[d]) for d in dn_top}, alpha=a
+                )[:k]
+
+        hits = []
+        for d, score in ranked:
+            s = self.sentence(d)
+            art = self.articles[int(self.spans[d][0])]
+            if d in bm_rank:
+                b_rank: int | None = bm_rank[d]
+            else:
+                if matched_set is None:
+                    matched_set = set(matched.tolist())
+                b_rank = rank_of(bm, d) if d in matched_set else None
+            d_rank = None
+            if dn is not None:
+                d_rank = dn_rank.get(d) or rank_of(dn, d)
+            before, after = self._context(d, context)
+            hits.append(
+                Hit(
+                    article=s.article,
+                    title=art["title"],
+                    sentence=s.number,
+                    start=s.start,
+                    end=s.end,
+                    text=s.text,
+                    score=float(score),
+                    bm25_score=float(bm[d]),
+                    dense_score=None if dn is None else float(dn[d]),
+                    bm25_rank=b_rank,
+                    dense_rank=d_rank,
+                    path=art["path"],
+                    before=before,
+                    after=after,
+                )
+            )
+        return Answer(question=question, mode=mode, hits=tuple(hits), fusion=used_fusion)
+
+    def _context(self, row: int, n: int) -> tuple[tuple[Context, ...], tuple[Context, ...]]:
+        if n <= 0:
+            return (), ()
+        art = int(self.spans[row][0])
+        a = self.articles[art]
+        lo, hi = a["first"], a["first"] + a["count"]
+
+        def ctx(i: int) -> Context:
+            s = self.sentence(i)
+            return Context(s.number, s.start, s.end, s.text)
+
+        before = tuple(ctx(i) for i in range(max(lo, row - n), row))
+        after = tuple(ctx(i) for i in range(row + 1, min(hi, row + n + 1)))
+        return before, after
+
+
+def _count(sentences: Sequence[Sentence], first: int) -> int:
+    art = sentences[first].article
+    n = 0
+    while first + n < len(sentences) and sentences[first + n].article == art:
+        n += 1
+    return n
+
+
+def _files_progress(paths: list, tick: Progress) -> Iterator[Path]:
+    from .corpus import iter_files
+
+    files = list(iter_files(paths))
+    tick("scan", len(files), len(files))
+    return iter(files)
+
+
+def _write_generation(
+    index_dir: Path,
+    manifest: dict[str, Any],
+    articles: list[Article],
+    firsts: list[int],
+    sentences: list[Sentence],
+    engine: BM25Engine,
+    vectors: np.ndarray,
+) -> Path:
+    """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
+    for stale in index_dir.glob(".tmp-gen-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    name = f"gen-{stamp}-{secrets.token_hex(3)}"
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir(parents=True)
+    art_row = {a.id: i for i, a in enumerate(articles)}
+    with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+        for a, first in zip(articles, firsts):
+            rec = {
+                "id": a.id,
+                "title": article_title(a),
+                "path": a.path,
+                "url": a.url,
+                "date": a.date,
+                "sha256": a.sha256,
+                "first": first,
+                "count": _count(sentences, first),
+                "text": a.text,
+            }
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    spans = np.array([(art_row[s.article], s.number, s.start, s.end) for s in sentences], dtype=np.int64)
+    np.save(tmp / "sentences.npy", spans.reshape(-1, 4))
+    engine.save(tmp / "bm25")
+    (tmp / "dense").mkdir()
+    np.save(tmp / "dense" / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    manifest["files"] = {
+        str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+        for p in sorted(tmp.rglob("*"))
+        if p.is_file()
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _fsync_tree(tmp)
+    gen = index_dir / name
+    os.rename(tmp, gen)
+    cur = index_dir / "CURRENT"
+    old = cur.read_text(encoding="utf-8").strip() if cur.is_file() else None
+    tmp_cur = index_dir / f".CURRENT.{os.getpid()}"
+    with open(tmp_cur, "w", encoding="utf-8") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_cur, cur)
+    fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # keep the generation just replaced (readers may hold it); drop older ones
+    for g in index_dir.glob("gen-*"):
+        if g.name not in (name, old):
+            shutil.rmtree(g, ignore_errors=True)
+    return gen

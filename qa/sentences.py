@@ -1,0 +1,137 @@
+"""Stage 2 — sentences: split an :class:`~qa.corpus.Article` into cited :class:`Sentence` units.
+
+Segmenter: `blingfire <https://github.com/microsoft/BlingFire>`_ (chosen over pysbd and syntok; see
+``benchmarks/segmenters.py`` and the README). Around it qa adds three rules for news text:
+
+* blank lines are hard paragraph breaks; single line breaks inside a paragraph are wrapped lines, so a
+  sentence may span them (seed ``000``, lines 2–3);
+* a first line with no closing punctuation, followed by more text, is the headline: it becomes the
+  article's title and its own searchable unit, number 0 (seed ``002``, line 1);
+* a "sentence" longer than ``max_chars`` (text with no punctuation) is cut at whitespace.
+
+Sentences are numbered from 1 in reading order. Offsets are into ``article.text`` and every sentence satisfies
+``article.text[s.start:s.end] == s.text``; together the sentences cover every non-space character.
+
+>>> from qa.corpus import Article
+>>> [s.text for s in split_sentences(Article("a", "Headline here\\nThe U.N. met. It ended."))]
+['Headline here', 'The U.N. met.', 'It ended.']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .corpus import Article
+
+SEGMENTER = "blingfire"
+MAX_CHARS = 2000
+_CLOSING = tuple(".!?:;…\"'”’)]»")
+_PARA = re.compile(r"\n[ \t\r\f\v]*\n")
+_WRAP = re.compile(r"[\r\n]")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One retrievable unit with its provenance: ``text == article_text[start:end]``."""
+
+    article: str
+    number: int
+    start: int
+    end: int
+    text: str
+
+    @property
+    def is_title(self) -> bool:
+        return self.number == 0
+
+
+def headline_span(text: str) -> tuple[int, int] | None:
+    """Span of the first line if it is a headline: no closing punctuation, short, and more text follows."""
+    m = re.match(r"\s*", text)
+    start = m.end() if m else 0
+    nl = text.find("\n", start)
+    if nl < 0:
+        return None
+    end = len(text[start:nl].rstrip()) + start
+    line = text[start:end]
+    if not line or len(line) > 200 or line.endswith(_CLOSING) or not text[nl:].strip():
+        return None
+    return start, end
+
+
+def _segment(paragraph: str) -> list[int]:
+    """Cut points (sentence end offsets) that blingfire finds in one paragraph (wrapped lines joined)."""
+    import blingfire  # the native library costs ~20 ms to load; only building an index needs it
+
+    flat = _WRAP.sub(" ", paragraph)
+    _, offsets = blingfire.text_to_sentences_and_offsets(flat)
+    return sorted({min(max(e, 0), len(paragraph)) for _, e in offsets})
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cut ``text[start:end]`` into pieces of at most ``max_chars``, preferring whitespace."""
+    out = []
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + 1, start + max_chars)
+        if cut <= start:
+            cut = start + max_chars
+        s, e = _trimmed(text, start, cut)
+        if s < e:
+            out.append((s, e))
+        start = cut
+    s, e = _trimmed(text, start, end)
+    if s < e:
+        out.append((s, e))
+    return out
+
+
+def sentence_spans(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, int]]:
+    """Body sentence spans of ``text`` (no headline handling): ordered, non-overlapping, whitespace-trimmed."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    bounds = [m.start() for m in _PARA.finditer(text)] + [len(text)]
+    for pend in bounds:
+        para = text[pos:pend]
+        if para.strip():
+            prev = 0
+            for cut in _segment(para) + [len(para)]:
+                if cut <= prev:
+                    continue
+                spans.extend(_cut_long(text, pos + prev, pos + cut, max_chars))
+                prev = cut
+        pos = pend
+    return spans
+
+
+def split_sentences(article: Article, max_chars: int = MAX_CHARS) -> list[Sentence]:
+    """Split an article into sentences: the headline (number 0) if there is one, then body sentences from 1."""
+    text = article.text
+    out: list[Sentence] = []
+    body_from = 0
+    head = headline_span(text)
+    if head is not None:
+        out.append(Sentence(article.id, 0, head[0], head[1], text[head[0] : head[1]]))
+        body_from = head[1]
+    n = 1
+    for s, e in sentence_spans(text[body_from:], max_chars):
+        s, e = s + body_from, e + body_from
+        out.append(Sentence(article.id, n, s, e, text[s:e]))
+        n += 1
+    return out
+
+
+def article_title(article: Article) -> str | None:
+    """The article's title: given metadata (JSONL ``title``) or else its headline line."""
+    if article.title:
+        return article.title
+    head = headline_span(article.text)
+    return article.text[head[0] : head[1]] if head else None
