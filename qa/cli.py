@@ -1,0 +1,274 @@
+"""The ``qa`` command line: a thin layer over :mod:`qa` (index, ask, info, eval).
+
+Every :class:`~qa.errors.QAError` becomes one ``error: ...`` line on stderr and a non-zero exit, never a traceback
+(set ``QA_DEBUG=1`` to see one for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from .errors import QAError, QueryError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Cited question answering over news articles (BM25 + dense hybrid sentence retrieval).",
+)
+
+SEEDS_DIR = "seeds"
+IndexDirOpt = typer.Option(
+    None, "--index-dir", envvar="QA_INDEX_DIR", help="Index folder [default: index/]", show_default=False
+)
+ModelOpt = typer.Option(
+    None, "--model", help="sentence-transformers model name or folder [default: all-MiniLM-L6-v2, offline]"
+)
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one readable line and an exit code."""
+    try:
+        yield
+    except QAError as e:
+        _err(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # a bug: still one line, unless debugging
+        if os.environ.get("QA_DEBUG"):
+            raise
+        _err(f"unexpected {type(e).__name__}: {e} (set QA_DEBUG=1 for a traceback)")
+        raise typer.Exit(70) from None
+
+
+class _Progress:
+    """A progress bar on stderr for long builds (only on a terminal)."""
+
+    LABELS = {"scan": "scanning", "read": "reading", "split": "splitting", "bm25": "BM25", "embed": "embedding",
+              "write": "writing"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, stage: str, advance: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(self.LABELS.get(stage, stage), total=total)
+        self.bar.update(self.tasks[stage], advance=advance, total=total)
+
+
+def _build(paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False):
+    from .index import Index
+
+    with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
+        return Index.build(paths, index_dir, model=model, progress=bar)
+
+
+def _open_index(index_dir: Optional[Path], model: Optional[str]):
+    """Load the index; with no --index-dir/QA_INDEX_DIR and no index yet, build the default one from seeds/."""
+    from .index import DEFAULT_INDEX_DIR, Index, index_exists
+
+    if index_dir is None and not index_exists(DEFAULT_INDEX_DIR) and Path(SEEDS_DIR).is_dir():
+        typer.echo(f"no index at {DEFAULT_INDEX_DIR}/ yet: building it from {SEEDS_DIR}/ first (once)", err=True)
+        idx = _build([SEEDS_DIR], Path(DEFAULT_INDEX_DIR), model)
+        typer.echo(_summary(idx), err=True)
+        return idx
+    return Index.load(index_dir, model=model)
+
+
+def _summary(idx) -> str:
+    s = idx.build_stats
+    removed = f", removed {len(s['removed'])} article(s)" if s.get("removed") else ""
+    return (
+        f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into {idx.folder.parent}/ "
+        f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s"
+    )
+
+
+@app.command()
+def index(
+    paths: List[str] = typer.Argument(None, help="Files or folders (.txt, .md, .jsonl) [default: seeds/]"),
+    index_dir: Optional[Path] = IndexDirOpt,
+    model: Optional[str] = ModelOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Build or update the index. Only articles whose content changed are re-embedded."""
+    with _errors():
+        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet)
+        if not quiet:
+            typer.echo(_summary(idx))
+
+
+def _read_questions(path: Path) -> list[tuple[str, str]]:
+    """``(id, question)`` pairs from a file: one question a line, or JSON Lines with ``id`` and ``question``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise QueryError(f"{path}: cannot read questions ({e})") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+                out.append((str(obj.get("id", n)), str(obj["question"])))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise QueryError(f'{path}:{n}: expected {{"id": ..., "question": ...}}') from None
+        else:
+            out.append((str(n), line.strip()))
+    if not out:
+        raise QueryError(f"{path}: no questions")
+    return out
+
+
+def _highlight(text: str, terms: set[str], tokenizer, color: bool) -> str:
+    on, off = ("\x1b[1;33m", "\x1b[0m") if color else ("**", "**")
+    out, pos = [], 0
+    for s, e, tok in tokenizer.spans(text):
+        if tok in terms:
+            out.append(text[pos:s] + on + text[s:e] + off)
+            pos = e
+    return "".join(out) + text[pos:]
+
+
+def _fmt_score(x: Optional[float], rank: Optional[int], digits: int) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}f} (#{rank})" if rank is not None else f"{x:.{digits}f} (no match)"
+
+
+def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
+    terms = set(idx.tokenizer.tokenize(answer.question))
+    head = f"[{qid}] " if show_id else ""
+    how = answer.mode + (f", {answer.fusion}" if answer.fusion else "")
+    typer.echo(f"{head}Q: {answer.question}   ({how}; {len(idx)} sentences)")
+    for i, h in enumerate(answer.hits, 1):
+        typer.echo(
+            f"{i}. [{h.article} §{h.sentence}]  score {h.score:.4f}  "
+            f"bm25 {_fmt_score(h.bm25_score, h.bm25_rank, 2)}  dense {_fmt_score(h.dense_score, h.dense_rank, 3)}"
+        )
+        for c in h.before:
+            typer.echo(f"     … {c.text}")
+        typer.echo(f"   {_highlight(h.text, terms, idx.tokenizer, color)}")
+        for c in h.after:
+            typer.echo(f"     … {c.text}")
+        typer.echo(f"   {h.path or h.article} chars {h.start}-{h.end}" + (f"  — {h.title}" if h.title else ""))
+    if not answer.hits:
+        typer.echo("   (no hits)")
+
+
+@app.command()
+def ask(
+    question: Optional[str] = typer.Argument(None, help="The question (or use --questions FILE)."),
+    k: int = typer.Option(5, "-k", "--k", help="Number of sentences to return."),
+    mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25, dense or hybrid."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Hybrid fusion: rrf or convex [default: the index default]"),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Convex fusion weight on BM25, 0..1."),
+    context: int = typer.Option(0, "--context", "-c", help="Neighbouring sentences to show around each hit."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines output, one object per question."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Batch: one question a line, or JSONL {id, question}."),
+    index_dir: Optional[Path] = IndexDirOpt,
+    model: Optional[str] = ModelOpt,
+    color: Optional[bool] = typer.Option(None, "--color/--no-color", help="Highlight with ANSI colours [default: on a terminal]"),
+) -> None:
+    """Answer a question with cited sentences: [article §n], character offsets, and each retriever's score."""
+    with _errors():
+        if (question is None) == (questions is None):
+            raise QueryError("give a QUESTION or --questions FILE (exactly one)")
+        batch = _read_questions(questions) if questions is not None else [("1", question)]
+        from .answer import MODES
+
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        if k < 1:
+            raise QueryError(f"-k must be at least 1, got {k}")
+        idx = _open_index(index_dir, model)
+        vectors = None
+        if mode != "bm25" and len(batch) > 1:
+            vectors = idx.encoder.encode([q for _, q in batch])
+        use_color = sys.stdout.isatty() if color is None else color
+        for i, (qid, q) in enumerate(batch):
+            qv = vectors[i] if vectors is not None else None
+            try:
+                ans = idx.ask(q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv)
+            except QueryError as e:
+                if len(batch) == 1:
+                    raise
+                _err(f"question {qid}: {e}")
+                continue
+            if as_json:
+                typer.echo(json.dumps(ans.to_dict(id=qid if questions is not None else None), ensure_ascii=False))
+            else:
+                if i:
+                    typer.echo("")
+                _print_human(qid, ans, idx, use_color, show_id=questions is not None)
+
+
+@app.command()
+def info(
+    index_dir: Optional[Path] = IndexDirOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the full description as JSON."),
+) -> None:
+    """Describe the index: model, settings, counts, size and articles (checksums are verified)."""
+    with _errors():
+        from .index import Index
+
+        idx = Index.load(index_dir, verify=True)
+        d = idx.info()
+        if as_json:
+            typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+            return
+        c = d["counts"]
+        typer.echo(f"index      {d['folder']}  (format v{d['format_version']}, qa {d['qa_version']}, {d['created']})")
+        typer.echo(f"model      {d['model']['name']}  (dim {d['model']['dimension']})")
+        b = d["bm25"]
+        typer.echo(f"bm25       {b['method']} k1={b['k1']} b={b['b']}; tokenizer stem={d['tokenizer']['stemmer']} "
+                   f"stopwords={d['tokenizer']['stopwords'] if isinstance(d['tokenizer']['stopwords'], str) else 'custom'}")
+        typer.echo(f"segmenter  {d['segmenter']['name']} {d['segmenter']['version']}")
+        typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences, {c['vocabulary']} terms, "
+                   f"{d['bytes'] / 1e6:.2f} MB on disk (checksums OK)")
+        for a in d["articles"]:
+            typer.echo(f"  {a['id']}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else ""))
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

