@@ -1,0 +1,144 @@
+"""The index end to end with the real model: build, load, ask, citations, incremental rebuilds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import qa
+from qa.errors import ModelMismatchError, QueryError
+from qa.index import resolve_generation
+
+from .conftest import SEEDS
+
+pytestmark = pytest.mark.slow  # loads the real embedding model
+
+SAFE_MEKONG = "9.8 tons of drugs, 260 tons of precursor chemicals seized"
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_safe_mekong_is_the_top_hit(seeds_index, mode):
+    ans = seeds_index.ask("tons seized in Safe Mekong", k=5, mode=mode)
+    assert ans.mode == mode and len(ans.hits) == 5
+    top = ans.top
+    assert SAFE_MEKONG in top.text
+    assert (top.article, top.sentence) == ("000_8a6680b996ccc773", 7)
+
+
+def test_every_citation_slices_the_original_file(seeds_index):
+    for q in ["tons seized in Safe Mekong", "Who is the secretary-general of the SCO?", "heroin cases Golden Crescent"]:
+        for h in seeds_index.ask(q, k=10).hits:
+            raw = (SEEDS / f"{h.article}.txt").read_bytes().decode("utf-8")
+            assert raw[h.start : h.end] == h.text
+            assert h.path.endswith(f"{h.article}.txt")
+
+
+def test_hits_carry_both_scores_and_ranks(seeds_index, encoder):
+    q = "how many suspects were arrested in Safe Mekong?"
+    ans = seeds_index.ask(q, k=5, mode="hybrid")
+    qv = encoder.encode_query(q)
+    dense_all = np.asarray(seeds_index.vectors) @ qv
+    bm_all = seeds_index.bm25.scores(seeds_index.tokenizer.tokenize(q))
+    for h in ans.hits:
+        row = seeds_index._row_of[(h.article, h.sentence)]
+        assert h.dense_score == pytest.approx(float(dense_all[row]), abs=1e-5)
+        assert h.bm25_score == pytest.approx(float(bm_all[row]), abs=1e-9)
+        d = dense_all[row]
+        assert h.dense_rank == 1 + int(np.sum(dense_all > d)) + int(np.sum(dense_all[:row] == d))
+        if h.bm25_score > 0:
+            assert h.bm25_rank == 1 + int(np.sum(bm_all > bm_all[row]))
+        else:
+            assert h.bm25_rank is None
+    # fused scores are RRF over both rankings, non-increasing
+    assert [h.score for h in ans.hits] == sorted((h.score for h in ans.hits), reverse=True)
+    h = ans.top
+    assert h.score == pytest.approx(1 / (60 + h.bm25_rank) + 1 / (60 + h.dense_rank))
+
+
+def test_bm25_mode_does_not_compute_dense(seeds_index):
+    h = seeds_index.ask("tons seized", mode="bm25").top
+    assert h.dense_score is None and h.dense_rank is None and h.score == h.bm25_score
+
+
+def test_context_neighbours_stay_in_the_article(seeds_index):
+    ans = seeds_index.ask("Astana summit anti-drug plans", k=3, context=2)
+    for h in ans.hits:
+        nums = [c.sentence for c in h.before] + [h.sentence] + [c.sentence for c in h.after]
+        assert nums == list(range(nums[0], nums[0] + len(nums)))
+        raw = (SEEDS / f"{h.article}.txt").read_text(encoding="utf-8")
+        for c in h.before + h.after:
+            assert raw[c.start : c.end] == c.text
+
+
+def test_deterministic_and_huge_k_is_clipped(seeds_index):
+    a = seeds_index.ask("drug cooperation", k=10**9)
+    b = seeds_index.ask("drug cooperation", k=10**9)
+    assert a == b and len(a.hits) == len(seeds_index) == 47
+    assert len({(h.article, h.sentence) for h in a.hits}) == 47
+
+
+@pytest.mark.parametrize("bad", [dict(k=0), dict(k=-1), dict(mode="sparse"), dict(fusion="max")])
+def test_bad_parameters(seeds_index, bad):
+    with pytest.raises(QueryError):
+        seeds_index.ask("tons seized", **bad)
+
+
+def test_manifest_describes_the_index(seeds_index):
+    gen = resolve_generation(seeds_index.folder.parent)
+    m = json.loads((gen / "manifest.json").read_text())
+    assert m["format_version"] == 1 and m["qa_version"] == qa.__version__
+    assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
+                          "dtype": "float32", "embeds": "sentence text"}
+    assert set(m["articles"]) == {p.stem for p in SEEDS.glob("*.txt")}
+    assert m["bm25"]["method"] == "lucene" and m["tokenizer"]["stemmer"] == "english"
+    assert set(m["files"]) == {"articles.jsonl", "sentences.npy", "bm25/vocab.json", "bm25/indptr.npy",
+                               "bm25/docs.npy", "bm25/weights.npy", "dense/vectors.npy"}
+    assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
+    vec = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+    assert vec.dtype == np.float32 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
+    assert isinstance(seeds_index.vectors, np.memmap)
+
+
+def test_incremental_rebuild_reembeds_only_changes(tmp_path, encoder):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    idx_dir = tmp_path / "idx"
+    first = qa.Index.build([corpus], idx_dir, encoder=encoder)
+    assert first.build_stats["embedded"] == 47
+    again = qa.Index.build([corpus], idx_dir, encoder=encoder)
+    assert again.build_stats["embedded"] == 0 and again.build_stats["reused"] == 47
+    assert np.array_equal(np.asarray(again.vectors), np.asarray(first.vectors))
+
+    p = corpus / "003_e2b995e5acfe77ef.txt"
+    p.write_text(p.read_text(encoding="utf-8") + "\nA new sentence about 42 seized boats.", encoding="utf-8")
+    (corpus / "002_affe0ed3586086fb.txt").unlink()
+    third = qa.Index.build([corpus], idx_dir, encoder=encoder)
+    assert third.build_stats["embedded"] == 12 and third.build_stats["reused"] == 17
+    assert third.build_stats["removed"] == ["002_affe0ed3586086fb"]
+    hit = third.ask("how many boats were seized?", k=1).top
+    assert hit.text == "A new sentence about 42 seized boats." and hit.article == "003_e2b995e5acfe77ef"
+    # the reused vectors are the ones a fresh build computes
+    fresh = qa.Index.build([corpus], tmp_path / "fresh", encoder=encoder)
+    np.testing.assert_allclose(np.asarray(third.vectors), np.asarray(fresh.vectors), atol=1e-5)
+    # only the live and the previous generation are kept
+    assert len(list(idx_dir.glob("gen-*"))) == 2
+
+
+def test_load_checks_the_model(copy_index):
+    with pytest.raises(ModelMismatchError, match="built with model 'sentence-transformers/all-MiniLM-L6-v2'"):
+        qa.Index.load(copy_index, model="some-org/other-model")
+    assert qa.Index.load(copy_index, model="all-MiniLM-L6-v2").model_name.endswith("all-MiniLM-L6-v2")
+
+
+def test_jsonl_articles_cite_offsets_into_their_text(tmp_path, encoder):
+    rows = [{"id": "n1", "title": "Port raid", "text": "Police seized 3 tons at the port. Two men were held."},
+            {"id": "n2", "text": "The harbour was closed on Monday."}]
+    src = tmp_path / "news.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    idx = qa.Index.build([src], tmp_path / "i", encoder=encoder)
+    h = idx.ask("how many tons were seized at the port", k=1).top
+    assert (h.article, h.sentence, h.title) == ("n1", 1, "Port raid")
+    assert rows[0]["text"][h.start : h.end] == h.text == "Police seized 3 tons at the port."
