@@ -49,6 +49,9 @@ def resolve_model(name: str | None) -> tuple[str, str]:
     return name, name
 
 
+_LOADED: dict[tuple[str, str], object] = {}
+
+
 def _offline() -> None:
     # No network here: never let huggingface_hub try to reach the hub (it would hang, then fail obscurely).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,8 +75,12 @@ class Encoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:  # pragma: no cover - a broken install
             raise ModelLoadError(f"sentence-transformers is not installed ({e})") from None
+        key = (self.path, self.device)
+        if key in _LOADED:  # one copy per process, however many Index objects use it
+            return _LOADED[key]
         try:
-            return SentenceTransformer(self.path, device=self.device, local_files_only=True)
+            _LOADED[key] = SentenceTransformer(self.path, device=self.device, local_files_only=True)
+            return _LOADED[key]
         except Exception as e:  # anything: OSError, ValueError, HF errors...
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelLoadError(
