@@ -1,0 +1,114 @@
+"""The CLI through typer's CliRunner: index, ask (human, JSON, batch), info, the seeds default."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+
+from .conftest import SEEDS
+
+pytestmark = pytest.mark.slow  # loads the real embedding model
+
+runner = CliRunner()
+TOP = "[000_8a6680b996ccc773 §7]"
+
+
+def test_index_then_ask(tmp_path):
+    idx = tmp_path / "idx"
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(idx), "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(idx)])
+    assert r.exit_code == 0 and "3 article(s), 47 sentence(s)" in r.stdout and "embedded 0, reused 47" in r.stdout
+    r = runner.invoke(app, ["ask", "tons seized in Safe Mekong", "-k", "3", "--index-dir", str(idx)])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Q: tons seized in Safe Mekong")
+    assert lines[1].startswith("1. " + TOP)
+    # query terms highlighted (plain output: **term**), the citation line gives file and offsets
+    assert "9.8 **tons** of drugs, 260 **tons** of precursor chemicals **seized**" in lines[2]
+    assert "**Safe** **Mekong**" in lines[2]
+    raw = (SEEDS / "000_8a6680b996ccc773.txt").read_text(encoding="utf-8")
+    start, end = (int(x) for x in lines[3].split("chars ")[1].split("-"))
+    assert raw[start:end] == lines[2].strip().replace("**", "")
+    assert sum(1 for ln in lines if ln[:3] in ("1. ", "2. ", "3. ")) == 3
+
+
+def test_json_schema(tmp_path, copy_index):
+    r = runner.invoke(app, ["ask", "tons seized in Safe Mekong", "--json", "--context", "1", "--index-dir", str(copy_index)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 1
+    obj = rows[0]
+    assert {"id", "question", "mode", "hits"} <= set(obj) and obj["mode"] == "hybrid" and obj["id"] is None
+    h = obj["hits"][0]
+    assert {"article", "title", "sentence", "start", "end", "text", "score", "scores", "ranks"} <= set(h)
+    assert set(h["scores"]) == {"bm25", "dense"} and set(h["ranks"]) == {"bm25", "dense"}
+    assert (h["article"], h["sentence"]) == ("000_8a6680b996ccc773", 7)
+    assert [c["sentence"] for c in h["context"]["before"]] == [6] and [c["sentence"] for c in h["context"]["after"]] == [8]
+    raw = (SEEDS / "000_8a6680b996ccc773.txt").read_text(encoding="utf-8")
+    assert raw[h["start"] : h["end"]] == h["text"]
+
+
+def test_batch_questions_plain_and_jsonl(tmp_path, copy_index):
+    plain = tmp_path / "q.txt"
+    plain.write_text("tons seized in Safe Mekong\n\ntons of narcotics produced in 2011\n", encoding="utf-8")
+    r = runner.invoke(app, ["ask", "--questions", str(plain), "--json", "-k", "2", "--index-dir", str(copy_index)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["id"] for x in rows] == ["1", "3"] and all(len(x["hits"]) == 2 for x in rows)
+    assert "1,800 tons of narcotics" in rows[1]["hits"][0]["text"]
+    jl = tmp_path / "q.jsonl"
+    jl.write_text('{"id": "q7", "question": "tons seized in Safe Mekong"}\n', encoding="utf-8")
+    r = runner.invoke(app, ["ask", "--questions", str(jl), "--mode", "bm25", "--index-dir", str(copy_index)])
+    assert r.exit_code == 0 and r.stdout.startswith("[q7] Q: tons seized in Safe Mekong") and TOP in r.stdout
+    # batch answers equal one-at-a-time answers
+    one = runner.invoke(app, ["ask", "tons of narcotics produced in 2011", "--json", "-k", "2",
+                              "--index-dir", str(copy_index)])
+    assert json.loads(one.stdout)["hits"] == rows[1]["hits"]
+
+
+def test_info(copy_index):
+    r = runner.invoke(app, ["info", "--index-dir", str(copy_index)])
+    assert r.exit_code == 0, r.output
+    assert "sentence-transformers/all-MiniLM-L6-v2  (dim 384)" in r.stdout
+    assert "3 articles, 47 sentences" in r.stdout and "checksums OK" in r.stdout
+    d = json.loads(runner.invoke(app, ["info", "--json", "--index-dir", str(copy_index)]).stdout)
+    assert d["counts"]["sentences"] == 47 and len(d["articles"]) == 3
+
+
+def test_ask_builds_the_seeds_index_when_none_exists(tmp_path, monkeypatch):
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QA_INDEX_DIR", raising=False)
+    r = runner.invoke(app, ["ask", "tons seized in Safe Mekong", "-k", "1", "--mode", "bm25"])
+    assert r.exit_code == 0, r.output
+    assert "no index at index/ yet: building it from seeds/ first" in r.stderr
+    assert TOP in r.stdout and (tmp_path / "index" / "CURRENT").is_file()
+    r = runner.invoke(app, ["ask", "tons seized in Safe Mekong", "-k", "1", "--mode", "bm25"])
+    assert "building" not in r.stderr and TOP in r.stdout
+
+
+def test_env_var_selects_the_index(copy_index, monkeypatch):
+    monkeypatch.setenv("QA_INDEX_DIR", str(copy_index))
+    r = runner.invoke(app, ["ask", "tons seized in Safe Mekong", "-k", "1", "--mode", "bm25"])
+    assert r.exit_code == 0 and TOP in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["ask", "tons", "--mode", "sparse"], 2, "error: unknown mode 'sparse': use one of bm25, dense, hybrid"),
+        (["ask", "of the and", "--mode", "bm25"], 2, "has no searchable words"),
+        (["ask", "tons", "-k", "0"], 2, "error: -k must be at least 1"),
+        (["ask"], 2, "give a QUESTION or --questions FILE"),
+    ],
+)
+def test_errors_are_one_line(copy_index, args, code, message):
+    r = runner.invoke(app, args + ["--index-dir", str(copy_index)])
+    assert r.exit_code == code
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
