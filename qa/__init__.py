@@ -20,6 +20,7 @@ from .errors import (  # noqa: E402
     IndexCorruptError,
     IndexFormatError,
     IndexLockedError,
+    IndexWriteError,
     IndexNotFoundError,
     ModelLoadError,
     ModelMismatchError,
@@ -32,6 +33,6 @@ from .tokens import Tokenizer, TokenizerConfig  # noqa: E402
 
 __all__ = [
     "Answer", "Article", "BM25Engine", "BM25Params", "Context", "CorpusError", "Hit", "Index", "IndexCorruptError",
-    "IndexFormatError", "IndexLockedError", "IndexNotFoundError", "ModelLoadError", "ModelMismatchError", "QAError",
+    "IndexFormatError", "IndexLockedError", "IndexNotFoundError", "IndexWriteError", "ModelLoadError", "ModelMismatchError", "QAError",
     "QueryError", "Sentence", "Tokenizer", "TokenizerConfig", "load_corpus", "split_sentences",
 ]

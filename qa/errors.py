@@ -42,6 +42,15 @@ class ModelMismatchError(QAError):
     exit_code = 4
 
 
+class IndexWriteError(QAError):
+    """The index folder cannot be created or written (a file in the way, permissions, disk full).
+
+    Raised before ``CURRENT`` moves, so the previous index stays live and unchanged.
+    """
+
+    exit_code = 4
+
+
 class IndexLockedError(QAError):
     """Another process is building the same index."""
 
