@@ -65,7 +65,12 @@ def _segment(paragraph: str) -> list[int]:
     import blingfire  # the native library costs ~20 ms to load; only building an index needs it
 
     flat = _WRAP.sub(" ", paragraph)
-    _, offsets = blingfire.text_to_sentences_and_offsets(flat)
+    try:
+        _, offsets = blingfire.text_to_sentences_and_offsets(flat)
+    except (AssertionError, UnicodeError, ValueError, OverflowError):
+        # blingfire's offset mapping asserts on some inputs (e.g. empty text) and cannot encode lone surrogates:
+        # keep the paragraph whole; _cut_long still bounds its pieces, so no input makes splitting fail
+        return []
     return sorted({min(max(e, 0), len(paragraph)) for _, e in offsets})
 
 
