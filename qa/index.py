@@ -46,10 +46,12 @@ from .bm25 import BM25Engine, BM25Params, rank_of, top_k_desc
 from .corpus import Article, load_corpus
 from .dense import Encoder, dense_scores, resolve_model
 from .errors import (
+    CorpusError,
     IndexCorruptError,
     IndexFormatError,
     IndexLockedError,
     IndexNotFoundError,
+    IndexWriteError,
     ModelMismatchError,
     QAError,
     QueryError,
@@ -66,12 +68,27 @@ DEFAULT_FUSION: Fusion = "rrf"
 DEFAULT_ALPHA = 0.5
 DEFAULT_DEPTH = 100
 MAX_QUESTION_CHARS = 10_000
+# Files every generation has; a manifest that does not list (and so checksum) all of them is corrupt.
+_REQUIRED_FILES = frozenset(
+    {"articles.jsonl", "sentences.npy", "dense/vectors.npy"} | {f"bm25/{f}" for f in BM25Engine.FILES}
+)
 
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
 
 
 def default_index_dir() -> Path:
     return Path(os.environ.get("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def _test_pause(stage: str) -> None:
+    """Test hook for the crash tests: with ``QA_TEST_PAUSE_AT=<stage>`` a build announces the stage on stderr and
+    sleeps there (``QA_TEST_PAUSE_S`` seconds, default 60) so that a test can SIGKILL it at a known point.
+    Unset (always, outside tests) it costs one environment lookup per stage."""
+    if os.environ.get("QA_TEST_PAUSE_AT") == stage:
+        import sys
+
+        print(f"QA_TEST_PAUSE {stage} {os.getpid()}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get("QA_TEST_PAUSE_S", "60")))
 
 
 def _sha256_file(path: Path) -> str:
@@ -107,9 +124,20 @@ def _segmenter_settings() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    """Exclusive lock on ``index_dir/.lock``; a second builder fails at once with :class:`IndexLockedError`."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """Exclusive lock on ``index_dir/.lock``; a second builder fails at once with :class:`IndexLockedError`.
+
+    The lock is an ``flock``: the kernel releases it when the holder exits or is killed, so a stale ``.lock`` file
+    never blocks the next build.
+    """
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexWriteError(f"{index_dir} is a file, not an index folder; pass --index-dir a folder")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IndexWriteError(
+            f"cannot create the index folder {index_dir} ({e.strerror or e}); pass --index-dir a writable folder"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -127,16 +155,27 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 def resolve_generation(index_dir: Path) -> Path:
     """The folder holding ``manifest.json``: ``index_dir`` itself, or the generation named by ``CURRENT``."""
-    if (index_dir / "manifest.json").is_file():
-        return index_dir
-    cur = index_dir / "CURRENT"
-    if not cur.is_file():
-        raise IndexNotFoundError(f"no index at {index_dir}: build one with `qa index PATHS --index-dir {index_dir}`")
-    name = cur.read_text(encoding="utf-8").strip()
-    gen = index_dir / name
-    if not name or "/" in name or not (gen / "manifest.json").is_file():
-        raise IndexCorruptError(f"{cur} names {name!r}, which is not a complete index; rebuild with `qa index`")
-    return gen
+    build = f"build one with `qa index PATHS --index-dir {index_dir}`"
+    try:
+        if index_dir.exists() and not index_dir.is_dir():
+            raise IndexNotFoundError(f"{index_dir} is a file, not an index folder; pass --index-dir the folder")
+        if (index_dir / "manifest.json").is_file():
+            return index_dir
+        cur = index_dir / "CURRENT"
+        if not cur.is_file():
+            raise IndexNotFoundError(f"no index at {index_dir}: {build}")
+        name = cur.read_text(encoding="utf-8").strip()
+        gen = index_dir / name
+        if not name.startswith("gen-") or "/" in name or not (gen / "manifest.json").is_file():
+            raise IndexCorruptError(
+                f"{cur} names {name[:80]!r}, which is not a complete index; rebuild with `qa index PATHS "
+                f"--index-dir {index_dir}`"
+            )
+        return gen
+    except OSError as e:
+        raise IndexNotFoundError(f"cannot read the index at {index_dir} ({e.strerror or e}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise IndexCorruptError(f"{index_dir / 'CURRENT'} is not text; rebuild with `qa index PATHS --index-dir {index_dir}`") from None
 
 
 def index_exists(index_dir: str | os.PathLike[str]) -> bool:
@@ -165,14 +204,20 @@ def _previous(index_dir: Path, model_name: str, segmenter: dict) -> _Previous | 
             or man.get("segmenter") != segmenter
         ):
             return None
+        files = man["files"]
+        for rel in ("articles.jsonl", "dense/vectors.npy"):  # never carry damaged vectors into a new generation
+            if _sha256_file(gen / rel) != files[rel]["sha256"]:
+                return None
         vecs = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+        if vecs.ndim != 2 or vecs.shape[0] != man["counts"]["sentences"]:
+            return None
         rows = {}
         with open(gen / "articles.jsonl", encoding="utf-8") as f:
             for line in f:
                 a = json.loads(line)
                 rows[a["id"]] = (a["sha256"], a["first"], a["count"])
         return _Previous(rows, vecs)
-    except (QAError, OSError, ValueError, KeyError):
+    except (QAError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # nothing reusable: embed everything
 
 
@@ -225,7 +270,14 @@ class Index:
         tick = progress or (lambda stage, adv, total: None)
         with build_lock(index_dir):
             files = list(_files_progress(paths, tick))
+            if not files:
+                raise CorpusError(
+                    "the corpus is empty: no .txt, .md or .jsonl files under "
+                    + (", ".join(map(str, paths)) or "the given paths")
+                    + "; point qa index at files or folders that contain some"
+                )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
+            _test_pause("read")
             sentences: list[Sentence] = []
             firsts: list[int] = []
             for a in articles:
@@ -266,6 +318,7 @@ class Index:
                     vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
                 vectors[todo] = new
             assert vectors is not None
+            _test_pause("embed")
             removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
 
             manifest = {
@@ -294,7 +347,7 @@ class Index:
             }
             gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors)
             tick("write", 1, 1)
-        idx = cls.load(index_dir, verify=False)
+            idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
             idx._encoder = encoder
         elif enc.__dict__.get("model") is not None:
@@ -333,38 +386,52 @@ class Index:
 
     @classmethod
     def _open(cls, gen: Path, *, model: str | None, verify: bool) -> "Index":
+        rebuild = f"rebuild with `qa index PATHS --index-dir {gen.parent if gen.name.startswith('gen-') else gen}`"
         try:
             manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
                 raise ValueError("not an object")
         except (ValueError, UnicodeDecodeError) as e:
-            raise IndexCorruptError(f"{gen / 'manifest.json'} is not valid JSON ({e}); rebuild with `qa index`") from None
+            msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+            raise IndexCorruptError(f"{gen / 'manifest.json'} is not valid JSON ({msg}); {rebuild}") from None
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise IndexCorruptError(f"{gen / 'manifest.json'}: cannot read ({e.strerror or e}); check permissions") from None
         if manifest.get("format") != FORMAT or "format_version" not in manifest:
-            raise IndexFormatError(f"{gen}: not a qa index (manifest has no qa format version)")
+            raise IndexFormatError(f"{gen}: not a qa index (manifest has no qa format version); {rebuild}")
         if manifest["format_version"] != FORMAT_VERSION:
             raise IndexFormatError(
-                f"{gen}: index format version {manifest['format_version']}, this qa reads version {FORMAT_VERSION}; "
-                "rebuild it with `qa index`"
+                f"{gen}: index format version {str(manifest['format_version'])[:20]}, this qa reads version "
+                f"{FORMAT_VERSION}; {rebuild}"
             )
         try:
             built_with = manifest["model"]["name"]
-            files = manifest["files"]
-            counts = manifest["counts"]
-        except (KeyError, TypeError):
-            raise IndexCorruptError(f"{gen / 'manifest.json'} lacks required fields; rebuild with `qa index`") from None
+            dimension = int(manifest["model"]["dimension"])
+            files = {str(rel): (int(meta["bytes"]), str(meta["sha256"])) for rel, meta in manifest["files"].items()}
+            n = int(manifest["counts"]["sentences"])
+            n_articles = int(manifest["counts"]["articles"])
+            BM25Params(**manifest["bm25"])
+            TokenizerConfig.from_dict(manifest["tokenizer"])
+            if not isinstance(built_with, str) or not _REQUIRED_FILES <= set(files):
+                raise ValueError
+            if any(rel.startswith("/") or ".." in rel.split("/") for rel in files):
+                raise ValueError
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise IndexCorruptError(f"{gen / 'manifest.json'} lacks required fields or has wrong ones; {rebuild}") from None
         if model is not None and resolve_model(model)[0] != built_with:
             raise ModelMismatchError(
                 f"{gen}: index was built with model {built_with!r}, not {model!r}; "
                 f"rebuild with `qa index --model {model}` or omit --model"
             )
-        for rel, meta in files.items():
+        for rel, (size, sha) in files.items():
             p = gen / rel
             if not p.is_file():
                 raise FileNotFoundError(p)
-            if p.stat().st_size != meta["bytes"]:
-                raise IndexCorruptError(f"{p}: size {p.stat().st_size}, manifest says {meta['bytes']} (truncated?)")
-            if verify and _sha256_file(p) != meta["sha256"]:
-                raise IndexCorruptError(f"{p}: checksum does not match the manifest (file altered or damaged)")
+            if p.stat().st_size != size:
+                raise IndexCorruptError(f"{p}: size {p.stat().st_size}, manifest says {size} (truncated?); {rebuild}")
+            if verify and _sha256_file(p) != sha:
+                raise IndexCorruptError(f"{p}: checksum does not match the manifest (file altered or damaged); {rebuild}")
         try:
             with open(gen / "articles.jsonl", encoding="utf-8") as f:
                 articles = [json.loads(line) for line in f]
@@ -373,13 +440,19 @@ class Index:
             bm25 = BM25Engine.load(gen / "bm25", int(spans.shape[0]), BM25Params(**manifest["bm25"]))
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, KeyError, TypeError) as e:
-            raise IndexCorruptError(f"{gen}: cannot read index files ({e}); rebuild with `qa index`") from None
-        n = counts["sentences"]
-        if spans.shape != (n, 4) or vectors.shape[0] != n or len(articles) != counts["articles"]:
-            raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; rebuild with `qa index`")
-        if vectors.shape[1] != manifest["model"]["dimension"]:
-            raise IndexCorruptError(f"{gen}: vector dimension disagrees with the manifest")
+        except (ValueError, OSError, KeyError, TypeError, UnicodeDecodeError) as e:
+            msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+            raise IndexCorruptError(f"{gen}: cannot read index files ({msg}); {rebuild}") from None
+        if (
+            spans.shape != (n, 4)
+            or vectors.ndim != 2
+            or vectors.shape[0] != n
+            or len(articles) != n_articles
+            or not all(isinstance(a, dict) for a in articles)
+        ):
+            raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; {rebuild}")
+        if vectors.shape[1] != dimension:
+            raise IndexCorruptError(f"{gen}: vector dimension disagrees with the manifest; {rebuild}")
         return cls(gen, manifest, articles, spans, bm25, vectors)
 
     # -- access --------------------------------------------------------------------------------------------------
@@ -576,9 +649,64 @@ def _write_generation(
     """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
     for stale in index_dir.glob(".tmp-gen-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in index_dir.glob(".CURRENT.*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     tmp = index_dir / f".tmp-{name}"
+    try:
+        _write_files(tmp, manifest, articles, firsts, sentences, engine, vectors)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IndexWriteError(
+            f"cannot write the new index in {index_dir} ({e.strerror or e}); the previous index is unchanged"
+        ) from None
+    gen = index_dir / name
+    cur = index_dir / "CURRENT"
+    tmp_cur = index_dir / f".CURRENT.{os.getpid()}"
+    try:
+        old = cur.read_text(encoding="utf-8", errors="replace").strip() if cur.is_file() else None
+        _test_pause("rename")
+        os.rename(tmp, gen)
+        with open(tmp_cur, "w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _test_pause("swap")
+        os.replace(tmp_cur, cur)  # the commit point: before it the old index is live, after it the new one
+    except OSError as e:
+        for leftover in (tmp, gen):
+            shutil.rmtree(leftover, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp_cur.unlink()
+        raise IndexWriteError(
+            f"cannot switch {index_dir} to the new index ({e.strerror or e}); the previous index is unchanged"
+        ) from None
+    with contextlib.suppress(OSError):  # durability of the rename; the swap itself is already atomic
+        fd = os.open(index_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _test_pause("cleanup")
+    # keep the generation just replaced (readers may hold it); drop older ones and leftovers of killed builds
+    for g in index_dir.glob("gen-*"):
+        if g.name not in (name, old):
+            shutil.rmtree(g, ignore_errors=True)
+    return gen
+
+
+def _write_files(
+    tmp: Path,
+    manifest: dict[str, Any],
+    articles: list[Article],
+    firsts: list[int],
+    sentences: list[Sentence],
+    engine: BM25Engine,
+    vectors: np.ndarray,
+) -> None:
+    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced."""
     tmp.mkdir(parents=True)
     art_row = {a.id: i for i, a in enumerate(articles)}
     with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
@@ -599,6 +727,7 @@ def _write_generation(
     np.save(tmp / "sentences.npy", spans.reshape(-1, 4))
     engine.save(tmp / "bm25")
     (tmp / "dense").mkdir()
+    _test_pause("write")
     np.save(tmp / "dense" / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
     manifest["files"] = {
         str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
@@ -607,23 +736,3 @@ def _write_generation(
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _fsync_tree(tmp)
-    gen = index_dir / name
-    os.rename(tmp, gen)
-    cur = index_dir / "CURRENT"
-    old = cur.read_text(encoding="utf-8").strip() if cur.is_file() else None
-    tmp_cur = index_dir / f".CURRENT.{os.getpid()}"
-    with open(tmp_cur, "w", encoding="utf-8") as f:
-        f.write(name + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_cur, cur)
-    fd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    # keep the generation just replaced (readers may hold it); drop older ones
-    for g in index_dir.glob("gen-*"):
-        if g.name not in (name, old):
-            shutil.rmtree(g, ignore_errors=True)
-    return gen
