@@ -525,14 +525,14 @@ class Index:
         fusion = fusion or DEFAULT_FUSION
         if fusion not in ("rrf", "convex"):
             raise QueryError(f"unknown fusion {fusion!r}: use rrf or convex")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise QueryError(f"k must be a positive whole number, got {k!r}")
+        k = int(k)
         if context < 0:
             raise QueryError(f"context must be 0 or more, got {context}")
-        if not isinstance(question, str) or not question.strip():
-            raise QueryError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QueryError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise QueryError(f"alpha must be between 0 and 1 (the weight on BM25), got {alpha}")
+        check_question(question)
         tokens = self.tokenizer.tokenize(question)
         if not tokens:
             raise QueryError(
@@ -619,6 +619,24 @@ class Index:
         before = tuple(ctx(i) for i in range(max(lo, row - n), row))
         after = tuple(ctx(i) for i in range(row + 1, min(hi, row + n + 1)))
         return before, after
+
+
+def check_question(question: object) -> None:
+    """Raise :class:`QueryError` unless ``question`` is usable text: a non-blank ``str`` of at most
+    :data:`MAX_QUESTION_CHARS` characters with no unpaired surrogates (what undecodable command-line bytes become)."""
+    if not isinstance(question, str) or not question.strip():
+        raise QueryError("the question is empty; give a question with some words")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QueryError(
+            f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}, shorten it"
+        )
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise QueryError(
+            f"the question is not valid text (undecodable byte or lone surrogate at character {e.start}); "
+            "pass it as UTF-8"
+        ) from None
 
 
 def _count(sentences: Sequence[Sentence], first: int) -> int:
