@@ -49,6 +49,10 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _err("interrupted")
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # e.g. `qa ask ... | head -1`: the reader left; not an error worth a message
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the interpreter's final flush is quiet
+        raise typer.Exit(141) from None
     except typer.Exit:
         raise
     except Exception as e:  # a bug: still one line, unless debugging
@@ -210,13 +214,35 @@ def ask(
     with _errors():
         if (question is None) == (questions is None):
             raise QueryError("give a QUESTION or --questions FILE (exactly one)")
-        batch = _read_questions(questions) if questions is not None else [("1", question)]
         from .answer import MODES
+        from .index import check_question
 
+        # every check that needs no index comes first: a bad option never loads (or builds) an index or a model
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if k < 1:
             raise QueryError(f"-k must be at least 1, got {k}")
+        if fusion is not None and fusion not in ("rrf", "convex"):
+            raise QueryError(f"unknown fusion {fusion!r}: use rrf or convex")
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise QueryError(f"--alpha must be between 0 and 1 (the weight on BM25), got {alpha}")
+        if context < 0:
+            raise QueryError(f"--context must be 0 or more, got {context}")
+        failed = 0  # batch: bad questions are reported one line each, the rest answered, then exit 2
+        if questions is None:
+            check_question(question)
+            batch = [("1", question)]
+        else:
+            batch = []
+            for qid, q in _read_questions(questions):
+                try:
+                    check_question(q)
+                    batch.append((qid, q))
+                except QueryError as e:
+                    _err(f"question {qid}: {e}")
+                    failed += 1
+        if not batch:
+            raise typer.Exit(QueryError.exit_code)
         idx = _open_index(index_dir, model)
         vectors = None
         if mode != "bm25" and len(batch) > 1:
@@ -227,9 +253,10 @@ def ask(
             try:
                 ans = idx.ask(q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv)
             except QueryError as e:
-                if len(batch) == 1:
+                if questions is None:
                     raise
                 _err(f"question {qid}: {e}")
+                failed += 1
                 continue
             if as_json:
                 typer.echo(json.dumps(ans.to_dict(id=qid if questions is not None else None), ensure_ascii=False))
@@ -237,6 +264,8 @@ def ask(
                 if i:
                     typer.echo("")
                 _print_human(qid, ans, idx, use_color, show_id=questions is not None)
+        if failed:
+            raise typer.Exit(QueryError.exit_code)
 
 
 @app.command()
