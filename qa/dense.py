@@ -6,6 +6,11 @@ name (already in the local cache) or folder path works too.
 
 Vectors are L2-normalised float32, so the inner product is the cosine similarity.
 
+Questions are embedded without torch when the model allows it: for a plain BERT + mean pooling + Normalize
+sentence-transformers folder (the default model is one), :meth:`Encoder.encode_query` runs the same forward pass in
+numpy (:mod:`qa.light`), which makes a cold ``qa ask`` take well under a second instead of ~8 s. Set
+``QA_QUERY_ENCODER=torch`` to always use sentence-transformers (``light`` to require the numpy path).
+
 >>> enc = Encoder()                                           # doctest: +SKIP
 >>> enc.encode(["9.8 tons of drugs seized"]).shape            # doctest: +SKIP
 (1, 384)
@@ -61,12 +66,24 @@ def _offline() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-class Encoder:
-    """A sentence-transformers model, loaded on first use (importing torch costs seconds)."""
+QUERY_BACKENDS = ("auto", "light", "torch")
 
-    def __init__(self, model: str | None = None, device: str = "cpu"):
+
+class Encoder:
+    """A sentence-transformers model, loaded on first use (importing torch costs seconds).
+
+    ``query_backend`` picks how questions are embedded: ``"auto"`` (default, or ``$QA_QUERY_ENCODER``) uses the
+    numpy :class:`~qa.light.LightEncoder` when the model folder is one it reproduces and torch is not loaded yet;
+    ``"light"`` requires it; ``"torch"`` always uses sentence-transformers. Documents are always embedded by
+    sentence-transformers.
+    """
+
+    def __init__(self, model: str | None = None, device: str = "cpu", query_backend: str | None = None):
         self.name, self.path = resolve_model(model)
         self.device = device
+        self.query_backend = query_backend or os.environ.get("QA_QUERY_ENCODER") or "auto"
+        if self.query_backend not in QUERY_BACKENDS:
+            raise ModelLoadError(f"unknown query encoder {self.query_backend!r}: use one of {', '.join(QUERY_BACKENDS)}")
 
     @cached_property
     def model(self):
@@ -110,8 +127,38 @@ class Encoder:
                 progress(len(idx))
         return out
 
+    @cached_property
+    def light(self):
+        """The numpy query encoder for this model, or ``None`` where it cannot reproduce the model exactly."""
+        if self.query_backend == "torch":
+            return None
+        from .light import LightEncoder, supported
+
+        why = supported(self.path)
+        if why is not None:
+            if self.query_backend == "light":
+                raise ModelLoadError(f"QA_QUERY_ENCODER=light cannot run model {self.name!r}: {why}")
+            return None
+        return LightEncoder(self.path)
+
+    def _query_encoder(self):
+        if self.query_backend == "auto" and self.__dict__.get("model") is not None:
+            return None  # torch is loaded already: as fast, and bit-identical to the documents' encoder
+        return self.light
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed questions: like :meth:`encode`, without importing torch where the light encoder applies.
+
+        >>> Encoder().encode_queries(["tons seized in Safe Mekong"]).shape   # doctest: +SKIP
+        (1, 384)
+        """
+        light = self._query_encoder()
+        if light is not None:
+            return light.encode(texts)
+        return self.encode(texts)
+
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        return self.encode_queries([text])[0]
 
 
 def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:

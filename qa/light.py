@@ -1,0 +1,220 @@
+"""A light query encoder: the same BERT forward pass as sentence-transformers, in numpy (no torch import).
+
+Importing torch and sentence-transformers costs seconds; embedding one question costs milliseconds. For a plain
+sentence-transformers BERT model (``modules.json`` = Transformer → mean Pooling → Normalize, a ``BertModel``
+``config.json`` with absolute positions and GELU, float weights in ``model.safetensors`` and a ``tokenizer.json``),
+:class:`LightEncoder` runs the forward pass with numpy on the weights loaded by ``safetensors`` and the fast
+``tokenizers`` library. Its vectors equal the PyTorch ones to within float32 rounding (cosine ≥ 1 − 1e-6 in the
+tests; the requirement is 1 − 1e-4). Any other model folder is refused by :func:`supported` and the caller falls
+back to sentence-transformers.
+
+>>> from qa.dense import resolve_model                                 # doctest: +SKIP
+>>> enc = LightEncoder(resolve_model(None)[1])                         # doctest: +SKIP
+>>> enc.encode(["9.8 tons of drugs seized"]).shape                     # doctest: +SKIP
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+_POOLING = "sentence_transformers.models.Pooling"
+_MODULES = (
+    "sentence_transformers.models.Transformer",
+    _POOLING,
+    "sentence_transformers.models.Normalize",
+)
+
+
+def _read_json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def supported(folder: str | Path) -> str | None:
+    """``None`` if ``folder`` is a model :class:`LightEncoder` reproduces exactly, else the reason it is not.
+
+    >>> supported("/nonexistent")
+    'no modules.json'
+    """
+    folder = Path(folder)
+    modules = _read_json(folder / "modules.json")
+    if not isinstance(modules, list):
+        return "no modules.json"
+    if tuple(m.get("type") for m in modules) != _MODULES or modules[0].get("path", "") != "":
+        return "not Transformer → Pooling → Normalize"
+    pool = _read_json(folder / modules[1].get("path", "1_Pooling") / "config.json")
+    if not isinstance(pool, dict) or not pool.get("pooling_mode_mean_tokens"):
+        return "pooling is not mean"
+    if any(v for k, v in pool.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
+        return "pooling mixes modes"
+    if pool.get("include_prompt") is False:
+        return "pooling excludes a prompt"
+    cfg = _read_json(folder / "config.json")
+    if not isinstance(cfg, dict) or cfg.get("model_type") != "bert":
+        return "not a BERT model"
+    if cfg.get("hidden_act") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
+        return "activation or position embeddings differ from BERT's"
+    if cfg.get("hidden_size", 0) % max(cfg.get("num_attention_heads", 0), 1):
+        return "bad head count"
+    st = _read_json(folder / "config_sentence_transformers.json")
+    if isinstance(st, dict) and (st.get("prompts") and any(st["prompts"].values()) or st.get("default_prompt_name")):
+        return "the model uses prompts"
+    for f in ("model.safetensors", "tokenizer.json"):
+        if not (folder / f).is_file():
+            return f"no {f}"
+    return None
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64 (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7), vectorised; numpy has no erf."""
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(
+        -a * a
+    )
+    return s * y
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU, as BERT's ``hidden_act="gelu"``."""
+    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / np.sqrt(2.0)))).astype(np.float32)
+
+
+def _one_blas_thread(tokens: int):
+    """A context that limits BLAS to one thread for small inputs (thread start-up costs more than it saves, and
+    on a busy machine a waiting thread can stall a 0.1 ms matmul for milliseconds)."""
+    if tokens > 4096:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = np.square(x - mu).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+class LightEncoder:
+    """Mean-pooled, L2-normalised BERT sentence embeddings computed with numpy (float32)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        why = supported(self.folder)
+        if why is not None:
+            raise ValueError(f"{self.folder}: the light encoder cannot run this model ({why})")
+        self.config = _read_json(self.folder / "config.json")
+        st = _read_json(self.folder / "sentence_bert_config.json") or {}
+        self.max_length = int(min(st.get("max_seq_length") or 512, self.config.get("max_position_embeddings", 512)))
+        self.do_lower_case = bool(st.get("do_lower_case", False))
+        self.heads = int(self.config["num_attention_heads"])
+        self.eps = float(self.config.get("layer_norm_eps", 1e-12))
+        self.layers = int(self.config["num_hidden_layers"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.config["hidden_size"])
+
+    @cached_property
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(self.max_length)
+        return tok
+
+    @cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load_file
+
+        w = load_file(str(self.folder / "model.safetensors"))
+        out = {}
+        for k, v in w.items():
+            k = k[5:] if k.startswith("bert.") else k
+            if v.dtype.kind != "f":
+                continue
+            if k.endswith(".weight") and v.ndim == 2 and not k.startswith("embeddings."):
+                k, v = k + ".T", v.T  # linear layers stored transposed: x @ Wt (contiguous) is fast BLAS
+            out[k] = np.ascontiguousarray(v, dtype=np.float32)
+        return out
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Pooled, normalised embeddings of a padded batch ``ids`` (b, L) with attention ``mask`` (b, L)."""
+        W = self.weights
+        b, L = ids.shape
+        h = self.heads
+        x = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:L]
+        x = x + W["embeddings.token_type_embeddings.weight"][0]
+        x = _layer_norm(x, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"], self.eps)
+        d = x.shape[-1]
+        hd = d // h
+        bias = np.where(mask[:, None, None, :] > 0, 0.0, np.finfo(np.float32).min).astype(np.float32)
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def lin(t: np.ndarray, name: str) -> np.ndarray:
+                return t @ W[p + name + ".weight.T"] + W[p + name + ".bias"]
+
+            q = lin(x, "attention.self.query").reshape(b, L, h, hd).transpose(0, 2, 1, 3)
+            k = lin(x, "attention.self.key").reshape(b, L, h, hd).transpose(0, 2, 3, 1)
+            v = lin(x, "attention.self.value").reshape(b, L, h, hd).transpose(0, 2, 1, 3)
+            att = (q @ k) * np.float32(1.0 / np.sqrt(hd)) + bias
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, L, d)
+            x = _layer_norm(
+                lin(ctx, "attention.output.dense") + x,
+                W[p + "attention.output.LayerNorm.weight"],
+                W[p + "attention.output.LayerNorm.bias"],
+                self.eps,
+            )
+            y = lin(_gelu(lin(x, "intermediate.dense")), "output.dense")
+            x = _layer_norm(y + x, W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"], self.eps)
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        norm = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed ``texts`` as L2-normalised float32 rows, in order (batches of similar length, padded).
+
+        >>> LightEncoder(resolve_model(None)[1]).encode(["a", "b"]).dtype   # doctest: +SKIP
+        dtype('float32')
+        """
+        texts = [t.lower() for t in texts] if self.do_lower_case else list(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        encs = self.tokenizer.encode_batch(texts) if texts else []
+        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            L = max(len(encs[i].ids) for i in idx)
+            ids = np.zeros((len(idx), L), dtype=np.int64)
+            mask = np.zeros((len(idx), L), dtype=np.int64)
+            for r, i in enumerate(idx):
+                e = encs[i].ids
+                ids[r, : len(e)] = e
+                mask[r, : len(e)] = 1
+            with _one_blas_thread(ids.size):
+                out[idx] = self._forward(ids, mask)
+            if progress is not None:
+                progress(len(idx))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
