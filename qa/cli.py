@@ -246,7 +246,7 @@ def ask(
         idx = _open_index(index_dir, model)
         vectors = None
         if mode != "bm25" and len(batch) > 1:
-            vectors = idx.encoder.encode([q for _, q in batch])
+            vectors = idx.encoder.encode_queries([q for _, q in batch])
         use_color = sys.stdout.isatty() if color is None else color
         for i, (qid, q) in enumerate(batch):
             qv = vectors[i] if vectors is not None else None
