@@ -19,6 +19,7 @@ Ties are broken by document id, so fused rankings are deterministic.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Mapping, Sequence
 
 Fusion = Literal["rrf", "convex"]
@@ -41,6 +42,8 @@ def minmax(scores: Mapping[int, float]) -> dict[int, float]:
     lo, hi = min(scores.values()), max(scores.values())
     if hi <= lo:
         return {d: 1.0 for d in scores}
+    if not math.isfinite(hi - lo):  # extreme but finite scores: halve first so that nothing overflows to inf/nan
+        return {d: min(1.0, (s / 2 - lo / 2) / (hi / 2 - lo / 2)) for d, s in scores.items()}
     return {d: (s - lo) / (hi - lo) for d, s in scores.items()}
 
 
