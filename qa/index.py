@@ -81,14 +81,20 @@ def default_index_dir() -> Path:
 
 
 def _test_pause(stage: str) -> None:
-    """Test hook for the crash tests: with ``QA_TEST_PAUSE_AT=<stage>`` a build announces the stage on stderr and
-    sleeps there (``QA_TEST_PAUSE_S`` seconds, default 60) so that a test can SIGKILL it at a known point.
-    Unset (always, outside tests) it costs one environment lookup per stage."""
+    """Test hook for the crash and lock tests (tests/test_faults.py), never set otherwise.
+
+    With ``QA_TEST_PAUSE_AT=<stage>`` a build announces ``QA_TEST_PAUSE <stage> <pid>`` on stderr and waits there,
+    for ``QA_TEST_PAUSE_S`` seconds (default 60) or until the file ``QA_TEST_RESUME_FILE`` exists, so that a test
+    can SIGKILL it, or race it, at a known point. Unset, it costs one environment lookup per stage.
+    """
     if os.environ.get("QA_TEST_PAUSE_AT") == stage:
         import sys
 
         print(f"QA_TEST_PAUSE {stage} {os.getpid()}", file=sys.stderr, flush=True)
-        time.sleep(float(os.environ.get("QA_TEST_PAUSE_S", "60")))
+        resume = os.environ.get("QA_TEST_RESUME_FILE")
+        until = time.monotonic() + float(os.environ.get("QA_TEST_PAUSE_S", "60"))
+        while time.monotonic() < until and not (resume and os.path.exists(resume)):
+            time.sleep(0.05)
 
 
 def _sha256_file(path: Path) -> str:
