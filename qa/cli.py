@@ -295,6 +295,88 @@ def info(
             typer.echo(f"  {a['id']}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else ""))
 
 
+def _parse_modes(modes: str) -> list[str]:
+    from .answer import MODES
+
+    out = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in out if m not in MODES]
+    if not out or bad:
+        raise QueryError(f"--modes: unknown mode(s) {', '.join(bad) or '(none)'}: use a comma list of {', '.join(MODES)}")
+    return list(dict.fromkeys(out))
+
+
+@app.command("eval")
+def eval_(
+    gold: Path = typer.Option(Path("eval/gold.jsonl"), "--gold", help="Gold questions (JSON Lines)."),
+    modes: str = typer.Option("bm25,dense,hybrid", "--modes", help="Comma list of modes to run."),
+    split: str = typer.Option("test", "--split", help="dev, test or all."),
+    squad: Optional[Path] = typer.Option(None, "--squad", help="Evaluate on a SQuAD v1.1 JSON file (ReQA protocol) instead."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Hybrid fusion: rrf or convex [default: the index default]"),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Convex fusion weight on BM25, 0..1."),
+    out: Path = typer.Option(Path("eval/runs"), "--out", help="Folder for the TREC run files and the JSON report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
+    index_dir: Optional[Path] = IndexDirOpt,
+    model: Optional[str] = ModelOpt,
+) -> None:
+    """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
+
+    Writes one TREC run file per mode and a JSON report under --out, then scores the run files with ranx and
+    tests hybrid against each single mode (paired randomization test). With --squad FILE: SQuAD v1.1 as
+    sentence retrieval (ReQA): MRR and R@1/5/10 per mode, beside ReQA's plain BM25.
+    """
+    with _errors():
+        mode_list = _parse_modes(modes)
+        if fusion is not None and fusion not in ("rrf", "convex"):
+            raise QueryError(f"--fusion must be rrf or convex, got {fusion!r}")
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise QueryError(f"--alpha must be between 0 and 1, got {alpha}")
+        if squad is not None:
+            from . import reqa
+
+            say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
+            report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
+                                         work_dir=out / "squad", progress=say)
+            if as_json:
+                typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+                return
+            typer.echo(reqa.format_counts(report))
+            typer.echo(reqa.format_table(report))
+            ref = report["reqa_reference"]["bm25"]
+            typer.echo(f"ReQA paper, plain BM25: MRR {ref['MRR']:.3f}  R@1 {ref['R@1']:.3f}  R@5 {ref['R@5']:.3f}  "
+                       f"R@10 {ref['R@10']:.3f}")
+            _echo_tail(report)
+            return
+        from . import evaluate as ev
+
+        if split not in ev.SPLITS:
+            raise QueryError(f"--split must be dev, test or all, got {split!r}")
+        questions = ev.load_gold(gold)
+        idx = _open_index(index_dir, model)
+        report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+            return
+        g = report["gold"]
+        typer.echo(f"{gold} [{split}]: {g['questions']} questions ({g['answerable']} answerable, "
+                   f"{g['unanswerable']} unanswerable); index {report['index']['folder']} "
+                   f"({report['index']['sentences']} sentences)")
+        typer.echo(ev.format_table(report))
+        _echo_tail(report)
+        na = ev.format_no_answer(report)
+        if na:
+            typer.echo(na)
+
+
+def _echo_tail(report: dict) -> None:
+    from .evaluate import format_significance
+
+    sig = format_significance(report)
+    if sig:
+        typer.echo(sig)
+    files = [m["run_file"] for m in report["modes"].values()]
+    typer.echo(f"runs: {', '.join(files)}; report: {report['report_file']}")
+
+
 def main() -> None:  # console-script entry point
     app()
 

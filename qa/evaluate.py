@@ -1,0 +1,721 @@
+"""Evaluation: gold questions → TREC run files → ranx scores → a JSON report.
+
+Running and scoring are separate steps, joined only by the run file:
+
+1. :func:`load_gold` reads ``eval/gold.jsonl``; :func:`qrels_for` turns each question's evidence (article id and a
+   verbatim quote) into the relevant sentence ids of an index — every sentence whose ``[start, end)`` span
+   overlaps the quote — so the gold survives changes to sentence splitting;
+2. :func:`run_questions` asks the index every question in one mode and :func:`write_trec` writes the ranking as
+   a TREC run file (``qid Q0 docid rank score tag``, docid ``article§sentence``);
+3. :func:`score_run` reads the run file back and scores it with `ranx <https://amenra.github.io/ranx/>`_
+   (P@1, Recall@5, MRR@10, nDCG@10); :func:`significance` runs ranx's paired randomization test.
+
+:func:`evaluate_gold` does all three for several modes and writes the runs and a JSON report under
+``eval/runs/``. Questions without evidence (the corpus cannot answer them) are left out of every ranking metric
+and reported apart: how high the top scores reach for them compared with answerable questions.
+
+>>> gold = load_gold("eval/gold.jsonl")                                  # doctest: +SKIP
+>>> report = evaluate_gold(Index.load("index"), gold, split="test")      # doctest: +SKIP
+>>> report["modes"]["hybrid"]["metrics"]["P@1"]                          # doctest: +SKIP
+0.914
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
+
+from .answer import MODES, Mode
+from .errors import QAError, QueryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .answer import Hit
+    from .index import Index
+
+Split = Literal["dev", "test", "all"]
+SPLITS: tuple[str, ...] = ("dev", "test", "all")
+GOLD_FILE = "eval/gold.jsonl"
+RUNS_DIR = "eval/runs"
+RUN_DEPTH = 10  # hits written per question
+ANSWER_K = 5  # "answer string found in the top k"
+# Display name → ranx metric.
+SEED_METRICS: dict[str, str] = {"P@1": "precision@1", "R@5": "recall@5", "MRR@10": "mrr@10", "nDCG@10": "ndcg@10"}
+SIG_PERMUTATIONS = 10_000
+SIG_LEVEL = 0.05
+
+
+class GoldError(QAError):
+    """The gold file or a run file cannot be used (bad JSON, missing field, quote not found in its article)."""
+
+    exit_code = 2
+
+
+# -- gold ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """A verbatim quote of the supporting text in one article."""
+
+    article: str
+    quote: str
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    """One line of the gold file. No evidence means the corpus cannot answer it.
+
+    >>> GoldQuestion("g1", "Who?", ("Wei",), (Evidence("000", "Wei said"),), "dev").answerable
+    True
+    """
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    split: str
+    type: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.evidence)
+
+
+def load_gold(path: str | os.PathLike[str]) -> list[GoldQuestion]:
+    """Read and check a gold JSON Lines file: ``id``, ``question``, ``answers``, ``evidence``, ``split`` per line.
+
+    Raises :class:`GoldError` naming the file and line of the first problem.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GoldError(f"{p}: cannot read the gold file ({getattr(e, 'strerror', None) or e})") from None
+    out: list[GoldQuestion] = []
+    seen: set[str] = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GoldError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise GoldError(f"{where}: expected a JSON object")
+        missing = [k for k in ("id", "question", "answers", "evidence", "split") if k not in obj]
+        if missing:
+            raise GoldError(f"{where}: missing field(s) {', '.join(missing)}")
+        qid, question = str(obj["id"]), obj["question"]
+        if not qid or any(c.isspace() for c in qid):
+            raise GoldError(f"{where}: id {qid!r} must be non-empty without spaces (it is a TREC query id)")
+        if qid in seen:
+            raise GoldError(f"{where}: duplicate id {qid!r}")
+        seen.add(qid)
+        if not isinstance(question, str) or not question.strip():
+            raise GoldError(f"{where}: question must be a non-empty string")
+        answers, evidence = obj["answers"], obj["evidence"]
+        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise GoldError(f"{where}: answers must be a list of non-empty strings")
+        if not isinstance(evidence, list):
+            raise GoldError(f"{where}: evidence must be a list of {{article, quote}} objects")
+        ev = []
+        for e in evidence:
+            if not isinstance(e, dict) or not isinstance(e.get("article"), str) or not isinstance(e.get("quote"), str):
+                raise GoldError(f"{where}: each evidence item needs string fields article and quote")
+            if not e["quote"].strip():
+                raise GoldError(f"{where}: empty evidence quote")
+            ev.append(Evidence(e["article"], e["quote"]))
+        if bool(answers) != bool(ev):
+            raise GoldError(f"{where}: answers and evidence must both be given, or both be empty (unanswerable)")
+        if obj["split"] not in ("dev", "test"):
+            raise GoldError(f"{where}: split must be 'dev' or 'test', got {obj['split']!r}")
+        out.append(GoldQuestion(qid, question, tuple(answers), tuple(ev), obj["split"], str(obj.get("type", ""))))
+    if not out:
+        raise GoldError(f"{p}: no questions")
+    return out
+
+
+def select_split(gold: Iterable[GoldQuestion], split: Split) -> list[GoldQuestion]:
+    """The questions of ``split`` (``"all"``: every question)."""
+    if split not in SPLITS:
+        raise QueryError(f"unknown split {split!r}: use dev, test or all")
+    return [g for g in gold if split == "all" or g.split == split]
+
+
+def docid(article: str, sentence: int) -> str:
+    """The TREC document id of a sentence.
+
+    >>> docid("000_8a66", 7)
+    '000_8a66§7'
+    """
+    return f"{article}§{sentence}"
+
+
+def quote_spans(text: str, quote: str) -> list[tuple[int, int]]:
+    """Every ``[start, end)`` where ``quote`` occurs verbatim in ``text``.
+
+    >>> quote_spans("a b a b", "a b")
+    [(0, 3), (4, 7)]
+    """
+    out, i = [], text.find(quote)
+    while i >= 0:
+        out.append((i, i + len(quote)))
+        i = text.find(quote, i + 1)
+    return out
+
+
+def qrels_for(gold: Iterable[GoldQuestion], index: "Index") -> dict[str, dict[str, int]]:
+    """Relevant sentences per answerable question: ``{qid: {docid: 1}}``.
+
+    A sentence is relevant when its span overlaps an occurrence of an evidence quote. A missing article or a
+    quote not found verbatim raises :class:`GoldError`.
+    """
+    arts = {a["id"]: a for a in index.articles}
+    qrels: dict[str, dict[str, int]] = {}
+    for g in gold:
+        if not g.answerable:
+            continue
+        rel: dict[str, int] = {}
+        for ev in g.evidence:
+            a = arts.get(ev.article)
+            if a is None:
+                raise GoldError(f"gold {g.id}: article {ev.article!r} is not in the index {index.folder}")
+            spans = quote_spans(a["text"], ev.quote)
+            if not spans:
+                raise GoldError(f"gold {g.id}: quote {ev.quote[:60]!r} not found verbatim in article {ev.article}")
+            for row in range(a["first"], a["first"] + a["count"]):
+                _, num, s, e = (int(x) for x in index.spans[row])
+                if any(s < qe and qs < e for qs, qe in spans):
+                    rel[docid(ev.article, num)] = 1
+        qrels[g.id] = rel
+    return qrels
+
+
+# -- running ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueryRun:
+    """One question's ranking: docids best first, their scores, and what the top hit scored in each retriever."""
+
+    qid: str
+    docids: tuple[str, ...]
+    scores: tuple[float, ...]
+    seconds: float
+    top_bm25: float | None = None
+    top_dense: float | None = None
+    error: str | None = None  # the question could not be asked (e.g. no searchable words): empty ranking
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    """All questions of one mode, and how they were asked."""
+
+    mode: Mode
+    tag: str
+    queries: tuple[QueryRun, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def latency_ms(self) -> dict[str, float]:
+        """p50 and p95 of per-question seconds, in milliseconds."""
+        import numpy as np
+
+        t = np.array([q.seconds for q in self.queries], dtype=np.float64) * 1000.0
+        if t.size == 0:
+            return {"p50": math.nan, "p95": math.nan}
+        return {"p50": round(float(np.percentile(t, 50)), 2), "p95": round(float(np.percentile(t, 95)), 2)}
+
+
+def _hit_docid(hit: "Hit") -> str:
+    return docid(hit.article, hit.sentence)
+
+
+def run_questions(
+    index: "Index",
+    questions: Sequence[tuple[str, str]],
+    mode: Mode,
+    *,
+    k: int = RUN_DEPTH,
+    fusion: str | None = None,
+    alpha: float | None = None,
+    depth: int | None = None,
+    vectors: "np.ndarray | None" = None,
+    docid_of: Callable[["Hit"], str] = _hit_docid,
+    slack: int = 0,
+) -> ModeRun:
+    """Ask every ``(qid, question)`` in ``mode`` and keep the ``k`` best docids.
+
+    Each question is timed alone. Without ``vectors`` the question is embedded inside the timed call (the
+    latency ``qa ask`` sees with a loaded model); with ``vectors`` (one row per question, batch-encoded) only
+    the search is timed. ``docid_of`` maps a hit to a document id; hits mapping to an id already ranked are
+    skipped (ask ``slack`` extra hits to make up for them). A question that cannot be asked gets an empty ranking.
+    """
+    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+
+    if mode not in MODES:
+        raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    fusion = fusion or DEFAULT_FUSION
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    depth = DEFAULT_DEPTH if depth is None else depth
+    if mode != "bm25" and vectors is None and questions:
+        index.encoder.encode(["warm up"])  # load the model outside the timings
+    out = []
+    for i, (qid, q) in enumerate(questions):
+        qv = vectors[i] if (vectors is not None and mode != "bm25") else None
+        t0 = time.perf_counter()
+        try:
+            ans = index.ask(q, k=k + slack, mode=mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv)
+        except QueryError as e:
+            out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e)))
+            continue
+        dt = time.perf_counter() - t0
+        ids: list[str] = []
+        scores: list[float] = []
+        seen: set[str] = set()
+        for h in ans.hits:
+            d = docid_of(h)
+            if d in seen:
+                continue
+            seen.add(d)
+            ids.append(d)
+            scores.append(h.score)
+            if len(ids) == k:
+                break
+        top = ans.hits[0] if ans.hits else None
+        out.append(
+            QueryRun(qid, tuple(ids), tuple(scores), dt, top.bm25_score if top else None, top.dense_score if top else None)
+        )
+    tag = f"qa-{mode}" + (f"-{fusion}" + (f"{alpha:g}" if fusion == "convex" else "") if mode == "hybrid" else "")
+    settings = {"k": k, "fusion": fusion if mode == "hybrid" else None, "alpha": alpha if mode == "hybrid" and fusion == "convex" else None,
+                "depth": depth, "batched_query_vectors": vectors is not None}
+    return ModeRun(mode, tag, tuple(out), settings)
+
+
+def _decreasing(scores: Sequence[float]) -> list[float]:
+    """Scores rounded to 9 decimals and made strictly decreasing (ties lowered by 1e-9 per place).
+
+    TREC tools (trec_eval, ranx) rank by score; this keeps qa's own tie-break (by sentence row) in the file.
+
+    >>> _decreasing([0.5, 0.5, 0.25])
+    [0.5, 0.499999999, 0.25]
+    """
+    out: list[float] = []
+    for s in scores:
+        v = round(float(s), 9)
+        if out and v >= out[-1]:
+            v = round(out[-1] - 1e-9, 9)
+        out.append(v)
+    return out
+
+
+def write_trec(path: str | os.PathLike[str], run: ModeRun) -> Path:
+    """Write ``run`` as a TREC run file (``qid Q0 docid rank score tag``); return its path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for q in run.queries:
+            for r, (d, s) in enumerate(zip(q.docids, _decreasing(q.scores)), 1):
+                if any(c.isspace() for c in d):
+                    raise GoldError(f"docid {d!r} contains whitespace; it cannot go in a TREC run file")
+                f.write(f"{q.qid} Q0 {d} {r} {s:.9f} {run.tag}\n")
+    os.replace(tmp, p)
+    return p
+
+
+def read_trec(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float]], str]:
+    """Read a TREC run file back: ``({qid: {docid: score}}, tag)``. Checks that ranks follow the scores."""
+    p = Path(path)
+    run: dict[str, dict[str, float]] = {}
+    last: dict[str, tuple[int, float]] = {}
+    tag = ""
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GoldError(f"{p}: cannot read the run file ({getattr(e, 'strerror', None) or e})") from None
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise GoldError(f"{p}:{n}: expected 'qid Q0 docid rank score tag', got {len(parts)} fields")
+        qid, _, d, rank_s, score_s, tag = parts
+        try:
+            rank, score = int(rank_s), float(score_s)
+        except ValueError:
+            raise GoldError(f"{p}:{n}: rank and score must be numbers") from None
+        prev = last.get(qid)
+        if (prev is None and rank != 1) or (prev is not None and (rank != prev[0] + 1 or score >= prev[1])):
+            raise GoldError(f"{p}:{n}: ranks of {qid} must count up from 1 with strictly decreasing scores")
+        last[qid] = (rank, score)
+        run.setdefault(qid, {})[d] = score
+    return run, tag
+
+
+# -- scoring ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scores:
+    """Mean metrics over the questions scored, and each question's value (same order as ``qids``)."""
+
+    metrics: dict[str, float]
+    per_query: dict[str, tuple[float, ...]]
+    qids: tuple[str, ...]
+
+
+def score_rankings(
+    qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], metrics: Mapping[str, str]
+) -> Scores:
+    """Score rankings ``{qid: {docid: score}}`` against ``qrels`` with ranx (see :func:`score_run`)."""
+    import warnings
+
+    import numpy as np
+    from ranx import Qrels, evaluate
+
+    qids = tuple(sorted(qrels))
+    if not qids:
+        raise GoldError("no answerable questions to score")
+    rq = {q: dict(qrels[q]) for q in qids}
+    r = {q: dict(run.get(q, {})) for q in qids}
+    # ranx cannot hold an empty ranking: such a question scores 0 on every metric, as in trec_eval
+    full = [q for q in qids if r[q]]
+    per: dict[str, np.ndarray] = {name: np.zeros(len(qids)) for name in metrics}
+    if full:
+        from ranx import Run
+
+        ranx_run = Run.from_dict({q: r[q] for q in full})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numba's uint64→int64 cast notice
+            evaluate(Qrels.from_dict({q: rq[q] for q in full}), ranx_run, list(metrics.values()),
+                     return_mean=True, save_results_in_run=True)
+        for name, m in metrics.items():
+            got = ranx_run.scores[m]  # {qid: score}
+            per[name][:] = [float(got[q]) if q in got else 0.0 for q in qids]
+    means = {name: round(float(v.mean()), 4) for name, v in per.items()}
+    return Scores(means, {n: tuple(float(x) for x in v) for n, v in per.items()}, qids)
+
+
+def score_run(
+    run_file: str | os.PathLike[str],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Mapping[str, str] = SEED_METRICS,
+) -> Scores:
+    """Score a TREC run file against ``qrels`` with ranx. Only questions in ``qrels`` count (a question absent
+    from the run scores 0). ``metrics`` maps display names to ranx metric names.
+
+    >>> score_run("eval/runs/seeds-test-hybrid.trec", {"g2": {"000§2": 1}}).metrics["P@1"]  # doctest: +SKIP
+    1.0
+    """
+    run, _ = read_trec(run_file)
+    return score_rankings(qrels, run, metrics)
+
+
+def answer_found(
+    run_file: str | os.PathLike[str],
+    gold: Iterable[GoldQuestion],
+    text_of: Callable[[str], str],
+    k: int = ANSWER_K,
+) -> float:
+    """Share of answerable questions with one of their answer strings (case-insensitive) in the text of their
+    top ``k`` sentences of the run file."""
+    run, _ = read_trec(run_file)
+    hits = []
+    for g in gold:
+        if not g.answerable:
+            continue
+        top = sorted(run.get(g.id, {}).items(), key=lambda x: -x[1])[:k]
+        texts = " \n ".join(text_of(d) for d, _ in top).casefold()
+        hits.append(any(a.casefold() in texts for a in g.answers))
+    return round(sum(hits) / len(hits), 4) if hits else math.nan
+
+
+def significance(
+    qrels: Mapping[str, Mapping[str, int]],
+    run_files: Mapping[str, str | os.PathLike[str]],
+    metrics: Mapping[str, str] = SEED_METRICS,
+    baseline: str = "hybrid",
+    n_permutations: int = SIG_PERMUTATIONS,
+    level: float = SIG_LEVEL,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Paired two-sided randomization (Fisher) test of ``baseline`` against every other run, per metric,
+    with ranx ``compare`` (seeded, so reproducible): ``{other: {metric: {delta, p, significant, W, T, L}}}``.
+    Questions absent from a run count as an empty ranking."""
+    import warnings
+
+    from ranx import Qrels, compare
+
+    if baseline not in run_files or len(run_files) < 2:
+        return {}
+    qids = sorted(qrels)
+    runs = {}
+    for name, path in run_files.items():
+        r, _ = read_trec(path)
+        # ranx needs a ranking for every question: a question with none gets one irrelevant placeholder
+        runs[name] = _ranx_run_full({q: r.get(q, {}) for q in qids}, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = compare(
+            Qrels.from_dict({q: dict(qrels[q]) for q in qids}),
+            [runs[baseline]] + [runs[n] for n in run_files if n != baseline],
+            list(metrics.values()),
+            stat_test="fisher",
+            n_permutations=n_permutations,
+            random_seed=42,
+            rounding_digits=6,
+        ).to_dict()
+    b = rep[baseline]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for other in run_files:
+        if other == baseline:
+            continue
+        o = rep[other]
+        out[other] = {}
+        for name, m in metrics.items():
+            p = float(b["comparisons"][other][m])
+            wtl = b["win_tie_loss"][other][m]
+            out[other][name] = {
+                "delta": round(float(b["scores"][m]) - float(o["scores"][m]), 4),
+                "p": round(p, 4),
+                "significant": bool(p < level),
+                "W": int(wtl["W"]),
+                "T": int(wtl["T"]),
+                "L": int(wtl["L"]),
+            }
+    return out
+
+
+def _ranx_run_full(run: Mapping[str, Mapping[str, float]], name: str):
+    from ranx import Run
+
+    return Run.from_dict({q: (dict(v) if v else {"__none__": 0.0}) for q, v in run.items()}, name=name)
+
+
+# -- unanswerable questions ---------------------------------------------------------------------------------------
+def _top_signal(q: QueryRun, mode: str) -> float | None:
+    """The score used to decide "no answer": the top hit's dense cosine (bm25 mode: its BM25 score)."""
+    if not q.docids:
+        return None
+    return q.top_bm25 if mode == "bm25" else q.top_dense
+
+
+def no_answer_stats(
+    run: ModeRun, gold: Sequence[GoldQuestion], threshold: float | None = None
+) -> dict[str, Any]:
+    """How the top score separates answerable from unanswerable questions, and (given a ``threshold``,
+    chosen on dev) how often "answer iff top score ≥ threshold" is right."""
+    import numpy as np
+
+    by = {q.qid: q for q in run.queries}
+    ans = [_top_signal(by[g.id], run.mode) for g in gold if g.answerable and g.id in by]
+    una = [_top_signal(by[g.id], run.mode) for g in gold if not g.answerable and g.id in by]
+    ans_v = np.array([x if x is not None else -np.inf for x in ans])
+    una_v = np.array([x if x is not None else -np.inf for x in una])
+
+    def summary(v: np.ndarray) -> dict[str, float] | None:
+        f = v[np.isfinite(v)]
+        if f.size == 0:
+            return None
+        return {"n": int(v.size), "min": round(float(f.min()), 4), "median": round(float(np.median(f)), 4),
+                "max": round(float(f.max()), 4)}
+
+    out: dict[str, Any] = {
+        "signal": "top hit BM25 score" if run.mode == "bm25" else "top hit dense cosine",
+        "answerable": summary(ans_v),
+        "unanswerable": summary(una_v),
+    }
+    if ans_v.size and una_v.size:
+        # probability that an answerable question's top score beats an unanswerable one's (ROC AUC)
+        wins = (ans_v[:, None] > una_v[None, :]).sum() + 0.5 * (ans_v[:, None] == una_v[None, :]).sum()
+        out["auc"] = round(float(wins / (ans_v.size * una_v.size)), 4)
+    if threshold is not None and (ans_v.size or una_v.size):
+        right = (ans_v >= threshold).sum() + (una_v < threshold).sum()
+        out["threshold"] = round(float(threshold), 4)
+        out["accuracy"] = round(float(right / (ans_v.size + una_v.size)), 4)
+        if ans_v.size and una_v.size:
+            out["balanced_accuracy"] = round(0.5 * float((ans_v >= threshold).mean()) + 0.5 * float((una_v < threshold).mean()), 4)
+        out["answerable_kept"] = round(float((ans_v >= threshold).mean()), 4) if ans_v.size else None
+        out["unanswerable_rejected"] = round(float((una_v < threshold).mean()), 4) if una_v.size else None
+    return out
+
+
+def tune_threshold(run: ModeRun, gold: Sequence[GoldQuestion]) -> float | None:
+    """The "no answer" threshold with the best balanced accuracy on ``gold`` (mean of the share of answerable
+    questions kept and of unanswerable ones rejected; unanswerable questions are few, so plain accuracy would
+    favour answering everything). Among equally good thresholds, the one furthest from any observed score."""
+    import numpy as np
+
+    by = {q.qid: q for q in run.queries}
+    pts = [(s, g.answerable) for g in gold if g.id in by for s in [_top_signal(by[g.id], run.mode)] if s is not None]
+    if not pts or all(a for _, a in pts) or not any(a for _, a in pts):
+        return None
+    vals = sorted({s for s, _ in pts})
+    cands = [vals[0] - 1e-6] + [(a + b) / 2 for a, b in zip(vals, vals[1:])] + [vals[-1] + 1e-6]
+    s_arr = np.array([s for s, _ in pts])
+    a_arr = np.array([a for _, a in pts])
+    bal = [0.5 * float((s_arr[a_arr] >= t).mean()) + 0.5 * float((s_arr[~a_arr] < t).mean()) for t in cands]
+    best = max(bal)
+    good = [t for t, b in zip(cands, bal) if b == best]
+    return float(max(good, key=lambda t: float(np.min(np.abs(s_arr - t)))))
+
+
+# -- the whole seed evaluation ------------------------------------------------------------------------------------
+def evaluate_gold(
+    index: "Index",
+    gold: Sequence[GoldQuestion],
+    *,
+    split: Split = "test",
+    modes: Sequence[Mode] = MODES,
+    out_dir: str | os.PathLike[str] = RUNS_DIR,
+    name: str = "seeds",
+    fusion: str | None = None,
+    alpha: float | None = None,
+    k: int = RUN_DEPTH,
+    answer_k: int = ANSWER_K,
+) -> dict[str, Any]:
+    """Run every mode on ``split`` of ``gold``, write ``<out_dir>/<name>-<split>-<mode>.trec`` and a JSON report
+    ``<out_dir>/<name>-<split>.json``; return the report.
+
+    Metrics are read back from the run files. The "no answer" threshold is tuned on the dev split.
+    """
+    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+
+    for m in modes:
+        if m not in MODES:
+            raise QueryError(f"unknown mode {m!r}: use one of {', '.join(MODES)}")
+    chosen = select_split(gold, split)
+    if not chosen:
+        raise GoldError(f"the gold set has no {split} questions")
+    qrels_all = qrels_for(gold, index)  # checks every quote of the file, not only this split's
+    qrels = {g.id: qrels_all[g.id] for g in chosen if g.answerable}
+    out = Path(out_dir)
+    text_of = _seed_text_lookup(index)
+    dev = select_split(gold, "dev")
+    report: dict[str, Any] = {
+        "gold": {"questions": len(chosen), "answerable": len(qrels), "unanswerable": len(chosen) - len(qrels),
+                 "split": split},
+        "index": {"folder": str(index.folder), "sentences": len(index), "model": index.model_name,
+                  "bm25": index.manifest.get("bm25"), "tokenizer": index.manifest.get("tokenizer")},
+        "defaults": {"fusion": fusion or DEFAULT_FUSION, "alpha": DEFAULT_ALPHA if alpha is None else alpha,
+                     "depth": DEFAULT_DEPTH},
+        "metrics_note": "ranx: precision@1, recall@5, mrr@10, ndcg@10 over answerable questions; "
+                        f"answer@{answer_k}: an answer string occurs in the top {answer_k} sentences",
+        "modes": {},
+    }
+    run_files: dict[str, Path] = {}
+    for mode in modes:
+        run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha)
+        path = write_trec(out / f"{name}-{split}-{mode}.trec", run)
+        run_files[mode] = path
+        sc = score_run(path, qrels)
+        metrics = dict(sc.metrics)
+        metrics[f"answer@{answer_k}"] = answer_found(path, chosen, text_of, answer_k)
+        # per question type (keyword, paraphrase, ...): where each mode wins or loses
+        by_type: dict[str, dict[str, float]] = {}
+        types = {g.id: g.type or "-" for g in chosen}
+        for t in sorted({types[q] for q in sc.qids}):
+            sel = [i for i, q in enumerate(sc.qids) if types[q] == t]
+            by_type[t] = {"n": len(sel), **{m: round(sum(sc.per_query[m][i] for i in sel) / len(sel), 4)
+                                            for m in ("P@1", "MRR@10")}}
+        # the "no answer" threshold: tuned on dev questions (asked separately when evaluating test)
+        dev_run = run if split == "dev" else run_questions(index, [(g.id, g.question) for g in dev], mode, k=1,
+                                                            fusion=fusion, alpha=alpha)
+        thr = tune_threshold(dev_run, dev) if dev else None
+        first_rel = {}
+        for q in run.queries:
+            if q.qid in qrels:
+                first_rel[q.qid] = next((r for r, d in enumerate(q.docids, 1) if d in qrels[q.qid]), None)
+        report["modes"][mode] = {
+            "run_file": str(path),
+            "tag": run.tag,
+            "settings": run.settings,
+            "metrics": metrics,
+            "latency_ms": run.latency_ms(),
+            "by_type": by_type,
+            "no_answer": no_answer_stats(run, chosen, thr),
+            "errors": {q.qid: q.error for q in run.queries if q.error},
+            "first_relevant_rank": first_rel,
+        }
+    if "hybrid" in run_files:
+        report["significance"] = {
+            "test": f"paired two-sided randomization (Fisher), {SIG_PERMUTATIONS} permutations, ranx.compare, "
+                    f"seed 42; significant at p < {SIG_LEVEL}",
+            "hybrid_vs": significance(qrels, {m: str(p) for m, p in run_files.items()}),
+        }
+    rp = out / f"{name}-{split}.json"
+    rp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report["report_file"] = str(rp)
+    return report
+
+
+def _seed_text_lookup(index: "Index") -> Callable[[str], str]:
+    rows = {docid(a, n): r for (a, n), r in index._row_of.items()}
+
+    def text_of(d: str) -> str:
+        r = rows.get(d)
+        return index.sentence(r).text if r is not None else ""
+
+    return text_of
+
+
+# -- printing -----------------------------------------------------------------------------------------------------
+def format_table(report: Mapping[str, Any], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table: one row per mode, one column per metric, then latency.
+
+    >>> print(format_table({"modes": {"bm25": {"metrics": {"P@1": 0.5}, "latency_ms": {"p50": 1.0, "p95": 2.0}}}}))
+    mode       P@1  p50 ms  p95 ms
+    bm25     0.500     1.0     2.0
+    """
+    modes = report["modes"]
+    if not modes:
+        return "(no modes)"
+    cols = list(columns or next(iter(modes.values()))["metrics"].keys())
+    widths = [max(6, len(c)) for c in cols]
+    head = f"{'mode':<{_name_width(modes)}}" + "".join(f"  {c:>{w}}" for c, w in zip(cols, widths)) + "  p50 ms  p95 ms"
+    lines = [head]
+    for name, m in modes.items():
+        vals = "".join(f"  {_fmt(m['metrics'].get(c)):>{w}}" for c, w in zip(cols, widths))
+        lat = m.get("latency_ms") or {}
+        lines.append(f"{name:<{_name_width(modes)}}{vals}  {_fmt(lat.get('p50'), 1):>6}  {_fmt(lat.get('p95'), 1):>6}")
+    return "\n".join(lines)
+
+
+def _name_width(modes: Mapping[str, Any]) -> int:
+    return max(6, *(len(n) for n in modes))
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def format_significance(report: Mapping[str, Any]) -> str:
+    """One line per single mode: hybrid's gain per metric, with p and a star when significant."""
+    sig = (report.get("significance") or {}).get("hybrid_vs") or {}
+    if not sig:
+        return ""
+    lines = [f"hybrid vs single modes ({report['significance']['test']}):"]
+    for other, per in sig.items():
+        parts = [f"{m} {v['delta']:+.3f} (p={v['p']:.3f}{', significant' if v['significant'] else ''}; "
+                 f"W/T/L {v['W']}/{v['T']}/{v['L']})" for m, v in per.items()]
+        lines.append(f"  vs {other}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def format_no_answer(report: Mapping[str, Any]) -> str:
+    lines = []
+    for mode, m in report["modes"].items():
+        na = m.get("no_answer") or {}
+        a, u = na.get("answerable"), na.get("unanswerable")
+        if not u:
+            continue
+        s = (f"  {mode}: {na['signal']}: answerable median {a['median']:.3f} (min {a['min']:.3f}), "
+             f"unanswerable median {u['median']:.3f} (max {u['max']:.3f}), AUC {na.get('auc', math.nan):.3f}")
+        if "threshold" in na:
+            s += (f"; dev threshold {na['threshold']:.3f} → {na['accuracy']:.3f} right "
+                  f"({na['answerable_kept']:.2f} answerable kept, {na['unanswerable_rejected']:.2f} unanswerable rejected)")
+        lines.append(s)
+    return ("unanswerable questions (left out of the metrics above):\n" + "\n".join(lines)) if lines else ""
