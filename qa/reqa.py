@@ -1,0 +1,334 @@
+"""SQuAD v1.1 as a sentence-retrieval task, following ReQA (Ahmad et al., 2019, arXiv:1907.04780).
+
+The corpus is every sentence of every paragraph, split by qa's own splitter, with identical sentence texts
+merged into one candidate; for each question and each of its answers, the gold candidate is the sentence whose
+span contains ``answer_start`` (an ``answer_start`` on the space between two sentences belongs to the next one).
+A question counts once, at its best-ranked gold candidate: MRR, and R@k = the share of questions with a gold
+candidate in the top k (ranx ``mrr`` and ``hit_rate``).
+
+The paragraphs are indexed by qa itself (``qa.Index.build`` over a JSON Lines file of ``{"id": "<title>#<n>",
+"title", "text"}``), so the numbers describe qa's splitter, tokenizer, BM25, encoder and fusion. A hit is mapped
+to its candidate; a hit whose text was already ranked is skipped. Beside qa's modes, :func:`reference_bm25_run`
+ranks the de-duplicated candidates with ReQA's plain BM25 (k1=1.2, b=0.75, lowercase word tokens, no stemming,
+no stopwords) through qa's BM25 engine.
+
+>>> paragraphs = load_squad("../shared/data/squad-dev-v1.1.json")     # doctest: +SKIP
+>>> len(paragraphs), sum(len(p.questions) for p in paragraphs)         # doctest: +SKIP
+(2067, 10570)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from .answer import MODES, Mode
+from .errors import QAError, QueryError
+from .evaluate import ModeRun, QueryRun, format_table, read_trec, run_questions, write_trec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from .index import Index
+
+WORK_DIR = "eval/runs/squad"
+RUN_DEPTH = 20  # candidates written per question (MRR is computed to this rank)
+# Display name → ranx metric ("hit_rate@k": a gold candidate in the top k, ReQA's R@k).
+SQUAD_METRICS: dict[str, str] = {"MRR@20": "mrr@20", "R@1": "hit_rate@1", "R@5": "hit_rate@5", "R@10": "hit_rate@10"}
+# ReQA (Ahmad et al., 2019) on SQuAD v1.1 dev, as given in the issue.
+REQA_REFERENCE: dict[str, Any] = {
+    "candidates": 10250,
+    "pairs": 11426,
+    "bm25": {"MRR": 0.705, "R@1": 0.626, "R@5": 0.798, "R@10": 0.840},
+}
+
+
+class SquadError(QAError):
+    """The SQuAD file cannot be used (unreadable, not SQuAD v1.1 JSON)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SquadQA:
+    """One question and the character offsets of its answers in the paragraph."""
+
+    id: str
+    question: str
+    answer_starts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SquadParagraph:
+    """One paragraph (``id`` = ``<title>#<n>``, n from 0 within the article) with its questions."""
+
+    id: str
+    title: str
+    text: str
+    questions: tuple[SquadQA, ...]
+
+
+def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
+    """Read a SQuAD v1.1 JSON file into paragraphs; raises :class:`SquadError` on anything else.
+
+    An answer whose ``answer_start`` lies outside its paragraph is an error.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SquadError(f"{p}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SquadError(f"{p}: not a JSON file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise SquadError(f'{p}: not SQuAD v1.1 JSON (expected an object with a "data" list)')
+    out: list[SquadParagraph] = []
+    seen: set[str] = set()
+    try:
+        for art in data["data"]:
+            title = str(art["title"])
+            for n, para in enumerate(art["paragraphs"]):
+                ctx = para["context"]
+                if not isinstance(ctx, str) or not ctx.strip():
+                    raise SquadError(f"{p}: empty context in {title!r} paragraph {n}")
+                qas = []
+                for qa in para["qas"]:
+                    qid = str(qa["id"])
+                    if qid in seen or any(c.isspace() for c in qid):
+                        raise SquadError(f"{p}: question id {qid!r} is duplicated or has spaces")
+                    seen.add(qid)
+                    starts = tuple(sorted({int(a["answer_start"]) for a in qa["answers"]}))
+                    if not starts:
+                        raise SquadError(f"{p}: question {qid} has no answers (SQuAD v2 unanswerable questions are not supported)")
+                    if any(not 0 <= s < len(ctx) for s in starts):
+                        raise SquadError(f"{p}: question {qid}: answer_start outside its paragraph")
+                    qas.append(SquadQA(qid, str(qa["question"]), starts))
+                out.append(SquadParagraph(f"{title}#{n}", title, ctx, tuple(qas)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise SquadError(f"{p}: not SQuAD v1.1 JSON (missing or bad field: {e})") from None
+    if not out:
+        raise SquadError(f"{p}: no paragraphs")
+    return out
+
+
+def write_corpus(paragraphs: Sequence[SquadParagraph], path: str | os.PathLike[str]) -> Path:
+    """Write the paragraphs as a qa JSON Lines corpus (only when the content changed, so the index cache holds)."""
+    p = Path(path)
+    body = "".join(
+        json.dumps({"id": x.id, "title": x.title, "text": x.text}, ensure_ascii=False) + "\n" for x in paragraphs
+    )
+    if not p.is_file() or p.read_text(encoding="utf-8") != body:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body, encoding="utf-8")
+    return p
+
+
+def prepare_index(
+    paragraphs: Sequence[SquadParagraph], work_dir: str | os.PathLike[str] = WORK_DIR, model: str | None = None
+) -> "Index":
+    """The qa index of the paragraphs in ``work_dir/index``: loaded if it already holds exactly these paragraphs
+    (same model), else built (embedding only what changed)."""
+    from .corpus import load_corpus
+    from .dense import resolve_model
+    from .index import Index, index_exists
+
+    work = Path(work_dir)
+    corpus = write_corpus(paragraphs, work / "paragraphs.jsonl")
+    index_dir = work / "index"
+    if index_exists(index_dir):
+        idx = Index.load(index_dir, verify=False)
+        want = {a.id: a.sha256 for a in load_corpus([corpus])}
+        if idx.manifest.get("articles") == want and idx.model_name == resolve_model(model)[0]:
+            return idx
+    return Index.build([corpus], index_dir, model=model)
+
+
+@dataclass(frozen=True)
+class ReqaTask:
+    """The retrieval task: candidate id per index row, candidate texts, questions and their gold candidates."""
+
+    candidate_of_row: tuple[str, ...]
+    texts: dict[str, str]  # candidate id → sentence text
+    questions: tuple[tuple[str, str], ...]  # (qid, question)
+    qrels: dict[str, dict[str, int]]  # qid → {candidate id: 1}
+    pairs: int  # distinct (question, gold candidate) pairs
+    answers_between_sentences: int  # answer_starts on inter-sentence space, given to the next sentence
+
+    @property
+    def n_candidates(self) -> int:
+        return len(self.texts)
+
+
+def build_task(index: "Index", paragraphs: Sequence[SquadParagraph]) -> ReqaTask:
+    """Map every index row to a de-duplicated candidate and every answer to its gold candidate."""
+    import bisect
+
+    cand_of_text: dict[str, str] = {}
+    cand_of_row: list[str] = []
+    texts: dict[str, str] = {}
+    for row in range(len(index)):
+        t = index.sentence(row).text
+        c = cand_of_text.get(t)
+        if c is None:
+            c = cand_of_text[t] = f"c{len(cand_of_text):05d}"
+            texts[c] = t
+        cand_of_row.append(c)
+    arts = {a["id"]: a for a in index.articles}
+    questions: list[tuple[str, str]] = []
+    qrels: dict[str, dict[str, int]] = {}
+    between = 0
+    for para in paragraphs:
+        a = arts.get(para.id)
+        if a is None:
+            raise SquadError(f"paragraph {para.id!r} is not in the index {index.folder}")
+        rows = range(a["first"], a["first"] + a["count"])
+        starts = [int(index.spans[r][2]) for r in rows]
+        ends = [int(index.spans[r][3]) for r in rows]
+        for q in para.questions:
+            rel: dict[str, int] = {}
+            for pos in q.answer_starts:
+                i = bisect.bisect_right(starts, pos) - 1  # last sentence starting at or before pos
+                if i < 0 or pos >= ends[i]:
+                    between += 1
+                    i += 1  # on the space after sentence i (or before the first): the next sentence
+                    if i >= len(starts):
+                        raise SquadError(f"question {q.id}: answer_start {pos} is after the last sentence")
+                rel[cand_of_row[rows[i]]] = 1
+            questions.append((q.id, q.question))
+            qrels[q.id] = rel
+    pairs = sum(len(r) for r in qrels.values())
+    return ReqaTask(tuple(cand_of_row), texts, tuple(questions), qrels, pairs, between)
+
+
+def question_vectors(index: "Index", questions: Sequence[tuple[str, str]], work_dir: str | os.PathLike[str] = WORK_DIR) -> "np.ndarray":
+    """Batch-encode the questions once; cached as ``.npy`` in ``work_dir`` keyed by model and questions."""
+    import numpy as np
+
+    h = hashlib.sha256(index.model_name.encode())
+    for _, q in questions:
+        h.update(q.encode("utf-8") + b"\x00")
+    path = Path(work_dir) / f"questions-{h.hexdigest()[:16]}.npy"
+    if path.is_file():
+        v = np.load(path)
+        if v.shape[0] == len(questions):
+            return v
+    v = index.encoder.encode([q for _, q in questions])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, v)
+    os.replace(tmp, path)
+    return v
+
+
+def reference_bm25_run(task: ReqaTask, k: int = RUN_DEPTH) -> ModeRun:
+    """ReQA's plain BM25 over the de-duplicated candidates, with qa's engine: k1=1.2, b=0.75, Lucene idf,
+    lowercase word tokens (numbers split at ``.`` and ``,``), no stopwords, no stemming."""
+    from .bm25 import BM25Engine, BM25Params
+    from .tokens import Tokenizer, TokenizerConfig
+
+    tok = Tokenizer(TokenizerConfig(normalize=None, lowercase=True, stopwords=None, stemmer=None, numbers_whole=False))
+    cands = list(task.texts)
+    engine = BM25Engine.build([tok.tokenize(task.texts[c]) for c in cands], BM25Params(method="lucene", k1=1.2, b=0.75))
+    out = []
+    for qid, q in task.questions:
+        t0 = time.perf_counter()
+        ids, scores = engine.top_k(tok.tokenize(q), k)
+        dt = time.perf_counter() - t0
+        out.append(QueryRun(qid, tuple(cands[i] for i in ids), tuple(float(s) for s in scores), dt))
+    settings = {"k": k, "bm25": {"k1": 1.2, "b": 0.75, "idf": "lucene"}, "tokens": "lowercase words, no stem/stop"}
+    return ModeRun("bm25", "bm25-reqa", tuple(out), settings)
+
+
+def evaluate_squad(
+    path: str | os.PathLike[str],
+    *,
+    modes: Sequence[Mode] = MODES,
+    work_dir: str | os.PathLike[str] = WORK_DIR,
+    out_dir: str | os.PathLike[str] = "eval/runs",
+    model: str | None = None,
+    fusion: str | None = None,
+    alpha: float | None = None,
+    reference: bool = True,
+    k: int = RUN_DEPTH,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Evaluate qa on SQuAD v1.1 under the ReQA protocol: one TREC run per mode (plus ``bm25-reqa``) in
+    ``out_dir``, scored with ranx from the run files, and a JSON report ``out_dir/squad.json``."""
+    from .evaluate import score_rankings, significance
+
+    for m in modes:
+        if m not in MODES:
+            raise QueryError(f"unknown mode {m!r}: use one of {', '.join(MODES)}")
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    paragraphs = load_squad(path)
+    say(f"{len(paragraphs)} paragraphs, {sum(len(p.questions) for p in paragraphs)} questions; indexing")
+    idx = prepare_index(paragraphs, work_dir, model)
+    task = build_task(idx, paragraphs)
+    say(f"{len(idx)} sentences, {task.n_candidates} candidates, {task.pairs} question-sentence pairs")
+    vectors = question_vectors(idx, task.questions, work_dir) if any(m != "bm25" for m in modes) else None
+    out = Path(out_dir)
+    runs: dict[str, ModeRun] = {}
+    if reference:
+        runs["bm25-reqa"] = reference_bm25_run(task, k)
+    cand = task.candidate_of_row
+    row_of = idx._row_of
+
+    def docid_of(hit) -> str:
+        return cand[row_of[(hit.article, hit.sentence)]]
+
+    for mode in modes:
+        say(f"running {mode}")
+        runs[mode] = run_questions(idx, task.questions, mode, k=k, fusion=fusion, alpha=alpha, vectors=vectors,
+                                   docid_of=docid_of, slack=5)
+    report: dict[str, Any] = {
+        "data": {"file": str(path), "paragraphs": len(paragraphs), "questions": len(task.questions),
+                 "sentences": len(idx), "candidates": task.n_candidates, "pairs": task.pairs,
+                 "answers_between_sentences": task.answers_between_sentences},
+        "reqa_reference": REQA_REFERENCE,
+        "index": {"folder": str(idx.folder), "model": idx.model_name, "bm25": idx.manifest.get("bm25"),
+                  "tokenizer": idx.manifest.get("tokenizer")},
+        "metrics_note": f"ranx over the run files: mrr@{k} (ranks beyond {k} count 0) and hit_rate@k "
+                        "(ReQA's R@k: a gold sentence in the top k); each question counted once",
+        "modes": {},
+    }
+    files: dict[str, str] = {}
+    for name, run in runs.items():
+        p = write_trec(out / f"squad-{name}.trec", run)
+        files[name] = str(p)
+        run_dict, _ = read_trec(p)
+        sc = score_rankings(task.qrels, run_dict, SQUAD_METRICS)
+        lat = run.latency_ms()
+        report["modes"][name] = {"run_file": str(p), "tag": run.tag, "settings": run.settings, "metrics": sc.metrics,
+                                 "latency_ms": lat, "errors": sum(1 for q in run.queries if q.error)}
+    if "hybrid" in files:
+        report["significance"] = {
+            "test": "paired two-sided randomization (Fisher), 1000 permutations, ranx.compare, seed 42; "
+                    "significant at p < 0.05",
+            "hybrid_vs": significance(task.qrels, {m: f for m, f in files.items()}, SQUAD_METRICS, n_permutations=1000),
+        }
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    rp = out / "squad.json"
+    rp.parent.mkdir(parents=True, exist_ok=True)
+    rp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report["report_file"] = str(rp)
+    return report
+
+
+def format_counts(report: Mapping[str, Any]) -> str:
+    d, ref = report["data"], report["reqa_reference"]
+    return (f"SQuAD v1.1 dev: {d['paragraphs']} paragraphs, {d['questions']} questions, {d['sentences']} sentences → "
+            f"{d['candidates']} candidates (ReQA {ref['candidates']}), {d['pairs']} question-sentence pairs "
+            f"(ReQA {ref['pairs']}); {d['answers_between_sentences']} answer_start(s) between sentences")
+
+
+__all__ = [
+    "REQA_REFERENCE", "SQUAD_METRICS", "ReqaTask", "SquadError", "SquadParagraph", "SquadQA", "build_task",
+    "evaluate_squad", "format_counts", "format_table", "load_squad", "prepare_index", "question_vectors",
+    "reference_bm25_run", "write_corpus",
+]
