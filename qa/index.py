@@ -548,11 +548,9 @@ class Index:
         k = min(k, n)
         depth = max(depth, k)
 
-        bm = self.bm25.scores(tokens)
-        matched = self.bm25.matched(tokens)
-        bm_top = top_k_desc(bm, depth, matched)
+        bm = self.bm25.search(tokens)  # sparse: only documents that match a query term
+        bm_top = bm.top_k(depth)
         bm_rank = {int(d): r for r, d in enumerate(bm_top, 1)}
-        matched_set = None
 
         dn = None
         dn_rank: dict[int, int] = {}
@@ -564,7 +562,7 @@ class Index:
 
         used_fusion = None
         if mode == "bm25":
-            ranked = [(int(d), float(bm[d])) for d in bm_top[:k]]
+            ranked = [(int(d), float(x)) for d, x in zip(bm_top[:k], bm.get(bm_top[:k]))]
         elif mode == "dense":
             ranked = [(int(d), float(dn[d])) for d in dn_top[:k]]
         else:
@@ -574,19 +572,21 @@ class Index:
             else:
                 a = DEFAULT_ALPHA if alpha is None else alpha
                 ranked = convex(
-                    {int(d): float(bm[d]) for d in bm_top}, {int(d): float(dn[d]) for d in dn_top}, alpha=a
+                    {int(d): float(x) for d, x in zip(bm_top, bm.get(bm_top))},
+                    {int(d): float(dn[d]) for d in dn_top},
+                    alpha=a,
                 )[:k]
 
         hits = []
-        for d, score in ranked:
+        hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
+        hit_bm, hit_matched = bm.get(hit_ids), bm.contains(hit_ids)
+        for i, (d, score) in enumerate(ranked):
             s = self.sentence(d)
             art = self.articles[int(self.spans[d][0])]
             if d in bm_rank:
                 b_rank: int | None = bm_rank[d]
             else:
-                if matched_set is None:
-                    matched_set = set(matched.tolist())
-                b_rank = rank_of(bm, d) if d in matched_set else None
+                b_rank = bm.rank(d) if hit_matched[i] else None
             d_rank = None
             if dn is not None:
                 d_rank = dn_rank.get(d) or rank_of(dn, d)
@@ -600,7 +600,7 @@ class Index:
                     end=s.end,
                     text=s.text,
                     score=float(score),
-                    bm25_score=float(bm[d]),
+                    bm25_score=float(hit_bm[i]),
                     dense_score=None if dn is None else float(dn[d]),
                     bm25_rank=b_rank,
                     dense_rank=d_rank,
