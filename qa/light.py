@@ -95,11 +95,9 @@ def _one_blas_thread(tokens: int):
     on a busy machine a waiting thread can stall a 0.1 ms matmul for milliseconds)."""
     if tokens > 4096:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from .dense import single_blas_thread
+
+    return single_blas_thread()
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
