@@ -1,0 +1,798 @@
+"""Speed, memory and scale of qa against its peers (rank-bm25, bm25s), in one run, side by side.
+
+    .venv/bin/python benchmarks/bench.py [--sizes 10k,100k,1M] [--squad ../shared/data/squad-dev-v1.1.json]
+
+Builds corpora of real SQuAD v1.1 dev sentences, varied so that no two copies are identical (words swapped for
+words drawn from the corpus' own frequency distribution, numbers changed), indexes them with ``qa.Index.build``
+under ``benchmarks/data/`` (git-ignored), and measures BM25, dense and hybrid latency, build throughput, index size,
+peak RSS, the cold ``qa ask`` and embedding throughput per backend. Every figure is written to
+``benchmarks/data/results.json`` as soon as it is measured (a crash loses little) and rendered to
+``benchmarks/RESULTS.md``. Sizes above ``--embed-max`` (default 10k) store random unit vectors instead of real
+embeddings (embedding 1M sentences on 2 cores takes hours); the tables say so.
+
+>>> parse_size("100k"), parse_size("1M")
+(100000, 1000000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "benchmarks" / "data"
+RESULTS_JSON = DATA / "results.json"
+RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
+DEFAULT_SQUAD = "../shared/data/squad-dev-v1.1.json"
+QUESTION = "tons seized in Safe Mekong"
+
+
+# -- small helpers ---------------------------------------------------------------------------------------------------
+def parse_size(s: str) -> int:
+    """``"10k"`` → 10000, ``"1M"`` → 1000000, ``"2500"`` → 2500."""
+    s = s.strip()
+    mult = {"k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000}.get(s[-1:], 1)
+    return int(float(s[:-1] if mult > 1 else s) * mult)
+
+
+def size_label(n: int) -> str:
+    """10000 → ``"10k"``; 1000000 → ``"1M"``."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> np.ndarray:
+    """Wall times in milliseconds of ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(repeat)
+    for i in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+def per_query_ms(fn: Callable[[Any], Any], queries: Sequence[Any], warmup: int = 2) -> np.ndarray:
+    """Wall time in ms of ``fn(q)`` for each query (after ``warmup`` untimed calls)."""
+    for q in queries[:warmup]:
+        fn(q)
+    out = np.empty(len(queries))
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        fn(q)
+        out[i] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+def pct(ms: np.ndarray) -> dict[str, float]:
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": int(len(ms))}
+
+
+def rss_mb() -> dict[str, float]:
+    """Current and peak resident set size of this process (MB), from /proc (file-backed mmap pages included)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return {"rss": out.get("VmRSS", 0.0), "peak": out.get("VmHWM", 0.0)}
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu == "unknown":
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    mem = 0.0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import numpy
+
+    blas = "?"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('num_threads')} threads)" for i in threadpool_info())
+    except Exception:
+        pass
+    simd = sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "f16c", "fma"})
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "simd": simd,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "blas": blas,
+        "note": "shared with other engineers' processes at the same time: timings are noisy, compare ratios",
+    }
+
+
+class Results:
+    """results.json, rewritten after every measurement."""
+
+    def __init__(self, path: Path = RESULTS_JSON, fresh: bool = False):
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path.is_file() and not fresh:
+            self.data = json.loads(path.read_text())
+
+    def put(self, section: str, key: str, value: Any) -> None:
+        self.data.setdefault(section, {})[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, default=float))
+        os.replace(tmp, self.path)
+        print(f"[{time.strftime('%H:%M:%S')}] {section}/{key}: {json.dumps(value, default=float)[:300]}", flush=True)
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        return self.data.get(section, {}).get(key, default)
+
+
+# -- corpora ---------------------------------------------------------------------------------------------------------
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_NUM = re.compile(r"\d+")
+
+
+@dataclass
+class Squad:
+    """SQuAD v1.1 dev: paragraphs (title, context), questions with the answer's character offset."""
+
+    paragraphs: list[tuple[str, str]]
+    questions: list[tuple[int, str, int]]  # (paragraph index, question, answer_start)
+
+    @classmethod
+    def load(cls, path: Path) -> "Squad":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+        paras, qs = [], []
+        for art in data:
+            for p in art["paragraphs"]:
+                for qa_ in p["qas"]:
+                    qs.append((len(paras), qa_["question"], qa_["answers"][0]["answer_start"]))
+                paras.append((art["title"].replace("_", " "), p["context"]))
+        return cls(paras, qs)
+
+
+def vary(text: str, rng: np.random.Generator, vocab: np.ndarray, cdf: np.ndarray, rate: float = 0.2) -> str:
+    """``text`` with about ``rate`` of its words replaced by words drawn from the corpus frequency distribution
+    and every number changed: realistic term statistics, no identical copies.
+
+    >>> rng = np.random.default_rng(0)
+    >>> vary("In 2015 the Denver Broncos won", rng, np.array(["alpha"]), np.array([1.0]), rate=0.0) != "In 2015 the Denver Broncos won"
+    True
+    """
+    words = _WORD.findall(text)
+    swap = {w for w in words if rng.random() < rate}
+    if swap:
+        pick = {}
+        for w in swap:  # keep the case pattern so that sentence boundaries stay where they were
+            new = str(vocab[min(int(np.searchsorted(cdf, rng.random())), len(vocab) - 1)]).lower()
+            pick[w] = new.upper() if w.isupper() else new.capitalize() if w[0].isupper() else new
+        text = _WORD.sub(lambda m: pick.get(m.group(), m.group()), text)
+    return _NUM.sub(lambda m: str(rng.integers(10 ** (len(m.group()) - 1) if len(m.group()) > 1 else 0,
+                                               10 ** len(m.group()))), text)
+
+
+def make_corpus(squad: Squad, n_sentences: int, out: Path, seed: int = 0) -> dict[str, Any]:
+    """Write a JSON Lines corpus of about ``n_sentences`` sentences (SQuAD paragraphs: originals first, then varied
+    copies) to ``out``; return its counts. Cached: an existing file with the same request is reused."""
+    meta_path = out.with_suffix(".meta.json")
+    request = {"n_sentences": n_sentences, "seed": seed, "version": 3}
+    if out.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("request") == request:
+            return meta
+    import blingfire
+
+    rng = np.random.default_rng(seed)
+    counts = [max(1, len(blingfire.text_to_sentences(c).split("\n"))) for _, c in squad.paragraphs]
+    freq: dict[str, int] = {}
+    for _, c in squad.paragraphs:
+        for w in _WORD.findall(c):
+            freq[w] = freq.get(w, 0) + 1
+    vocab = np.array(list(freq))
+    cdf = np.cumsum(np.array(list(freq.values()), dtype=np.float64))
+    cdf /= cdf[-1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    total = articles = copy = 0
+    t0 = time.perf_counter()
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        while total < n_sentences:
+            for i, (title, ctx) in enumerate(squad.paragraphs):
+                if total >= n_sentences:
+                    break
+                text = ctx if copy == 0 else vary(ctx, rng, vocab, cdf)
+                f.write(json.dumps({"id": f"p{i:04d}-v{copy:03d}", "title": title, "text": text}, ensure_ascii=False))
+                f.write("\n")
+                total += counts[i] if copy == 0 else max(1, len(blingfire.text_to_sentences(text).split("\n")))
+                articles += 1
+            copy += 1
+    os.replace(tmp, out)
+    meta = {"request": request, "articles": articles, "estimated_sentences": total, "copies": copy,
+            "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+@dataclass
+class RandomUnitEncoder:
+    """Benchmark stand-in for the embedding model at sizes where embedding would take hours: random unit vectors
+    of the model's dimension (latency and memory do not depend on the values)."""
+
+    dimension: int = 384
+    seed: int = 0
+    name: str = "benchmark:random-unit-384"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        step = 65_536
+        for s in range(0, len(texts), step):
+            block = rng.standard_normal((min(step, len(texts) - s), self.dimension), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            out[s : s + len(block)] = block
+            if progress is not None:
+                progress(len(block))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+# -- building --------------------------------------------------------------------------------------------------------
+def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 64) -> tuple[Any, dict[str, Any]]:
+    """``Index.build`` of ``corpus`` into a fresh ``index_dir``, with the wall time of each stage (from the build's
+    own progress callback) and the peak RSS of the build."""
+    import shutil
+
+    import qa
+
+    if index_dir.exists():
+        shutil.rmtree(index_dir)
+    marks: dict[str, float] = {}
+
+    def tick(stage: str, adv: int, total: int) -> None:
+        marks[stage] = time.perf_counter()
+
+    gc.collect()
+    t0 = time.perf_counter()
+    idx = qa.Index.build([corpus], index_dir, encoder=encoder, progress=tick, batch_size=batch_size)
+    t_end = time.perf_counter()
+    n = len(idx)
+    stages = {
+        "read": marks["read"] - t0,
+        "split": marks["split"] - marks["read"],
+        "tokenize+bm25": marks["bm25"] - marks["split"],
+        "embed": marks.get("embed", marks["bm25"]) - marks["bm25"],
+        "write+checksums": marks["write"] - marks.get("embed", marks["bm25"]),
+        "total": t_end - t0,
+    }
+    stats = {
+        "sentences": n,
+        "articles": len(idx.articles),
+        "vocabulary": len(idx.bm25.vocab),
+        "postings": int(idx.bm25.docs.shape[0]),
+        "seconds": {k: round(v, 2) for k, v in stages.items()},
+        "split+bm25 sentences/s": n / (stages["read"] + stages["split"] + stages["tokenize+bm25"]),
+        "embed sentences/s": n / stages["embed"] if stages["embed"] > 0 else None,
+        "encoder": getattr(encoder, "name", "?"),
+        "disk_bytes": folder_bytes(idx.folder),
+        "disk_bytes_by_part": {
+            "dense/vectors.npy": (idx.folder / "dense" / "vectors.npy").stat().st_size,
+            "bm25/": folder_bytes(idx.folder / "bm25"),
+            "articles.jsonl + sentences.npy": (idx.folder / "articles.jsonl").stat().st_size
+            + (idx.folder / "sentences.npy").stat().st_size,
+        },
+        "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    return idx, stats
+
+
+# -- measurements ----------------------------------------------------------------------------------------------------
+def _order(scores: np.ndarray, k: int) -> list[int]:
+    """Top-``k`` ids by (-score, id) over a full score array (the order qa uses), for the peers' scores."""
+    from qa.bm25 import top_k_desc
+
+    return top_k_desc(np.asarray(scores, dtype=np.float64), k).tolist()
+
+
+def corpus_tokens(idx: Any) -> list[list[str]]:
+    tok = idx.tokenizer
+    return [tok.tokenize(idx.sentence(i).text) for i in range(len(idx))]
+
+
+def bench_bm25(idx: Any, label: str, questions: list[str], res: Results, n_queries: int, n_peer: int) -> None:
+    """qa (lucene, memory-mapped index; robertson, in memory) vs rank-bm25 BM25Okapi vs bm25s on the same tokens."""
+    from qa.bm25 import BM25Engine, BM25Params
+
+    t0 = time.perf_counter()
+    toks = corpus_tokens(idx)
+    tok_s = time.perf_counter() - t0
+    qtoks = [q for q in (idx.tokenizer.tokenize(x) for x in questions) if q][:n_queries]
+    out: dict[str, Any] = {"queries": len(qtoks), "peer_queries": min(n_peer, len(qtoks)), "retokenize_s": tok_s}
+
+    qa_lucene = idx.bm25
+    out["qa_lucene"] = pct(per_query_ms(lambda q: qa_lucene.top_k(q, 10), qtoks))
+    out["qa_ask_bm25"] = pct(per_query_ms(lambda q: idx.ask(" ".join(q), k=10, mode="bm25"), qtoks[:100]))
+    t = time.perf_counter()
+    rob = BM25Engine.build(toks, BM25Params(method="robertson", k1=1.5, b=0.75, epsilon=0.25))
+    out["qa_robertson_build_s"] = time.perf_counter() - t
+    out["qa_robertson"] = pct(per_query_ms(lambda q: rob.top_k(q, 10), qtoks))
+    res.put("bm25", label, out)
+
+    # bm25s, lucene, float64 scores, on qa's own tokens
+    try:
+        import bm25s
+
+        t = time.perf_counter()
+        r = bm25s.BM25(method="lucene", k1=1.5, b=0.75, dtype="float64")
+        r.index(toks, show_progress=False)
+        out["bm25s_build_s"] = time.perf_counter() - t
+
+        def bm25s_top(q: list[str]) -> list[int]:
+            docs, _ = r.retrieve([q], k=10, show_progress=False, n_threads=1)
+            return docs[0].tolist()
+
+        qk = [q for q in qtoks if any(t in qa_lucene.vocab for t in q)]
+        out["bm25s"] = pct(per_query_ms(bm25s_top, qk))
+        same = overlap = 0
+        for q in qk[:100]:
+            a = qa_lucene.top_k(q, 10)[0].tolist()
+            b = _order(r.get_scores(q), 10)
+            same += a == b
+            overlap += len(set(a) & set(bm25s_top(q))) / max(len(a), 1)
+        out["bm25s_identical_top10"] = f"{same}/{min(len(qk), 100)}"
+        out["bm25s_overlap@10"] = overlap / max(min(len(qk), 100), 1)
+        del r
+    except Exception as e:  # keep going: the peer is optional
+        out["bm25s_error"] = f"{type(e).__name__}: {e}"
+    res.put("bm25", label, out)
+
+    # rank-bm25 BM25Okapi: seconds per query at 100k-1M, so only a handful of queries
+    try:
+        from rank_bm25 import BM25Okapi
+
+        t = time.perf_counter()
+        okapi = BM25Okapi(toks, k1=1.5, b=0.75, epsilon=0.25)
+        out["rank_bm25_build_s"] = time.perf_counter() - t
+        pq = qtoks[:n_peer]
+        out["rank_bm25"] = pct(per_query_ms(lambda q: _order(okapi.get_scores(q), 10), pq, warmup=0))
+        same, diff = 0, 0.0
+        for q in pq[: min(len(pq), 10)]:
+            sc = okapi.get_scores(q)
+            a = rob.top_k(q, 10)
+            same += a[0].tolist() == _order(sc, 10)
+            diff = max(diff, float(np.abs(rob.scores(q) - sc).max()))
+        out["rank_bm25_identical_top10"] = f"{same}/{min(len(pq), 10)}"
+        out["rank_bm25_max_score_diff"] = diff
+        del okapi
+    except Exception as e:
+        out["rank_bm25_error"] = f"{type(e).__name__}: {e}"
+    del toks, rob
+    gc.collect()
+    res.put("bm25", label, out)
+
+
+def bench_dense(idx: Any, label: str, qvecs: np.ndarray, res: Results, real: bool) -> None:
+    """Exact dense top-10 (BLAS float32 matvec over the memory-mapped vectors + exact top-k), batched too."""
+    from qa.bm25 import top_k_desc
+    from qa.dense import dense_scores
+
+    V = idx.vectors
+    out: dict[str, Any] = {"vectors": "real all-MiniLM-L6-v2 embeddings" if real else "random unit vectors (384-d)",
+                           "queries": len(qvecs), "dtype": str(V.dtype), "bytes": int(V.nbytes)}
+    np.asarray(V @ qvecs[0])  # fault the file in once: warm page cache
+    out["exact_top10"] = pct(per_query_ms(lambda q: top_k_desc(dense_scores(V, q), 10), list(qvecs)))
+    out["matvec_only"] = pct(per_query_ms(lambda q: V @ q, list(qvecs[:20])))
+    for b in (8, 32):
+        if len(qvecs) >= b:
+            Q = np.ascontiguousarray(qvecs[:b].T)
+            ms = timed(lambda: [top_k_desc(col, 10) for col in (V @ Q).T], repeat=3)
+            out[f"batched_{b}_per_query_ms"] = float(np.median(ms) / b)
+    res.put("dense", label, out)
+
+
+def bench_hybrid(idx: Any, label: str, questions: list[str], qvecs: np.ndarray, res: Results) -> None:
+    """Warm ``Index.ask`` (hybrid, RRF, k=10): with the question embedded by the light encoder, and with the
+    vector given (retrieval only)."""
+    from qa.dense import Encoder
+
+    idx._encoder = Encoder(query_backend="light")
+    idx.ask(questions[0], k=10)
+    out = {"queries": len(qvecs)}
+    out["ask_given_vector"] = pct(
+        per_query_ms(lambda i: idx.ask(questions[i], k=10, query_vector=qvecs[i]), list(range(len(qvecs))))
+    )
+    out["ask_end_to_end"] = pct(per_query_ms(lambda i: idx.ask(questions[i], k=10), list(range(len(qvecs)))))
+    out["embed_query_light"] = pct(per_query_ms(lambda i: idx.embed_query(questions[i]), list(range(len(qvecs)))))
+    res.put("hybrid", label, out)
+
+
+def probe_rss(index_dir: str, questions_file: str) -> dict[str, Any]:
+    """In a fresh process: peak RSS after ``Index.load`` and after answering 20 hybrid questions."""
+    import qa
+    from qa.dense import Encoder
+
+    qs = json.loads(Path(questions_file).read_text())
+    base = rss_mb()["peak"]
+    idx = qa.Index.load(index_dir, verify=False)
+    idx._encoder = Encoder(query_backend="light")
+    at_load = rss_mb()["peak"]
+    for q in qs[:20]:
+        idx.ask(q, k=10)
+    at_query = rss_mb()["peak"]
+    return {"python_baseline_mb": base, "peak_after_load_mb": at_load, "peak_after_queries_mb": at_query,
+            "disk_mb": folder_bytes(idx.folder) / 2**20}
+
+
+def bench_rss(index_dir: Path, label: str, questions: list[str], res: Results) -> None:
+    qf = DATA / "questions.json"
+    qf.write_text(json.dumps(questions[:20]))
+    out = subprocess.run([sys.executable, __file__, "--probe-rss", str(index_dir), str(qf)], capture_output=True,
+                         text=True, timeout=900)
+    if out.returncode != 0:
+        res.put("rss", label, {"error": out.stderr[-500:]})
+        return
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    d["peak_over_disk"] = d["peak_after_queries_mb"] / d["disk_mb"]
+    res.put("rss", label, d)
+
+
+def bench_cold(squad: Squad, res: Results, runs: int = 5) -> None:
+    """Cold ``qa ask`` on the seeds index, each run a fresh process: the light query path vs the torch path."""
+    import qa
+
+    index_dir = DATA / "index-seeds"
+    if not (index_dir / "CURRENT").is_file():
+        qa.Index.build([ROOT / "seeds"], index_dir)
+    exe = str(Path(sys.executable).with_name("qa"))
+    cmd = [exe, "ask", QUESTION, "--index-dir", str(index_dir)]
+    env = {**os.environ, "QA_QUERY_ENCODER": "auto"}
+
+    def run(extra_env: dict[str, str], args: list[str] | None = None) -> tuple[float, str]:
+        t = time.perf_counter()
+        p = subprocess.run(args or cmd, capture_output=True, text=True, env={**env, **extra_env}, timeout=300)
+        return time.perf_counter() - t, p.stdout
+
+    out: dict[str, Any] = {"command": " ".join(["qa", "ask", repr(QUESTION), "--index-dir", "benchmarks/data/index-seeds"])}
+    light = [run({}) for _ in range(runs)]
+    torch_ = [run({"QA_QUERY_ENCODER": "torch"}) for _ in range(2)]
+    bm = [run({}, cmd + ["--mode", "bm25"]) for _ in range(3)]
+    out["light_s"] = sorted(t for t, _ in light)
+    out["torch_s"] = sorted(t for t, _ in torch_)
+    out["bm25_mode_s"] = sorted(t for t, _ in bm)
+    out["identical_output"] = all(o == torch_[0][1] for _, o in light + torch_)
+    code = "import time; t=time.perf_counter(); import sentence_transformers; print(time.perf_counter()-t)"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out["import_sentence_transformers_s"] = float(p.stdout.strip() or "nan")
+    code = "import time; t=time.perf_counter(); import qa.cli; print(time.perf_counter()-t)"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out["import_qa_cli_s"] = float(p.stdout.strip() or "nan")
+    res.put("cold", "seeds", out)
+
+
+def _gold_set(squad: Squad, n_paragraphs: int, n_questions: int) -> tuple[list[str], list[str], list[int]]:
+    """Sentences of the first paragraphs, questions about them, and the sentence holding each answer."""
+    from qa.corpus import Article
+    from qa.sentences import split_sentences
+
+    sents: list[str] = []
+    spans: list[tuple[int, int, int]] = []  # (paragraph, start, end) per sentence
+    for i, (_, ctx) in enumerate(squad.paragraphs[:n_paragraphs]):
+        for s in split_sentences(Article(f"p{i}", ctx)):
+            spans.append((i, s.start, s.end))
+            sents.append(s.text)
+    qs, gold = [], []
+    for p, q, a in squad.questions:
+        if p >= n_paragraphs:
+            break
+        g = [j for j, (pp, s, e) in enumerate(spans) if pp == p and s <= a < e]
+        if g:
+            qs.append(q)
+            gold.append(g[0])
+    step = max(1, len(qs) // n_questions)
+    return sents, qs[::step][:n_questions], gold[::step][:n_questions]
+
+
+def bench_embed(squad: Squad, res: Results, n_paragraphs: int = 300, n_questions: int = 500) -> None:
+    """Embedding throughput per backend, and what each costs in retrieval quality on SQuAD (gold = the sentence
+    that holds the answer), against the PyTorch vectors."""
+    from qa.dense import Encoder, resolve_model
+    from qa.light import LightEncoder
+
+    sents, qs, gold = _gold_set(squad, n_paragraphs, n_questions)
+    gold_a = np.array(gold)
+    enc = Encoder(query_backend="torch")
+    enc.model
+    backends: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "pytorch float32 (sentence-transformers)": lambda t: enc.encode(t, batch_size=64),
+    }
+    light = LightEncoder(resolve_model(None)[1])
+    backends["numpy float32 (qa.light)"] = lambda t: light.encode(t, batch_size=64)
+    try:
+        import copy
+
+        import torch
+
+        qmodel = copy.deepcopy(enc.model)
+        qmodel = torch.ao.quantization.quantize_dynamic(qmodel, {torch.nn.Linear}, dtype=torch.qint8)
+
+        def int8(t: list[str]) -> np.ndarray:
+            order = sorted(range(len(t)), key=lambda i: len(t[i]))
+            v = qmodel.encode([t[i] for i in order], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            out = np.empty_like(v)
+            out[order] = v
+            return out.astype(np.float32)
+
+        backends["pytorch int8 (dynamic quantization of Linear)"] = int8
+    except Exception as e:
+        res.put("embed", "int8_error", f"{type(e).__name__}: {e}")
+    ref_s = ref_q = None
+    table = {}
+    for name, fn in backends.items():
+        fn(sents[:64])  # warm up
+        t = time.perf_counter()
+        vs = fn(sents)
+        dt = time.perf_counter() - t
+        vq = fn(qs)
+        if ref_s is None:
+            ref_s, ref_q = vs, vq
+        sc = vq @ vs.T
+        rank = np.argsort(-sc, axis=1, kind="stable")[:, :10]
+        hit = rank == gold_a[:, None]
+        ref_rank = np.argsort(-(ref_q @ ref_s.T), axis=1, kind="stable")[:, :10]
+        table[name] = {
+            "sentences/s": len(sents) / dt,
+            "seconds": dt,
+            "hit@1": float(hit[:, 0].mean()),
+            "hit@10": float(hit.any(1).mean()),
+            "mrr@10": float((hit / np.arange(1, 11)).sum(1).mean()),
+            "cos_vs_pytorch_min": float(np.min(np.sum(vs * ref_s, 1))),
+            "cos_vs_pytorch_mean": float(np.mean(np.sum(vs * ref_s, 1))),
+            "top10_overlap_vs_pytorch": float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rank, ref_rank)])),
+        }
+        res.put("embed", "backends", table)
+    res.put("embed", "setup", {"sentences": len(sents), "questions": len(qs), "paragraphs": n_paragraphs,
+                               "gold": "SQuAD v1.1 dev: the sentence holding the first answer's start"})
+
+
+# -- report ----------------------------------------------------------------------------------------------------------
+def _ms(d: dict | None, key: str = "p50") -> str:
+    return "—" if not d or key not in d else f"{d[key]:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "—" if not a or not b else f"{a / b:,.0f}×" if a / b >= 10 else f"{a / b:.1f}×"
+
+
+def render(res: Results, command: str) -> str:
+    """RESULTS.md from results.json."""
+    d = res.data
+    m = d.get("meta", {}).get("machine", {})
+    sizes = d.get("meta", {}).get("sizes", [])
+    L: list[str] = ["# qa benchmark results", ""]
+    L += [f"Generated by `{command}` on {d.get('meta', {}).get('date', '?')}.", ""]
+    L += ["**Machine:** " + f"{m.get('cpu')}, {m.get('cores')} cores ({', '.join(m.get('simd', []))}), "
+          f"{m.get('memory_gib')} GiB RAM; {m.get('os')}; Python {m.get('python')}, numpy {m.get('numpy')}, "
+          f"BLAS {m.get('blas')}. {m.get('note', '')}.", ""]
+    L += ["Corpora: SQuAD v1.1 dev paragraphs (2,067 paragraphs, ~10k sentences) and varied copies (about 20% of "
+          "words replaced by words drawn from the corpus' word frequencies, every number changed), as JSON Lines "
+          "articles; built with `qa.Index.build`. Queries: SQuAD dev questions, tokenized by qa. Latencies in ms, "
+          "one query at a time, warm (index files in the page cache).", ""]
+
+    L += ["## Build", "", "| sentences | articles | vocabulary | postings | split+BM25 sent/s | read / split / "
+          "tokenize+BM25 / write (s) | vectors | index on disk | build peak RSS |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in sizes:
+        b = d.get("build", {}).get(s)
+        if not b:
+            continue
+        sec = b["seconds"]
+        L.append(f"| {b['sentences']:,} | {b['articles']:,} | {b['vocabulary']:,} | {b['postings']:,} | "
+                 f"{b['split+bm25 sentences/s']:,.0f} | {sec['read']} / {sec['split']} / {sec['tokenize+bm25']} / "
+                 f"{sec['write+checksums']} | {b['encoder']} | {b['disk_bytes'] / 2**20:,.0f} MiB | "
+                 f"{b['build_peak_rss_mb']:,.0f} MiB |")
+    L += [""]
+
+    L += ["## BM25 top-10 latency (ms): qa vs rank-bm25 vs bm25s on the same tokens", "",
+          "| size | qa lucene p50 / p95 | qa robertson p50 / p95 | `Index.ask` bm25 p50 | bm25s p50 / p95 | "
+          "rank-bm25 p50 (queries) | rank-bm25 ÷ qa | bm25s ÷ qa | identical top-10 vs rank-bm25 | "
+          "identical top-10 vs bm25s (overlap) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in sizes:
+        b = d.get("bm25", {}).get(s)
+        if not b:
+            continue
+        rb, bs, ql, qr = b.get("rank_bm25"), b.get("bm25s"), b.get("qa_lucene"), b.get("qa_robertson")
+        L.append(f"| {s} | {_ms(ql)} / {_ms(ql, 'p95')} | {_ms(qr)} / {_ms(qr, 'p95')} | {_ms(b.get('qa_ask_bm25'))} | "
+                 f"{_ms(bs)} / {_ms(bs, 'p95')} | {_ms(rb)} ({b.get('peer_queries')}) | "
+                 f"{_ratio(rb and rb['p50'], qr and qr['p50'])} | {_ratio(bs and bs['p50'], ql and ql['p50'])} | "
+                 f"{b.get('rank_bm25_identical_top10', b.get('rank_bm25_error', '—'))} "
+                 f"(max score diff {b.get('rank_bm25_max_score_diff', float('nan')):.1e}) | "
+                 f"{b.get('bm25s_identical_top10', b.get('bm25s_error', '—'))} "
+                 f"({b.get('bm25s_overlap@10', float('nan')):.3f}) |")
+    L += ["", "qa lucene: the index's own engine, memory-mapped from disk. qa robertson: the same tokens with "
+          "`BM25Params(method=\"robertson\", k1=1.5, b=0.75, epsilon=0.25)`, whose scores equal `BM25Okapi`'s; "
+          "ratio vs rank-bm25 uses it. bm25s: `method=\"lucene\"`, float64, `retrieve(k=10, n_threads=1)`, ratio vs qa "
+          "lucene; its scores are qa's ÷ (k1+1). rank-bm25 takes seconds per query at 100k–1M, so it gets a handful "
+          "of queries (column 'queries').", ""]
+
+    L += ["## Dense top-10 (exact) and hybrid `Index.ask` latency (ms)", "",
+          "| size | vectors | exact top-10 p50 / p95 | of which matvec p50 | batched ×32, per query | "
+          "hybrid ask (vector given) p50 / p95 | hybrid ask end-to-end p50 / p95 | light query embedding p50 |",
+          "|---|---|---|---|---|---|---|---|"]
+    for s in sizes:
+        dn, hy = d.get("dense", {}).get(s), d.get("hybrid", {}).get(s)
+        if not dn:
+            continue
+        b32 = dn.get("batched_32_per_query_ms")
+        L.append(f"| {s} | {dn['vectors']} | {_ms(dn['exact_top10'])} / {_ms(dn['exact_top10'], 'p95')} | "
+                 f"{_ms(dn['matvec_only'])} | {'—' if b32 is None else f'{b32:.2f}'} | "
+                 f"{_ms(hy and hy['ask_given_vector'])} / {_ms(hy and hy['ask_given_vector'], 'p95')} | "
+                 f"{_ms(hy and hy['ask_end_to_end'])} / {_ms(hy and hy['ask_end_to_end'], 'p95')} | "
+                 f"{_ms(hy and hy['embed_query_light'])} |")
+    L += [""]
+
+    L += ["## Memory (fresh process, `Index.load` then 20 hybrid questions)", "",
+          "| size | index on disk | peak RSS after load | peak RSS after queries | peak ÷ disk |", "|---|---|---|---|---|"]
+    for s in sizes:
+        r = d.get("rss", {}).get(s)
+        if r and "disk_mb" in r:
+            L.append(f"| {s} | {r['disk_mb']:,.0f} MiB | {r['peak_after_load_mb']:,.0f} MiB | "
+                     f"{r['peak_after_queries_mb']:,.0f} MiB | {r['peak_over_disk']:.2f} |")
+    L += ["", "RSS counts the memory-mapped index pages that were read (vectors, postings) plus Python, numpy and "
+          "the light encoder's weights (~90 MB).", ""]
+
+    c = d.get("cold", {}).get("seeds")
+    if c:
+        L += ["## Cold `qa ask` on the seeds index (fresh process each run, wall time)", "",
+              "| path | runs (s, sorted) | median | vs torch path |", "|---|---|---|---|"]
+        med = lambda xs: float(np.median(xs))  # noqa: E731
+        L.append(f"| hybrid, light numpy query encoder (default) | {', '.join(f'{x:.2f}' for x in c['light_s'])} | "
+                 f"{med(c['light_s']):.2f} | {_ratio(med(c['torch_s']), med(c['light_s']))} faster |")
+        L.append(f"| hybrid, `QA_QUERY_ENCODER=torch` (sentence-transformers) | "
+                 f"{', '.join(f'{x:.2f}' for x in c['torch_s'])} | {med(c['torch_s']):.2f} | 1× |")
+        L.append(f"| `--mode bm25` | {', '.join(f'{x:.2f}' for x in c['bm25_mode_s'])} | {med(c['bm25_mode_s']):.2f} | "
+                 f"{_ratio(med(c['torch_s']), med(c['bm25_mode_s']))} faster |")
+        L += ["", f"Command: `{c['command']}`. Output identical between the light and torch paths: "
+              f"**{c['identical_output']}**. `import sentence_transformers` alone: {c['import_sentence_transformers_s']:.2f} s; "
+              f"`import qa.cli`: {c['import_qa_cli_s']:.2f} s.", ""]
+
+    e = d.get("embed", {})
+    if e.get("backends"):
+        st = e.get("setup", {})
+        L += ["## Embedding throughput and its quality cost", "",
+              f"{st.get('sentences')} sentences of the first {st.get('paragraphs')} SQuAD dev paragraphs, batch 64, "
+              f"{st.get('questions')} questions; gold: {st.get('gold')}. Retrieval: exact dense top-10 over those "
+              "sentences.", "",
+              "| backend | sentences/s | vs PyTorch | hit@1 | hit@10 | MRR@10 | cos vs PyTorch (min / mean) | "
+              "top-10 overlap vs PyTorch |", "|---|---|---|---|---|---|---|---|"]
+        ref = next(iter(e["backends"].values()))["sentences/s"]
+        for name, b in e["backends"].items():
+            L.append(f"| {name} | {b['sentences/s']:,.0f} | {b['sentences/s'] / ref:.2f}× | {b['hit@1']:.3f} | "
+                     f"{b['hit@10']:.3f} | {b['mrr@10']:.3f} | {b['cos_vs_pytorch_min']:.6f} / "
+                     f"{b['cos_vs_pytorch_mean']:.6f} | {b['top10_overlap_vs_pytorch']:.3f} |")
+        if e.get("int8_error"):
+            L.append(f"\nint8: {e['int8_error']}")
+        L += [""]
+    notes = d.get("meta", {}).get("notes")
+    if notes:
+        L += ["## Targets", "", notes, ""]
+    return "\n".join(L)
+
+
+# -- driver ----------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10k,100k,1M")
+    ap.add_argument("--squad", default=str(ROOT / DEFAULT_SQUAD))
+    ap.add_argument("--sections", default="build,bm25,dense,hybrid,rss,cold,embed")
+    ap.add_argument("--embed-max", default="10k", help="largest size embedded with the real model")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--dense-queries", type=int, default=50)
+    ap.add_argument("--reuse", action="store_true", help="reuse indexes already built (skip the build section)")
+    ap.add_argument("--fresh", action="store_true", help="start a new results.json")
+    ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--probe-rss", nargs=2, metavar=("INDEX", "QUESTIONS"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.probe_rss:
+        print(json.dumps(probe_rss(*a.probe_rss)))
+        return
+    command = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    res = Results(fresh=a.fresh)
+    if a.render_only:
+        RESULTS_MD.write_text(render(res, res.get("meta", "command", command)))
+        return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    sections = set(a.sections.split(","))
+    sizes = [parse_size(s) for s in a.sizes.split(",")]
+    labels = [size_label(n) for n in sizes]
+    res.put("meta", "machine", machine())
+    res.put("meta", "command", command)
+    res.put("meta", "date", time.strftime("%Y-%m-%d %H:%M"))
+    res.put("meta", "sizes", sorted(set(res.get("meta", "sizes", []) + labels), key=parse_size))
+    squad = Squad.load(Path(a.squad))
+    questions = [q for _, q, _ in squad.questions]
+    import qa
+    from qa.dense import Encoder
+    from qa.light import LightEncoder
+    from qa.dense import resolve_model
+
+    light = LightEncoder(resolve_model(None)[1])
+    qvecs = light.encode(questions[: max(a.dense_queries, 64)])
+    for n, label in zip(sizes, labels):
+        corpus = DATA / f"corpus-{label}.jsonl"
+        index_dir = DATA / f"index-{label}"
+        real = n <= parse_size(a.embed_max)
+        meta = make_corpus(squad, n, corpus)
+        if "build" in sections and not (a.reuse and (index_dir / "CURRENT").is_file()):
+            enc = Encoder(query_backend="torch") if real else RandomUnitEncoder()
+            idx, stats = build_index(corpus, index_dir, enc)
+            stats["corpus"] = meta
+            res.put("build", label, stats)
+            del idx
+            gc.collect()
+        idx = qa.Index.load(index_dir, verify=False)
+        real = not idx.model_name.startswith("benchmark:")
+        if "bm25" in sections:
+            n_peer = 20 if n <= 20_000 else 10 if n <= 200_000 else 5
+            bench_bm25(idx, label, questions, res, a.queries, n_peer)
+        if "dense" in sections:
+            bench_dense(idx, label, qvecs[: a.dense_queries], res, real)
+        if "hybrid" in sections:
+            bench_hybrid(idx, label, questions[: a.dense_queries], qvecs[: a.dense_queries], res)
+        del idx
+        gc.collect()
+        if "rss" in sections:
+            bench_rss(index_dir, label, questions, res)
+        RESULTS_MD.write_text(render(res, command))
+    if "cold" in sections:
+        bench_cold(squad, res)
+    if "embed" in sections:
+        bench_embed(squad, res)
+    RESULTS_MD.write_text(render(res, command))
+    print(f"wrote {RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    main()
