@@ -714,10 +714,79 @@ def render(res: Results, command: str) -> str:
         if e.get("int8_error"):
             L.append(f"\nint8: {e['int8_error']}")
         L += [""]
-    notes = d.get("meta", {}).get("notes")
-    if notes:
-        L += ["## Targets", "", notes, ""]
+    L += targets(d)
     return "\n".join(L)
+
+
+def targets(d: dict[str, Any]) -> list[str]:
+    """The issue's targets, each met or missed with the measured number and what was tried."""
+
+    def get(*path: str) -> Any:
+        x: Any = d
+        for p in path:
+            x = x.get(p) if isinstance(x, dict) else None
+        return x
+
+    def verdict(ok: bool | None) -> str:
+        return "—" if ok is None else "**met**" if ok else "**missed**"
+
+    rows = []
+    b1 = get("bm25", "1M", "qa_lucene", "p50")
+    b1r = get("bm25", "1M", "qa_robertson", "p50")
+    rows.append(("BM25 top-10 p50 ≤ 5 ms at 1M", "—" if b1 is None else f"{b1:.2f} ms (lucene), {b1r:.2f} ms (robertson)",
+                 verdict(None if b1 is None else max(b1, b1r) <= 5),
+                 "sparse term-at-a-time search over precomputed postings, reused scratch buffers, top-k over matched "
+                 "documents only (`BM25Engine.search`)"))
+    rq, qr = get("bm25", "100k", "rank_bm25", "p50"), get("bm25", "100k", "qa_robertson", "p50")
+    same = get("bm25", "100k", "rank_bm25_identical_top10")
+    ok = None if not (rq and qr) else rq / qr >= 100 and same is not None and same.split("/")[0] == same.split("/")[1]
+    rows.append(("≥ 100× faster than rank-bm25 at 100k, identical top-10",
+                 "—" if ok is None else f"{rq / qr:,.0f}× ({rq:.0f} ms vs {qr:.2f} ms); identical top-10 {same}",
+                 verdict(ok), "same tokens, robertson idf with rank-bm25's epsilon floor"))
+    dn = get("dense", "1M", "exact_top10", "p50")
+    mv = get("dense", "1M", "matvec_only", "p50")
+    b32 = get("dense", "1M", "batched_32_per_query_ms")
+    rows.append(("Dense exact top-10 ≤ 50 ms at 1M × 384", "—" if dn is None else
+                 f"{dn:.0f} ms (matvec alone {mv:.0f} ms); batched ×32: {b32:.0f} ms per query" if b32 else f"{dn:.0f} ms",
+                 verdict(None if dn is None else dn <= 50),
+                 "exact float32 BLAS matvec is memory-bound: 1.5 GB read per query at ~9 GB/s is ≥ 160 ms on this VM "
+                 "(measured 164 ms quiet, ~300 ms while the other engineers' jobs ran). Tried: numpy float16 store "
+                 "(2.4 s: no SIMD fp16 matvec in numpy), numpy int8 (220 ms), 1 vs 2 BLAS threads (same: bandwidth), "
+                 "batching 32 questions (column), a numba int8 kernel prototype (52 ms for the scan alone; not shipped: "
+                 "it needs numba at query time and an error-bounded float32 re-rank to stay exact). Top-k selection over "
+                 "1M scores went from 12 ms (partition) to < 2 ms (exact block-maximum pre-filter)"))
+    hy = get("hybrid", "1M", "ask_given_vector", "p50")
+    he = get("hybrid", "1M", "ask_end_to_end", "p50")
+    rows.append(("Hybrid `Index.ask` warm ≤ 100 ms at 1M", "—" if hy is None else
+                 f"{hy:.0f} ms with the vector given, {he:.0f} ms with the question embedded",
+                 verdict(None if hy is None else hy <= 100),
+                 "everything but the dense matvec now costs a few ms (sparse BM25, no 1M-float Python sets, "
+                 "block-max top-k, ranks without full sorts); the dense scan is the remaining cost (row above)"))
+    c = get("cold", "seeds")
+    if c:
+        med = float(np.median(c["light_s"]))
+        rows.append(("Cold `qa ask` on the seeds ≤ 1.5 s", f"{med:.2f} s median (torch path {float(np.median(c['torch_s'])):.1f} s)",
+                     verdict(med <= 1.5), "numpy MiniLM forward pass (`qa.light`) from model.safetensors + tokenizers; "
+                     "no torch import; identical output to the torch path (tested)"))
+    worst = None
+    for s, r in (d.get("rss") or {}).items():
+        if isinstance(r, dict) and "peak_over_disk" in r:
+            worst = r["peak_over_disk"] if s == "1M" else worst
+    r1 = get("rss", "1M")
+    rows.append(("Peak RSS while answering ≤ 1.5× index on disk", "—" if not r1 or "peak_over_disk" not in r1 else
+                 f"1M: {r1['peak_after_queries_mb']:,.0f} MiB for {r1['disk_mb']:,.0f} MiB on disk = {r1['peak_over_disk']:.2f}×",
+                 verdict(None if worst is None else worst <= 1.5),
+                 "arrays memory-mapped; BM25 scratch reused; at 10k the ratio is large because Python + numpy + the "
+                 "90 MB model weights dominate a 19 MB index"))
+    e = get("embed", "backends")
+    if e:
+        txt = "; ".join(f"{k}: {v['sentences/s']:,.0f}/s, hit@10 {v['hit@10']:.3f}" for k, v in e.items())
+        rows.append(("Embedding throughput per backend, with quality cost", txt, "reported",
+                     "ONNX export not tried: it needs the `onnx` package (not installed) and torch at build time; "
+                     "int8 = torch dynamic quantization of the Linear layers"))
+    out = ["## Targets (2 cores)", "", "| target | measured | verdict | what was done / tried |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c_} | {n} |" for a, b, c_, n in rows]
+    return out + [""]
 
 
 # -- driver ----------------------------------------------------------------------------------------------------------
