@@ -386,7 +386,9 @@ class Index:
                 return cls._open(gen, model=model, verify=verify)
             except FileNotFoundError:
                 if attempt == 2 or gen == index_dir:
-                    raise IndexCorruptError(f"{gen}: files are missing; rebuild with `qa index`") from None
+                    raise IndexCorruptError(
+                        f"{gen}: files are missing; rebuild with `qa index PATHS --index-dir {index_dir}`"
+                    ) from None
                 time.sleep(0.05)
         raise AssertionError("unreachable")  # pragma: no cover
 
