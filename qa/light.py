@@ -74,6 +74,28 @@ def supported(folder: str | Path) -> str | None:
     return None
 
 
+_ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
+
+
+def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a ``.safetensors`` file as read-only memory-mapped numpy arrays (no copy); falls back to the
+    ``safetensors`` loader for dtypes numpy cannot map (bf16). Format: u64 header size, JSON header, raw data."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    if any(h["dtype"] not in _ST_DTYPES for h in header.values()):
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    for k, h in header.items():
+        s, e = h["data_offsets"]
+        out[k] = raw[s:e].view(_ST_DTYPES[h["dtype"]]).reshape(h["shape"])
+    return out
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
     """erf in float64 (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7), vectorised; numpy has no erf."""
     s = np.sign(x)
@@ -137,17 +159,19 @@ class LightEncoder:
 
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
-        from safetensors.numpy import load_file
-
-        w = load_file(str(self.folder / "model.safetensors"))
+        w = _map_safetensors(self.folder / "model.safetensors")
         out = {}
-        for k, v in w.items():
+        for k in list(w):
+            v = w.pop(k)
             k = k[5:] if k.startswith("bert.") else k
             if v.dtype.kind != "f":
                 continue
             if k.endswith(".weight") and v.ndim == 2 and not k.startswith("embeddings."):
                 k, v = k + ".T", v.T  # linear layers stored transposed: x @ Wt (contiguous) is fast BLAS
-            out[k] = np.ascontiguousarray(v, dtype=np.float32)
+                v = np.ascontiguousarray(v, dtype=np.float32)
+            elif v.dtype != np.float32:
+                v = v.astype(np.float32)
+            out[k] = v  # the rest (embedding tables: 47 MB) stays memory-mapped: only the rows used are read
         return out
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
