@@ -1,0 +1,70 @@
+"""The seed evaluation, re-run with the real model and scored from its run files, against eval/expected.json.
+
+A score that drops by more than TOLERANCE fails (one of the 39 answerable test questions moving from rank 1 to
+rank 2 costs 0.026 in P@1, so the tolerance lets no question slip). Better scores pass; record them in
+eval/expected.json deliberately, with the reason in the commit message. The issue's targets are checked too.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa import index as qa_index
+from qa.evaluate import evaluate_gold, load_gold
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # the real embedding model
+
+EXPECTED = ROOT / "eval" / "expected.json"
+TOLERANCE = 0.01
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return json.loads(EXPECTED.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def reports(seeds_index, tmp_path_factory):
+    gold = load_gold(ROOT / "eval" / "gold.jsonl")
+    out = tmp_path_factory.mktemp("eval-runs")
+    return {split: evaluate_gold(seeds_index, gold, split=split, out_dir=out) for split in ("dev", "test")}
+
+
+def test_expected_was_recorded_with_the_current_defaults(expected):
+    assert expected["defaults"] == {
+        "fusion": qa_index.DEFAULT_FUSION,
+        "alpha": qa_index.DEFAULT_ALPHA,
+        "depth": qa_index.DEFAULT_DEPTH,
+    }
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_no_score_drops(reports, expected, split):
+    got = reports[split]["modes"]
+    drops = []
+    for mode, metrics in expected["splits"][split].items():
+        for name, want in metrics.items():
+            have = got[mode]["metrics"][name]
+            if have < want - TOLERANCE:
+                drops.append(f"{split} {mode} {name}: {have:.4f} < expected {want:.4f}")
+    assert not drops, "; ".join(drops)
+    assert reports[split]["gold"]["answerable"] == expected["answerable"][split]
+
+
+def test_targets_on_the_test_split(reports):
+    """Issue 3: hybrid Recall@5 = 1.0, and hybrid >= each single mode on every metric (test split)."""
+    m = {mode: r["metrics"] for mode, r in reports["test"]["modes"].items()}
+    assert m["hybrid"]["R@5"] == 1.0
+    for single in ("bm25", "dense"):
+        for name, value in m[single].items():
+            assert m["hybrid"][name] >= value, (single, name)
+
+
+@pytest.mark.xfail(strict=True, reason="target not met yet: hybrid P@1 is 34/39 = 0.872 on the test split (see eval/README.md)")
+def test_target_p_at_1_on_the_test_split(reports):
+    """Issue 3: hybrid P@1 >= 0.90 on the test split. Strict: when it passes, drop the xfail."""
+    assert reports["test"]["modes"]["hybrid"]["metrics"]["P@1"] >= 0.90
