@@ -236,8 +236,9 @@ class BM25Engine:
             d = self.docs[s:e]
             acc[d] += qtf * self.weights[s:e]
             seen[d] = True
-        if n_post * 32 < self.n_docs:  # few postings: sort them rather than scan every document
-            ids = np.unique(np.concatenate([self.docs[s:e] for s, e, _ in terms])).astype(np.int64)
+        if n_post * 4096 < self.n_docs:  # a few postings: sorting them beats scanning one flag per document
+            ids = np.sort(np.concatenate([self.docs[s:e] for s, e, _ in terms]).astype(np.int64))
+            ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
         else:
             ids = np.flatnonzero(seen)
         vals = acc[ids]
@@ -285,9 +286,10 @@ class BM25Engine:
     def load(cls, folder: Path, n_docs: int, params: BM25Params, mmap: bool = True) -> "BM25Engine":
         terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        indptr = np.load(folder / "indptr.npy", mmap_mode=mode)
-        docs = np.load(folder / "docs.npy", mmap_mode=mode)
-        weights = np.load(folder / "weights.npy", mmap_mode=mode)
+        # memory-mapped, seen as plain ndarrays: slicing a np.memmap subclass costs microseconds per slice
+        indptr = np.load(folder / "indptr.npy", mmap_mode=mode).view(np.ndarray)
+        docs = np.load(folder / "docs.npy", mmap_mode=mode).view(np.ndarray)
+        weights = np.load(folder / "weights.npy", mmap_mode=mode).view(np.ndarray)
         if len(indptr) != len(terms) + 1 or len(docs) != len(weights) or (len(indptr) and indptr[-1] != len(docs)):
             raise ValueError("BM25 arrays do not agree with each other")
         return cls({t: i for i, t in enumerate(terms)}, indptr, docs, weights, n_docs, params)
