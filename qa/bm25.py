@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -231,13 +232,14 @@ class BM25Engine:
         n_post = sum(e - s for s, e, _ in terms)
         if not n_post:
             return SparseScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), self.n_docs)
+        docs, weights = self._plain
         acc, seen = self._scratch_take()
         for s, e, qtf in terms:
-            d = self.docs[s:e]
-            acc[d] += qtf * self.weights[s:e]
+            d = docs[s:e]
+            acc[d] += qtf * weights[s:e]
             seen[d] = True
         if n_post * 4096 < self.n_docs:  # a few postings: sorting them beats scanning one flag per document
-            ids = np.sort(np.concatenate([self.docs[s:e] for s, e, _ in terms]).astype(np.int64))
+            ids = np.sort(np.concatenate([docs[s:e] for s, e, _ in terms]).astype(np.int64))
             ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
         else:
             ids = np.flatnonzero(seen)
@@ -246,6 +248,12 @@ class BM25Engine:
         seen[ids] = False
         self._scratch_give((acc, seen))  # clean again; not given back if anything above raised
         return SparseScores(ids, vals, self.n_docs)
+
+    @cached_property
+    def _plain(self) -> tuple[np.ndarray, np.ndarray]:
+        """``docs`` and ``weights`` as plain ndarray views (still memory-mapped): slicing a ``np.memmap`` costs
+        microseconds per slice."""
+        return np.asarray(self.docs), np.asarray(self.weights)
 
     def _scratch_take(self) -> tuple[np.ndarray, np.ndarray]:
         """A zeroed float64 accumulator and a cleared bool mask of one entry per document, reused across queries
@@ -286,10 +294,9 @@ class BM25Engine:
     def load(cls, folder: Path, n_docs: int, params: BM25Params, mmap: bool = True) -> "BM25Engine":
         terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        # memory-mapped, seen as plain ndarrays: slicing a np.memmap subclass costs microseconds per slice
-        indptr = np.load(folder / "indptr.npy", mmap_mode=mode).view(np.ndarray)
-        docs = np.load(folder / "docs.npy", mmap_mode=mode).view(np.ndarray)
-        weights = np.load(folder / "weights.npy", mmap_mode=mode).view(np.ndarray)
+        indptr = np.load(folder / "indptr.npy", mmap_mode=mode)
+        docs = np.load(folder / "docs.npy", mmap_mode=mode)
+        weights = np.load(folder / "weights.npy", mmap_mode=mode)
         if len(indptr) != len(terms) + 1 or len(docs) != len(weights) or (len(indptr) and indptr[-1] != len(docs)):
             raise ValueError("BM25 arrays do not agree with each other")
         return cls({t: i for i, t in enumerate(terms)}, indptr, docs, weights, n_docs, params)
