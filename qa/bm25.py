@@ -216,10 +216,7 @@ class BM25Engine:
 
     def matched(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Sorted ids of documents containing at least one query term."""
-        parts = [self.docs[self.indptr[t] : self.indptr[t + 1]] for t in {self.vocab.get(x) for x in query_tokens} if t is not None]
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(parts)).astype(np.int64)
+        return self.search(query_tokens).ids
 
     def search(self, query_tokens: Sequence[str]) -> SparseScores:
         """Scores of the documents matching at least one query term: identical to :meth:`scores` (same float

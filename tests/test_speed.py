@@ -27,6 +27,9 @@ def test_search_equals_dense_scores(method, n):
     for _ in range(40):
         q = [f"t{t}" for t in rng.integers(0, 70, size=rng.integers(1, 6))] + ["missing"]
         sc, m = eng.scores(q), eng.matched(q)
+        terms = {eng.vocab[t] for t in q if t in eng.vocab}
+        plain = [eng.docs[eng.indptr[t] : eng.indptr[t + 1]] for t in terms]
+        assert m.tolist() == (np.unique(np.concatenate(plain)).tolist() if plain else [])
         sp = eng.search(q)
         assert sp.ids.tolist() == m.tolist()
         assert sp.values.tolist() == sc[m].tolist()  # bit-identical: same operations, same order
