@@ -3,7 +3,7 @@
 Questions are split by article: even-numbered articles (0, 2, ...) are the TUNE half, odd-numbered ones the
 HELD-OUT half. Choices are made on the tune half; every variant is reported on both halves and on all.
 
-    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|context]
+    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|bm25-context|dense-title|dense-prev|context]
 
 Uses the cached index and question vectors of `qa eval --squad` (eval/runs/squad/); the title-context sentence
 vectors are cached there too. Prints one line per variant; the results are copied into eval/README.md.
@@ -80,7 +80,7 @@ def with_bm25_context(idx: qa.Index, how: str) -> qa.Index:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("squad")
-    ap.add_argument("--only", choices=["fusion", "context", "bm25-context"], default=None)
+    ap.add_argument("--only", choices=["fusion", "context", "bm25-context", "dense-title", "dense-prev"], default=None)
     args = ap.parse_args()
     paragraphs = load_squad(args.squad)
     idx = prepare_index(paragraphs, WORK)
@@ -125,8 +125,10 @@ def main() -> None:
             report(f"bm25 ({how} + sentence)", run(alt, "bm25"))
             report(f"hybrid rrf d=20, bm25 on {how}", run(alt, "hybrid", fusion="rrf", depth=20))
             report(f"hybrid convex a=0.5 d=20, bm25 on {how}", run(alt, "hybrid", fusion="convex", alpha=0.5, depth=20))
-    if args.only in (None, "context"):
-        for label, vec in (("title: sentence", title_vectors), ("previous + sentence", neighbour_vectors)):
+    contexts = {"dense-title": [("title: sentence", title_vectors)], "dense-prev": [("previous + sentence", neighbour_vectors)]}
+    contexts[None] = contexts["context"] = contexts["dense-title"] + contexts["dense-prev"]
+    if args.only in contexts:
+        for label, vec in contexts[args.only]:
             alt = with_vectors(idx, vec(idx))
             report(f"dense ({label})", run(alt, "dense"))
             report(f"hybrid rrf, dense on {label}", run(alt, "hybrid", fusion="rrf", depth=100))
