@@ -70,3 +70,29 @@ def test_top_k_prefilter_is_exact_with_ties(k, dtype):
         assert top_k_desc(scores, k).tolist() == _plain_top_k(scores, k).tolist()
     flat = np.zeros(70_000, dtype=dtype)  # everything tied: falls back, still ordered by id
     assert top_k_desc(flat, k).tolist() == list(range(k))
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path, monkeypatch, squad_path):
+    """The benchmark runs end to end on a tiny corpus and renders every table (numbers not checked)."""
+    import importlib.util
+    import sys
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("qa_bench", ROOT / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["qa_bench"] = bench
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "DATA", tmp_path)
+    monkeypatch.setattr(bench, "RESULTS_JSON", tmp_path / "results.json")
+    monkeypatch.setattr(bench, "RESULTS_MD", tmp_path / "RESULTS.md")
+    assert bench.parse_size("1M") == 1_000_000 and bench.size_label(100_000) == "100k"
+    bench.main(["--sizes", "400", "--squad", str(squad_path), "--embed-max", "0", "--queries", "10",
+                "--dense-queries", "8", "--sections", "build,bm25,dense,hybrid,rss", "--fresh"])
+    md = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("## Build", "## BM25", "## Dense", "## Memory", "## Targets"):
+        assert heading in md
+    res = bench.Results(tmp_path / "results.json").data
+    assert res["bm25"]["400"]["rank_bm25_identical_top10"].split("/")[0] == res["bm25"]["400"]["rank_bm25_identical_top10"].split("/")[1]
+    assert res["build"]["400"]["encoder"] == "benchmark:random-unit-384"
