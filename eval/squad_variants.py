@@ -3,7 +3,7 @@
 Questions are split by article: even-numbered articles (0, 2, ...) are the TUNE half, odd-numbered ones the
 HELD-OUT half. Choices are made on the tune half; every variant is reported on both halves and on all.
 
-    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|bm25-context|dense-title|dense-prev|context]
+    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|bm25-context|dense-title|dense-prev|title-both|context]
 
 Uses the cached index and question vectors of `qa eval --squad` (eval/runs/squad/); the title-context sentence
 vectors are cached there too. Prints one line per variant; the results are copied into eval/README.md.
@@ -80,7 +80,7 @@ def with_bm25_context(idx: qa.Index, how: str) -> qa.Index:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("squad")
-    ap.add_argument("--only", choices=["fusion", "context", "bm25-context", "dense-title", "dense-prev"], default=None)
+    ap.add_argument("--only", choices=["fusion", "context", "bm25-context", "dense-title", "dense-prev", "title-both"], default=None)
     args = ap.parse_args()
     paragraphs = load_squad(args.squad)
     idx = prepare_index(paragraphs, WORK)
@@ -134,6 +134,10 @@ def main() -> None:
             report(f"hybrid rrf, dense on {label}", run(alt, "hybrid", fusion="rrf", depth=100))
             for a in (0.3, 0.5):
                 report(f"hybrid convex a={a} d=20, dense on {label}", run(alt, "hybrid", fusion="convex", alpha=a, depth=20))
+    if args.only in (None, "title-both"):
+        both = with_bm25_context(with_vectors(idx, title_vectors(idx)), "title")
+        for a in (0.4, 0.5, 0.6):
+            report(f"hybrid convex a={a} d=20, title for both", run(both, "hybrid", fusion="convex", alpha=a, depth=20))
     sys.stdout.flush()
 
 
