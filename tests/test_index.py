@@ -52,10 +52,26 @@ def test_hits_carry_both_scores_and_ranks(seeds_index, encoder):
             assert h.bm25_rank == 1 + int(np.sum(bm_all > bm_all[row]))
         else:
             assert h.bm25_rank is None
-    # fused scores are RRF over both rankings, non-increasing
     assert [h.score for h in ans.hits] == sorted((h.score for h in ans.hits), reverse=True)
-    h = ans.top
-    assert h.score == pytest.approx(1 / (60 + h.bm25_rank) + 1 / (60 + h.dense_rank))
+    # the default fusion is convex: alpha * minmax(bm25) + (1 - alpha) * minmax(dense), each over its top `depth`
+    from qa.index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+
+    assert ans.fusion == DEFAULT_FUSION == "convex"
+    bm_top = np.sort(bm_all[bm_all > 0])[::-1][:DEFAULT_DEPTH]
+    dn_top = np.sort(dense_all)[::-1][:DEFAULT_DEPTH]
+    for h in ans.hits:
+        want = 0.0
+        if h.bm25_rank is not None and h.bm25_rank <= DEFAULT_DEPTH:
+            want += DEFAULT_ALPHA * (h.bm25_score - bm_top.min()) / (bm_top.max() - bm_top.min())
+        if h.dense_rank <= DEFAULT_DEPTH:
+            want += (1 - DEFAULT_ALPHA) * (h.dense_score - dn_top.min()) / (dn_top.max() - dn_top.min())
+        assert h.score == pytest.approx(want, abs=1e-6)
+    # reciprocal rank fusion on request: 1/(60 + rank) summed over both rankings
+    rrf_ans = seeds_index.ask(q, k=5, mode="hybrid", fusion="rrf")
+    assert rrf_ans.fusion == "rrf"
+    for h in rrf_ans.hits:
+        ranks = [r for r in (h.bm25_rank, h.dense_rank) if r is not None and r <= DEFAULT_DEPTH]
+        assert ranks and h.score == pytest.approx(sum(1 / (60 + r) for r in ranks))
 
 
 def test_bm25_mode_does_not_compute_dense(seeds_index):
