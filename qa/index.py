@@ -527,7 +527,7 @@ class Index:
         neighbouring sentences of the same article before and after each hit. Ties are broken by sentence row.
 
         >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
-        8
+        7
         """
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
