@@ -3,7 +3,7 @@
 >>> import qa                                                     # doctest: +SKIP
 >>> index = qa.Index.build(["seeds"], index_dir="index")          # doctest: +SKIP
 >>> index.ask("tons seized in Safe Mekong", k=1).top.citation     # doctest: +SKIP
-'[000_8a6680b996ccc773 §8]'
+'[000_8a6680b996ccc773 §7]'
 
 Importing qa is cheap: torch and sentence-transformers load only when a question must be embedded.
 """

@@ -19,7 +19,7 @@ previous generation is kept until the next build so that readers that opened it 
 
 >>> idx = Index.build(["seeds"], index_dir="index")          # doctest: +SKIP
 >>> idx.ask("tons seized in Safe Mekong", k=1).top.citation  # doctest: +SKIP
-'[000_8a6680b996ccc773 §8]'
+'[000_8a6680b996ccc773 §7]'
 """
 
 from __future__ import annotations
