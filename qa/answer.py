@@ -39,7 +39,7 @@ class Hit:
     bm25_score: float | None = None  # None: not computed in this mode
     dense_score: float | None = None
     bm25_rank: int | None = None  # 1-based over the whole index; None: no query term matched / not computed
-    dense_rank: int | None = None
+    dense_rank: int | None = None  # exact search: over the whole index; with an ANN index: among its candidates
     path: str = ""
     before: tuple[Context, ...] = ()
     after: tuple[Context, ...] = ()

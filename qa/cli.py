@@ -95,11 +95,11 @@ class _Progress:
         self.bar.update(self.tasks[stage], advance=advance, total=total)
 
 
-def _build(paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False):
+def _build(paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False):
     from .index import Index
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
-        return Index.build(paths, index_dir, model=model, progress=bar)
+        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann)
 
 
 def _open_index(index_dir: Optional[Path], model: Optional[str]):
@@ -129,10 +129,11 @@ def index(
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    ann: bool = typer.Option(False, "--ann", help="Also build an approximate dense index (faiss IVF; pip install 'qa[ann]')."),
 ) -> None:
     """Build or update the index. Only articles whose content changed are re-embedded."""
     with _errors():
-        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet)
+        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann)
         if not quiet:
             typer.echo(_summary(idx))
 
@@ -209,6 +210,7 @@ def ask(
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     color: Optional[bool] = typer.Option(None, "--color/--no-color", help="Highlight with ANSI colours [default: on a terminal]"),
+    exact: bool = typer.Option(False, "--exact", help="Exact dense search even if the index has an ANN file."),
 ) -> None:
     """Answer a question with cited sentences: [article §n], character offsets, and each retriever's score."""
     with _errors():
@@ -251,7 +253,9 @@ def ask(
         for i, (qid, q) in enumerate(batch):
             qv = vectors[i] if vectors is not None else None
             try:
-                ans = idx.ask(q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv)
+                ans = idx.ask(
+                    q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv, exact=exact or None
+                )
             except QueryError as e:
                 if questions is None:
                     raise

@@ -194,3 +194,114 @@ def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
         with single_blas_thread():
             return (vectors @ q).astype(np.float64)
     return (vectors @ q).astype(np.float64)
+
+
+# -- optional approximate search (``qa index --ann``) ------------------------------------------------------------
+
+ANN_FILE = "dense/ann.faiss"
+ANN_LIBRARY = "faiss-cpu"
+
+
+def _faiss():
+    """Import faiss on first use only: an index without an ANN file (and a cold ``qa ask``) never pays for it."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def ann_params(n: int, nlist: int | None = None, nprobe: int | None = None) -> dict:
+    """Default IVF settings for ``n`` vectors: about sqrt(n) lists (at least 64 vectors each), probe a tenth of them
+    (at least 16), train k-means on at most 64 vectors per list.
+
+    >>> ann_params(1_000_000)["nlist"], ann_params(1_000_000)["nprobe"], ann_params(47)["nlist"]
+    (1000, 100, 1)
+    """
+    if nlist is None:
+        nlist = max(1, min(int(round(n**0.5)), n // 64))
+    nlist = max(1, min(int(nlist), n))
+    if nprobe is None:
+        nprobe = max(16, nlist // 10)
+    nprobe = max(1, min(int(nprobe), nlist))
+    return {"nlist": nlist, "nprobe": nprobe, "train_sample": min(n, 64 * nlist)}
+
+
+class AnnIndex:
+    """An optional approximate inner-product index over the sentence vectors: faiss IVF (k-means lists) with 8-bit
+    scalar-quantised codes, one ``faiss.write_index`` file (no pickle), memory-mapped on load.
+
+    It only proposes candidates; :meth:`qa.Index.ask` re-scores them exactly from the float32 vectors.
+
+    >>> ann = AnnIndex.build(np.eye(4, dtype=np.float32))       # doctest: +SKIP
+    >>> ann.search(np.array([0, 0, 1, 0], np.float32), 1).tolist()  # doctest: +SKIP
+    [2]
+    """
+
+    def __init__(self, index, params: dict):
+        self.index = index
+        self.params = params
+        self.index.nprobe = int(params["nprobe"])
+
+    @staticmethod
+    def require():
+        faiss = _faiss()
+        if faiss is None:
+            from .errors import IndexFormatError
+
+            raise IndexFormatError(
+                "this index has an ANN file (built with `qa index --ann`) but faiss-cpu is not installed: "
+                "pip install 'qa[ann]', or ask with --exact"
+            )
+        return faiss
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, *, nlist: int | None = None, nprobe: int | None = None, seed: int = 0) -> "AnnIndex":
+        """Train and fill the index over ``vectors`` (float32, L2-normalised rows; row i gets id i)."""
+        faiss = cls.require()
+        n, d = vectors.shape
+        p = ann_params(n, nlist, nprobe)
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, d, p["nlist"], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        index.cp.seed = seed
+        index.cp.min_points_per_centroid = 1  # a small corpus: no 'too few training points' warning
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, p["train_sample"], replace=False)) if p["train_sample"] < n else np.arange(n)
+        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+        for s in range(0, n, 1 << 16):  # in blocks: a memory-mapped store is never copied whole
+            index.add(np.ascontiguousarray(vectors[s : s + (1 << 16)], dtype=np.float32))
+        params = {
+            "library": ANN_LIBRARY,
+            "version": faiss.__version__,
+            "kind": "IVF-SQ8",
+            "metric": "inner_product",
+            "file": ANN_FILE,
+            "seed": seed,
+            **p,
+        }
+        return cls(index, params)
+
+    def save(self, path: Path) -> None:
+        """Write the index file (raises OSError like any other write)."""
+        data = self.require().serialize_index(self.index)
+        with open(path, "wb") as f:
+            f.write(memoryview(data))
+
+    @classmethod
+    def load(cls, path: Path, params: dict) -> "AnnIndex":
+        faiss = cls.require()
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        return cls(index, params)
+
+    def search(self, query: np.ndarray, k: int, nprobe: int | None = None) -> np.ndarray:
+        """Ids (int64) of up to ``k`` approximate nearest rows of ``query``, best first; ``nprobe`` overrides the
+        number of lists scanned for this call only."""
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        self.index.nprobe = int(nprobe or self.params["nprobe"])
+        try:
+            ids = self.index.search(q, int(k))[1][0]
+        finally:
+            self.index.nprobe = int(self.params["nprobe"])
+        return ids[ids >= 0].astype(np.int64)

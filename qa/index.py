@@ -12,6 +12,8 @@ Layout of an index folder (``index/`` by default; ``QA_INDEX_DIR`` or ``--index-
         sentences.npy      int64 (n, 4): article row, sentence number, start, end
         bm25/              vocab.json, indptr.npy, docs.npy, weights.npy  (see qa.bm25)
         dense/vectors.npy  float32 (n, dim), L2-normalised
+        dense/ann.faiss    optional (``build(..., ann=True)``, ``qa index --ann``): faiss IVF-SQ8 candidate index,
+                           its settings in manifest["ann"]
 
 A build writes a new generation in a temporary folder, renames it, then swaps ``CURRENT``: readers see the old
 index or the new one, never a mix, and a build killed at any point leaves the previous index usable. The
@@ -44,7 +46,7 @@ from . import __version__
 from .answer import MODES, Answer, Context, Hit, Mode
 from .bm25 import BM25Engine, BM25Params, rank_of, top_k_desc
 from .corpus import Article, load_corpus
-from .dense import Encoder, dense_scores, resolve_model
+from .dense import ANN_FILE, AnnIndex, Encoder, dense_scores, resolve_model
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -264,17 +266,25 @@ class Index:
         encoder: Encoder | None = None,
         progress: Progress | None = None,
         batch_size: int = 64,
+        ann: bool = False,
     ) -> "Index":
         """Build (or incrementally rebuild) the index of ``paths`` into ``index_dir`` and return it loaded.
 
         Only articles whose content changed since the live index are re-embedded; removed ones are dropped.
         ``encoder`` may replace the sentence-transformers encoder (any object with ``name``, ``dimension`` and
         ``encode(texts, batch_size=, progress=)``).
+        ``ann=True`` also writes an approximate-search index (``dense/ann.faiss``, needs ``pip install 'qa[ann]'``)
+        that :meth:`ask` then uses for the dense candidates unless asked for ``exact=True``.
         """
         t0 = time.perf_counter()
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
         paths = list(paths)
         tick = progress or (lambda stage, adv, total: None)
+        if ann:
+            try:
+                AnnIndex.require()
+            except QAError:
+                raise IndexWriteError("--ann needs faiss-cpu: pip install 'qa[ann]' (nothing was written)") from None
         with build_lock(index_dir):
             files = list(_files_progress(paths, tick))
             if not files:
@@ -352,7 +362,12 @@ class Index:
                 "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
                 "articles": {a.id: a.sha256 for a in articles},
             }
-            gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors)
+            ann_index = None
+            if ann:
+                ann_index = AnnIndex.build(vectors)
+                manifest["ann"] = ann_index.params
+                tick("ann", len(sentences), len(sentences))
+            gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors, ann_index)
             tick("write", 1, 1)
             idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
@@ -462,6 +477,9 @@ class Index:
             raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; {rebuild}")
         if vectors.shape[1] != dimension:
             raise IndexCorruptError(f"{gen}: vector dimension disagrees with the manifest; {rebuild}")
+        ann = manifest.get("ann")
+        if ann is not None and (not isinstance(ann, dict) or ann.get("file") != ANN_FILE or ANN_FILE not in files):
+            raise IndexCorruptError(f"{gen / 'manifest.json'}: its ANN entry names no checksummed file; {rebuild}")
         return cls(gen, manifest, articles, spans, bm25, vectors)
 
     # -- access --------------------------------------------------------------------------------------------------
@@ -477,6 +495,22 @@ class Index:
 
     def __len__(self) -> int:
         return int(self.spans.shape[0])
+
+    @property
+    def has_ann(self) -> bool:
+        """Whether this index was built with ``ann=True`` (``qa index --ann``)."""
+        return "ann" in self.manifest
+
+    @cached_property
+    def ann(self) -> AnnIndex | None:
+        """The approximate dense index, loaded (and faiss imported) on first use; ``None`` without one."""
+        if not self.has_ann:
+            return None
+        try:
+            return AnnIndex.load(self.folder / ANN_FILE, self.manifest["ann"])
+        except RuntimeError as e:  # faiss reports a bad file as RuntimeError
+            msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+            raise IndexCorruptError(f"{self.folder / ANN_FILE}: cannot read the ANN index ({msg}); rebuild it") from None
 
     def sentence(self, i: int) -> Sentence:
         """Sentence ``i`` (global row), its text sliced from the stored article text."""
@@ -519,12 +553,19 @@ class Index:
         depth: int = DEFAULT_DEPTH,
         context: int = 0,
         query_vector: np.ndarray | None = None,
+        exact: bool | None = None,
     ) -> Answer:
         """Answer ``question`` with the ``k`` best sentences, each cited and scored.
 
         ``mode``: ``"bm25"``, ``"dense"`` or ``"hybrid"`` (fusion of both; ``fusion`` ``"rrf"`` or ``"convex"``
         with weight ``alpha`` on BM25, over each retriever's top ``depth``). ``context`` adds that many
         neighbouring sentences of the same article before and after each hit. Ties are broken by sentence row.
+
+        With an ANN file (``Index.build(..., ann=True)``) and ``exact`` not ``True``, the dense candidates are the
+        ANN's top ``depth``, re-scored exactly from the float32 vectors: dense scores stay exact cosines, but
+        ``dense_rank`` is the rank among those candidates (``None`` for a hit outside them) and a sentence the ANN
+        missed is not a dense candidate. ``exact=True`` (``qa ask --exact``) scans every vector; without an ANN
+        file the search is always exact.
 
         >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
         7
@@ -557,10 +598,15 @@ class Index:
 
         dn = None
         dn_rank: dict[int, int] = {}
+        ann = None if exact or mode == "bm25" else self.ann
         if mode != "bm25":
             qv = query_vector if query_vector is not None else self.embed_query(question)
-            dn = dense_scores(self.vectors, qv)
-            dn_top = top_k_desc(dn, depth)
+            if ann is None:
+                dn = dense_scores(self.vectors, qv)
+                dn_top = top_k_desc(dn, depth)
+            else:
+                dn = _CandidateScores(self.vectors, qv, ann.search(qv, depth))
+                dn_top = dn.top(depth)
             dn_rank = {int(d): r for r, d in enumerate(dn_top, 1)}
 
         used_fusion = None
@@ -591,7 +637,9 @@ class Index:
             else:
                 b_rank = bm.rank(d) if hit_matched[i] else None
             d_rank = None
-            if dn is not None:
+            if isinstance(dn, _CandidateScores):
+                d_rank = dn_rank.get(d)  # rank among the ANN candidates; None outside them
+            elif dn is not None:
                 d_rank = dn_rank.get(d) or rank_of(dn, d)
             before, after = self._context(d, context)
             hits.append(
@@ -628,6 +676,27 @@ class Index:
         before = tuple(ctx(i) for i in range(max(lo, row - n), row))
         after = tuple(ctx(i) for i in range(row + 1, min(hi, row + n + 1)))
         return before, after
+
+
+class _CandidateScores:
+    """Exact cosines of the ANN candidates, indexable like the full score array (``scores[row]``); a row outside
+    the candidates is scored on demand, still exactly."""
+
+    def __init__(self, vectors: np.ndarray, query: np.ndarray, ids: np.ndarray):
+        self.vectors = vectors
+        self.query = query.astype(vectors.dtype, copy=False)
+        self.ids = np.unique(ids)  # sorted: the tie-break by row in top_k_desc holds
+        self.scores = dense_scores(vectors[self.ids], query) if self.ids.size else np.zeros(0)
+        self._of = {int(d): float(x) for d, x in zip(self.ids, self.scores)}
+
+    def top(self, k: int) -> np.ndarray:
+        return self.ids[top_k_desc(self.scores, k)]
+
+    def __getitem__(self, row) -> float:
+        row = int(row)
+        if row not in self._of:
+            self._of[row] = float(dense_scores(self.vectors[row : row + 1], self.query)[0])
+        return self._of[row]
 
 
 def check_question(question: object) -> None:
@@ -672,6 +741,7 @@ def _write_generation(
     sentences: list[Sentence],
     engine: BM25Engine,
     vectors: np.ndarray,
+    ann: AnnIndex | None = None,
 ) -> Path:
     """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
     for stale in index_dir.glob(".tmp-gen-*"):  # left by a killed build; we hold the lock
@@ -683,7 +753,7 @@ def _write_generation(
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     tmp = index_dir / f".tmp-{name}"
     try:
-        _write_files(tmp, manifest, articles, firsts, sentences, engine, vectors)
+        _write_files(tmp, manifest, articles, firsts, sentences, engine, vectors, ann)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise IndexWriteError(
@@ -732,6 +802,7 @@ def _write_files(
     sentences: list[Sentence],
     engine: BM25Engine,
     vectors: np.ndarray,
+    ann: AnnIndex | None = None,
 ) -> None:
     """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced."""
     tmp.mkdir(parents=True)
@@ -756,6 +827,8 @@ def _write_files(
     (tmp / "dense").mkdir()
     _test_pause("write")
     np.save(tmp / "dense" / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    if ann is not None:
+        ann.save(tmp / ANN_FILE)
     manifest["files"] = {
         str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
         for p in sorted(tmp.rglob("*"))
