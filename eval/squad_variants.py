@@ -3,10 +3,13 @@
 Questions are split by article: even-numbered articles (0, 2, ...) are the TUNE half, odd-numbered ones the
 HELD-OUT half. Choices are made on the tune half; every variant is reported on both halves and on all.
 
-    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|bm25-context|dense-title|dense-prev|title-both|context]
+    .venv/bin/python eval/squad_variants.py ../shared/data/squad-dev-v1.1.json [--only fusion|bm25-context|dense-title|dense-prev|title-both|context|title-index]
 
 Uses the cached index and question vectors of `qa eval --squad` (eval/runs/squad/); the title-context sentence
 vectors are cached there too. Prints one line per variant; the results are copied into eval/README.md.
+The variants are measured on the plain index (``eval/runs/squad/index``, built without title context);
+``--only title-index`` scores the index built with ``Index.build(..., title_context=True)``
+(``eval/runs/squad/index-title``, built on first use), i.e. the real index option rather than a simulation.
 """
 
 from __future__ import annotations
@@ -80,10 +83,10 @@ def with_bm25_context(idx: qa.Index, how: str) -> qa.Index:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("squad")
-    ap.add_argument("--only", choices=["fusion", "context", "bm25-context", "dense-title", "dense-prev", "title-both"], default=None)
+    ap.add_argument("--only", choices=["fusion", "context", "bm25-context", "dense-title", "dense-prev", "title-both", "title-index"], default=None)
     args = ap.parse_args()
     paragraphs = load_squad(args.squad)
-    idx = prepare_index(paragraphs, WORK)
+    idx = prepare_index(paragraphs, WORK, title_context=False)
     task = build_task(idx, paragraphs)
     qv = question_vectors(idx, task.questions, WORK)
     titles = sorted({p.title for p in paragraphs}, key=[p.title for p in paragraphs].index)
@@ -138,6 +141,13 @@ def main() -> None:
         both = with_bm25_context(with_vectors(idx, title_vectors(idx)), "title")
         for a in (0.4, 0.5, 0.6):
             report(f"hybrid convex a={a} d=20, title for both", run(both, "hybrid", fusion="convex", alpha=a, depth=20))
+    if args.only in (None, "title-index"):
+        tidx = prepare_index(paragraphs, WORK, title_context=True)
+        assert tidx.spans.shape == idx.spans.shape and (np.asarray(tidx.spans) == np.asarray(idx.spans)).all()
+        report("index title_context: bm25", run(tidx, "bm25"))
+        report("index title_context: dense", run(tidx, "dense"))
+        for a in (0.4, 0.5, 0.6):
+            report(f"index title_context: hybrid convex a={a} d=20", run(tidx, "hybrid", fusion="convex", alpha=a, depth=20))
     sys.stdout.flush()
 
 

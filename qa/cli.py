@@ -95,11 +95,15 @@ class _Progress:
         self.bar.update(self.tasks[stage], advance=advance, total=total)
 
 
-def _build(paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False):
+def _build(
+    paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False,
+    title_context: Optional[bool] = None,
+):
     from .index import Index
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
-        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann)
+        extra = {} if title_context is None else {"title_context": title_context}
+        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, **extra)
 
 
 def _open_index(index_dir: Optional[Path], model: Optional[str]):
@@ -130,10 +134,14 @@ def index(
     model: Optional[str] = ModelOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     ann: bool = typer.Option(False, "--ann", help="Also build an approximate dense index (faiss IVF; pip install 'qa[ann]')."),
+    title_context: Optional[bool] = typer.Option(
+        None, "--title-context/--no-title-context",
+        help="Index each sentence with its article's title (BM25 and embedding) [default: the index default]",
+    ),
 ) -> None:
     """Build or update the index. Only articles whose content changed are re-embedded."""
     with _errors():
-        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann)
+        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context)
         if not quiet:
             typer.echo(_summary(idx))
 
@@ -321,6 +329,10 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
+    title_context: Optional[bool] = typer.Option(
+        None, "--title-context/--no-title-context",
+        help="With --squad: index sentences with their article title [default: the index default]",
+    ),
 ) -> None:
     """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
 
@@ -339,7 +351,7 @@ def eval_(
 
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
             report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
-                                         work_dir=out / "squad", progress=say)
+                                         work_dir=out / "squad", progress=say, title_context=title_context)
             if as_json:
                 typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
                 return

@@ -129,23 +129,32 @@ def write_corpus(paragraphs: Sequence[SquadParagraph], path: str | os.PathLike[s
 
 
 def prepare_index(
-    paragraphs: Sequence[SquadParagraph], work_dir: str | os.PathLike[str] = WORK_DIR, model: str | None = None
+    paragraphs: Sequence[SquadParagraph],
+    work_dir: str | os.PathLike[str] = WORK_DIR,
+    model: str | None = None,
+    title_context: bool | None = None,
 ) -> "Index":
-    """The qa index of the paragraphs in ``work_dir/index``: loaded if it already holds exactly these paragraphs
-    (same model), else built (embedding only what changed)."""
+    """The qa index of the paragraphs in ``work_dir/index`` (``work_dir/index-title`` with ``title_context``;
+    ``None``: the index default): loaded if it already holds exactly these paragraphs (same model, same setting),
+    else built (embedding only what changed)."""
     from .corpus import load_corpus
     from .dense import resolve_model
-    from .index import Index, index_exists
+    from .index import DEFAULT_TITLE_CONTEXT, Index, index_exists
 
+    title_context = DEFAULT_TITLE_CONTEXT if title_context is None else bool(title_context)
     work = Path(work_dir)
     corpus = write_corpus(paragraphs, work / "paragraphs.jsonl")
-    index_dir = work / "index"
+    index_dir = work / ("index-title" if title_context else "index")
     if index_exists(index_dir):
         idx = Index.load(index_dir, verify=False)
         want = {a.id: a.sha256 for a in load_corpus([corpus])}
-        if idx.manifest.get("articles") == want and idx.model_name == resolve_model(model)[0]:
+        if (
+            idx.manifest.get("articles") == want
+            and idx.model_name == resolve_model(model)[0]
+            and bool(idx.manifest.get("title_context", False)) == title_context
+        ):
             return idx
-    return Index.build([corpus], index_dir, model=model)
+    return Index.build([corpus], index_dir, model=model, title_context=title_context)
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,7 @@ def evaluate_squad(
     reference: bool = True,
     k: int = RUN_DEPTH,
     progress: Any = None,
+    title_context: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate qa on SQuAD v1.1 under the ReQA protocol: one TREC run per mode (plus ``bm25-reqa``) in
     ``out_dir``, scored with ranx from the run files, and a JSON report ``out_dir/squad.json``."""
@@ -268,7 +278,7 @@ def evaluate_squad(
     t0 = time.perf_counter()
     paragraphs = load_squad(path)
     say(f"{len(paragraphs)} paragraphs, {sum(len(p.questions) for p in paragraphs)} questions; indexing")
-    idx = prepare_index(paragraphs, work_dir, model)
+    idx = prepare_index(paragraphs, work_dir, model, title_context)
     task = build_task(idx, paragraphs)
     say(f"{len(idx)} sentences, {task.n_candidates} candidates, {task.pairs} question-sentence pairs")
     vectors = question_vectors(idx, task.questions, work_dir) if any(m != "bm25" for m in modes) else None
@@ -292,7 +302,8 @@ def evaluate_squad(
                  "answers_between_sentences": task.answers_between_sentences},
         "reqa_reference": REQA_REFERENCE,
         "index": {"folder": str(idx.folder), "model": idx.model_name, "bm25": idx.manifest.get("bm25"),
-                  "tokenizer": idx.manifest.get("tokenizer")},
+                  "tokenizer": idx.manifest.get("tokenizer"),
+                  "title_context": bool(idx.manifest.get("title_context", False))},
         "metrics_note": f"ranx over the run files: mrr@{k} (ranks beyond {k} count 0) and hit_rate@k "
                         "(ReQA's R@k: a gold sentence in the top k); each question counted once",
         "modes": {},
