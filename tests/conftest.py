@@ -49,3 +49,19 @@ def squad_path():
     if not SQUAD.is_file():
         pytest.skip(f"SQuAD v1.1 dev not found at {SQUAD} (set QA_SQUAD)")
     return SQUAD
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    """benchmarks/bench.py loaded as a module, writing its data and results into ``tmp_path``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("qa_bench", ROOT / "benchmarks" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["qa_bench"] = mod
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "DATA", tmp_path)
+    monkeypatch.setattr(mod, "RESULTS_JSON", tmp_path / "results.json")
+    monkeypatch.setattr(mod, "RESULTS_MD", tmp_path / "RESULTS.md")
+    return mod

@@ -144,19 +144,8 @@ def test_recall_at_10_on_clustered_vectors():
 
 
 @pytest.mark.slow
-def test_benchmark_ann_section_smoke(tmp_path, monkeypatch, squad_path):
+def test_benchmark_ann_section_smoke(tmp_path, bench, squad_path):
     """benchmarks/bench.py's ann section runs end to end on tiny sets and renders its table (numbers not checked)."""
-    import importlib.util
-
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("qa_bench_ann", ROOT / "benchmarks" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["qa_bench_ann"] = bench
-    spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "DATA", tmp_path)
-    monkeypatch.setattr(bench, "RESULTS_JSON", tmp_path / "results.json")
-    monkeypatch.setattr(bench, "RESULTS_MD", tmp_path / "RESULTS.md")
     bench.main(["--sizes", "400", "--squad", str(squad_path), "--embed-max", "0", "--dense-queries", "8",
                 "--sections", "build,ann", "--ann-clustered", "3000", "--fresh"])
     md = (tmp_path / "RESULTS.md").read_text()

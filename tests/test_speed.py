@@ -73,20 +73,8 @@ def test_top_k_prefilter_is_exact_with_ties(k, dtype):
 
 
 @pytest.mark.slow
-def test_benchmark_smoke(tmp_path, monkeypatch, squad_path):
+def test_benchmark_smoke(tmp_path, bench, squad_path):
     """The benchmark runs end to end on a tiny corpus and renders every table (numbers not checked)."""
-    import importlib.util
-    import sys
-
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("qa_bench", ROOT / "benchmarks" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["qa_bench"] = bench
-    spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "DATA", tmp_path)
-    monkeypatch.setattr(bench, "RESULTS_JSON", tmp_path / "results.json")
-    monkeypatch.setattr(bench, "RESULTS_MD", tmp_path / "RESULTS.md")
     assert bench.parse_size("1M") == 1_000_000 and bench.size_label(100_000) == "100k"
     bench.main(["--sizes", "400", "--squad", str(squad_path), "--embed-max", "0", "--queries", "10",
                 "--dense-queries", "8", "--sections", "build,bm25,dense,hybrid,rss", "--fresh"])
