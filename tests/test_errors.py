@@ -139,7 +139,7 @@ def test_unreadable_index_dir(copy_index, monkeypatch):
     one_line_error(cli("ask", "tons seized", "--index-dir", copy_index), 4, "Permission denied")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permissions cannot be tested")
+@pytest.mark.skipif(os.geteuid() == 0, reason="as root, tests/test_permissions.py checks this for real by dropping to nobody")
 def test_unreadable_index_dir_for_real(copy_index):
     gen = gen_dir(copy_index)
     os.chmod(gen / "manifest.json", 0)
@@ -367,7 +367,7 @@ def test_folder_that_cannot_be_listed(tmp_path, live, monkeypatch):
     live.check()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permissions cannot be tested")
+@pytest.mark.skipif(os.geteuid() == 0, reason="as root, tests/test_permissions.py checks this for real by dropping to nobody")
 def test_unreadable_file_for_real(tmp_path, live):
     corpus = _corpus(tmp_path, {"a.txt": GOOD, "secret.txt": GOOD})
     os.chmod(corpus / "secret.txt", 0)
