@@ -116,6 +116,31 @@ def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
     return out
 
 
+TUNE, HELD_OUT = "tune", "held-out"
+TUNE_FOLDS = 5
+
+
+def article_halves(paragraphs: Sequence[SquadParagraph]) -> dict[str, str]:
+    """Article title → ``"tune"`` or ``"held-out"``: articles are numbered in file order from 0; even-numbered
+    ones are the tune half (what qa may train and choose on), odd-numbered ones the held-out half (reporting only).
+
+    >>> article_halves([SquadParagraph("A#0", "A", "x", ()), SquadParagraph("B#0", "B", "y", ())])
+    {'A': 'tune', 'B': 'held-out'}
+    """
+    order: dict[str, int] = {}
+    for p in paragraphs:
+        order.setdefault(p.title, len(order))
+    return {t: (TUNE if i % 2 == 0 else HELD_OUT) for t, i in order.items()}
+
+
+def tune_folds(paragraphs: Sequence[SquadParagraph], k: int = TUNE_FOLDS) -> dict[str, int]:
+    """Tune-half article title → cross-validation fold ``0..k-1`` (the j-th tune article goes to fold ``j % k``).
+    Fold 0 is the validation fold on which reranking approaches are compared."""
+    halves = article_halves(paragraphs)
+    tune = [t for t, h in halves.items() if h == TUNE]
+    return {t: j % k for j, t in enumerate(tune)}
+
+
 def write_corpus(paragraphs: Sequence[SquadParagraph], path: str | os.PathLike[str]) -> Path:
     """Write the paragraphs as a qa JSON Lines corpus (only when the content changed, so the index cache holds)."""
     p = Path(path)
@@ -339,7 +364,7 @@ def format_counts(report: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "REQA_REFERENCE", "SQUAD_METRICS", "ReqaTask", "SquadError", "SquadParagraph", "SquadQA", "build_task",
+    "HELD_OUT", "REQA_REFERENCE", "SQUAD_METRICS", "TUNE", "TUNE_FOLDS", "article_halves", "tune_folds", "ReqaTask", "SquadError", "SquadParagraph", "SquadQA", "build_task",
     "evaluate_squad", "format_counts", "format_table", "load_squad", "prepare_index", "question_vectors",
     "reference_bm25_run", "write_corpus",
 ]
