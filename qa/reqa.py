@@ -1,10 +1,12 @@
-"""SQuAD v1.1 as a sentence-retrieval task, following ReQA (Ahmad et al., 2019, arXiv:1907.04780).
+"""SQuAD (v1.1 or v2.0) as a sentence-retrieval task, following ReQA (Ahmad et al., 2019, arXiv:1907.04780).
 
 The corpus is every sentence of every paragraph, split by qa's own splitter, with identical sentence texts
 merged into one candidate; for each question and each of its answers, the gold candidate is the sentence whose
 span contains ``answer_start`` (an ``answer_start`` on the space between two sentences belongs to the next one).
 A question counts once, at its best-ranked gold candidate: MRR, and R@k = the share of questions with a gold
-candidate in the top k (ranx ``mrr`` and ``hit_rate``).
+candidate in the top k (ranx ``mrr`` and ``hit_rate``). SQuAD 2.0 unanswerable questions (``"is_impossible": true``)
+are loaded and listed in :attr:`ReqaTask.unanswerable`, but have no gold candidate and are not scored. An article
+without a usable ``title`` is named ``article-<n>`` (n = its position in ``data``).
 
 The paragraphs are indexed by qa itself (``qa.Index.build`` over a JSON Lines file of ``{"id": "<title>#<n>",
 "title", "text"}``), so the numbers describe qa's splitter, tokenizer, BM25, encoder and fusion. A hit is mapped
@@ -49,23 +51,26 @@ REQA_REFERENCE: dict[str, Any] = {
 
 
 class SquadError(QAError):
-    """The SQuAD file cannot be used (unreadable, not SQuAD v1.1 JSON)."""
+    """The SQuAD file cannot be used (unreadable, not SQuAD v1.1 or v2.0 JSON)."""
 
     exit_code = 2
 
 
 @dataclass(frozen=True)
 class SquadQA:
-    """One question and the character offsets of its answers in the paragraph."""
+    """One question and the character offsets of its answers in the paragraph; a SQuAD 2.0 unanswerable
+    question (``"is_impossible": true``) has ``impossible=True`` and no ``answer_starts``."""
 
     id: str
     question: str
     answer_starts: tuple[int, ...]
+    impossible: bool = False
 
 
 @dataclass(frozen=True)
 class SquadParagraph:
-    """One paragraph (``id`` = ``<title>#<n>``, n from 0 within the article) with its questions."""
+    """One paragraph (``id`` = ``<title>#<n>``, n from 0 within the article) with its questions; ``title`` is
+    the article's title, or a generated ``article-<n>`` (see :func:`load_squad`) when it has none."""
 
     id: str
     title: str
@@ -73,10 +78,39 @@ class SquadParagraph:
     questions: tuple[SquadQA, ...]
 
 
-def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
-    """Read a SQuAD v1.1 JSON file into paragraphs; raises :class:`SquadError` on anything else.
+def _real_title(art: Any) -> str | None:
+    """The article's own title: a non-blank string, else ``None``."""
+    t = art.get("title") if isinstance(art, dict) else None
+    return t if isinstance(t, str) and t.strip() else None
 
-    An answer whose ``answer_start`` lies outside its paragraph is an error.
+
+def _article_titles(articles: Sequence[Any]) -> list[str]:
+    """One distinct-by-construction title per article: its own, or ``article-<n>`` (n = its 0-based position)
+    with ``-2``, ``-3``, … appended while that name is some article's real title or already taken."""
+    real = [_real_title(a) for a in articles]
+    taken = {t for t in real if t is not None}
+    out: list[str] = []
+    for n, t in enumerate(real):
+        if t is None:
+            t = base = f"article-{n}"
+            k = 1
+            while t in taken:
+                k += 1
+                t = f"{base}-{k}"
+            taken.add(t)
+        out.append(t)
+    return out
+
+
+def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
+    """Read a SQuAD JSON file (v1.1 or v2.0) into paragraphs; raises :class:`SquadError` on anything else.
+
+    ``title`` is optional: an article whose title is missing, null, blank or not a string is named
+    ``article-<n>`` (n = its 0-based position in ``data``; ``-2``, ``-3``, … appended if a real title already
+    has that name), so paragraph ids ``<title>#<n>`` stay stable and distinct. A SQuAD 2.0 question with
+    ``"is_impossible": true`` is kept as unanswerable (``impossible=True``, no answers; its ``plausible_answers``
+    are ignored). A question with no answers and no ``is_impossible`` flag, or an ``answer_start`` outside its
+    paragraph, is an error.
     """
     p = Path(path)
     try:
@@ -86,31 +120,43 @@ def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SquadError(f"{p}: not a JSON file ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise SquadError(f'{p}: not SQuAD v1.1 JSON (expected an object with a "data" list)')
+        raise SquadError(f'{p}: not SQuAD JSON (v1.1 or v2.0) (expected an object with a "data" list)')
     out: list[SquadParagraph] = []
     seen: set[str] = set()
+    titles = _article_titles(data["data"])
+    where = ""
     try:
-        for art in data["data"]:
-            title = str(art["title"])
+        for ai, (art, title) in enumerate(zip(data["data"], titles)):
+            where = f"article {ai}"
             for n, para in enumerate(art["paragraphs"]):
+                where = f"{title!r} paragraph {n}"
                 ctx = para["context"]
                 if not isinstance(ctx, str) or not ctx.strip():
                     raise SquadError(f"{p}: empty context in {title!r} paragraph {n}")
                 qas = []
                 for qa in para["qas"]:
                     qid = str(qa["id"])
+                    where = f"question {qid}"
                     if qid in seen or any(c.isspace() for c in qid):
                         raise SquadError(f"{p}: question id {qid!r} is duplicated or has spaces")
                     seen.add(qid)
+                    impossible = qa.get("is_impossible", False)
+                    if not isinstance(impossible, bool):
+                        raise SquadError(f"{p}: question {qid}: is_impossible must be true or false")
+                    if impossible:
+                        qas.append(SquadQA(qid, str(qa["question"]), (), impossible=True))
+                        continue
                     starts = tuple(sorted({int(a["answer_start"]) for a in qa["answers"]}))
                     if not starts:
-                        raise SquadError(f"{p}: question {qid} has no answers (SQuAD v2 unanswerable questions are not supported)")
+                        raise SquadError(f"{p}: question {qid} has no answers "
+                                         '(a SQuAD 2.0 unanswerable question needs "is_impossible": true)')
                     if any(not 0 <= s < len(ctx) for s in starts):
                         raise SquadError(f"{p}: question {qid}: answer_start outside its paragraph")
                     qas.append(SquadQA(qid, str(qa["question"]), starts))
                 out.append(SquadParagraph(f"{title}#{n}", title, ctx, tuple(qas)))
-    except (KeyError, TypeError, ValueError) as e:
-        raise SquadError(f"{p}: not SQuAD v1.1 JSON (missing or bad field: {e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        at = f" in {where}" if where else ""
+        raise SquadError(f"{p}: not SQuAD JSON (v1.1 or v2.0) (missing or bad field: {e}{at})") from None
     if not out:
         raise SquadError(f"{p}: no paragraphs")
     return out
@@ -184,7 +230,10 @@ def prepare_index(
 
 @dataclass(frozen=True)
 class ReqaTask:
-    """The retrieval task: candidate id per index row, candidate texts, questions and their gold candidates."""
+    """The retrieval task: candidate id per index row, candidate texts, questions and their gold candidates.
+
+    ``questions`` and ``qrels`` hold the answerable questions only (each has at least one gold candidate);
+    SQuAD 2.0 unanswerable questions are listed in ``unanswerable`` and are not scored."""
 
     candidate_of_row: tuple[str, ...]
     texts: dict[str, str]  # candidate id → sentence text
@@ -192,14 +241,21 @@ class ReqaTask:
     qrels: dict[str, dict[str, int]]  # qid → {candidate id: 1}
     pairs: int  # distinct (question, gold candidate) pairs
     answers_between_sentences: int  # answer_starts on inter-sentence space, given to the next sentence
+    unanswerable: tuple[tuple[str, str], ...] = ()  # (qid, question) of SQuAD 2.0 is_impossible questions
 
     @property
     def n_candidates(self) -> int:
         return len(self.texts)
 
+    @property
+    def n_unanswerable(self) -> int:
+        """How many unanswerable (SQuAD 2.0 ``is_impossible``) questions were left out of ``questions``."""
+        return len(self.unanswerable)
+
 
 def build_task(index: "Index", paragraphs: Sequence[SquadParagraph]) -> ReqaTask:
-    """Map every index row to a de-duplicated candidate and every answer to its gold candidate."""
+    """Map every index row to a de-duplicated candidate and every answer to its gold candidate; unanswerable
+    questions go to ``unanswerable``, not to ``questions`` / ``qrels``."""
     import bisect
 
     cand_of_text: dict[str, str] = {}
@@ -214,6 +270,7 @@ def build_task(index: "Index", paragraphs: Sequence[SquadParagraph]) -> ReqaTask
         cand_of_row.append(c)
     arts = {a["id"]: a for a in index.articles}
     questions: list[tuple[str, str]] = []
+    unanswerable: list[tuple[str, str]] = []
     qrels: dict[str, dict[str, int]] = {}
     between = 0
     for para in paragraphs:
@@ -224,6 +281,9 @@ def build_task(index: "Index", paragraphs: Sequence[SquadParagraph]) -> ReqaTask
         starts = [int(index.spans[r][2]) for r in rows]
         ends = [int(index.spans[r][3]) for r in rows]
         for q in para.questions:
+            if q.impossible:
+                unanswerable.append((q.id, q.question))
+                continue
             rel: dict[str, int] = {}
             for pos in q.answer_starts:
                 i = bisect.bisect_right(starts, pos) - 1  # last sentence starting at or before pos
@@ -236,7 +296,7 @@ def build_task(index: "Index", paragraphs: Sequence[SquadParagraph]) -> ReqaTask
             questions.append((q.id, q.question))
             qrels[q.id] = rel
     pairs = sum(len(r) for r in qrels.values())
-    return ReqaTask(tuple(cand_of_row), texts, tuple(questions), qrels, pairs, between)
+    return ReqaTask(tuple(cand_of_row), texts, tuple(questions), qrels, pairs, between, tuple(unanswerable))
 
 
 def question_vectors(index: "Index", questions: Sequence[tuple[str, str]], work_dir: str | os.PathLike[str] = WORK_DIR) -> "np.ndarray":

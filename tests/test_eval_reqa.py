@@ -1,5 +1,6 @@
 """SQuAD → ReQA sentence retrieval: a handmade two-paragraph SQuAD file whose gold sentences are checked by hand,
-the plain-BM25 reference run, the real SQuAD dev file's counts, and `qa eval --squad` end to end."""
+the plain-BM25 reference run, the real SQuAD dev file's counts, files without titles and SQuAD 2.0 unanswerable
+questions, and `qa eval --squad` end to end."""
 
 from __future__ import annotations
 
@@ -114,16 +115,130 @@ def test_reference_bm25_ranks_deduplicated_candidates(task_and_index):
         ({"version": "1.1"}, 'expected an object with a "data" list'),
         ({"data": [{"title": "T", "paragraphs": [{"context": "Hi.", "qas": [
             {"id": "x", "question": "?", "answers": [{"text": "Hi", "answer_start": 9}]}]}]}]}, "outside its paragraph"),
+        # v1.1-style question without answers: the message says how SQuAD 2.0 marks unanswerable ones
         ({"data": [{"title": "T", "paragraphs": [{"context": "Hi.", "qas": [
-            {"id": "x", "question": "?", "answers": []}]}]}]}, "has no answers"),
-        ({"data": [{"title": "T", "paragraphs": [{"qas": []}]}]}, "missing or bad field"),
+            {"id": "x", "question": "?", "answers": []}]}]}]}, r'question x has no answers .*"is_impossible": true'),
+        ({"data": [{"title": "T", "paragraphs": [{"context": "Hi.", "qas": [
+            {"id": "x", "question": "?", "answers": [], "is_impossible": False}]}]}]}, "question x has no answers"),
+        ({"data": [{"title": "T", "paragraphs": [{"context": "Hi.", "qas": [
+            {"id": "x", "question": "?", "answers": [], "is_impossible": "yes"}]}]}]}, "is_impossible must be true or false"),
+        ({"data": [{"title": "T", "paragraphs": [{"qas": []}]}]},
+         r"not SQuAD JSON \(v1\.1 or v2\.0\) \(missing or bad field: 'context' in 'T' paragraph 0\)"),
+        ({"data": [{"paragraphs": [{"context": "Hi.", "qas": [{"id": "x", "answers": [{"text": "Hi", "answer_start": 0}]}]}]}]},
+         "missing or bad field: 'question' in question x"),
+        ({"data": ["not an article"]}, "missing or bad field"),
     ],
 )
 def test_bad_squad_files(tmp_path, data, message):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(SquadError, match=message):
+    with pytest.raises(SquadError, match=message) as e:
         load_squad(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: ") and "\n" not in msg  # one line, naming the file
+    assert "v1.1 JSON" not in msg  # v2.0 files are SQuAD too
+
+
+def test_bad_squad_file_message_names_both_versions(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"version": "v2.0"}), encoding="utf-8")
+    with pytest.raises(SquadError, match=r"not SQuAD JSON \(v1\.1 or v2\.0\)"):
+        load_squad(p)
+
+
+def _write(tmp_path, data: dict, name: str = "squad.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(data), encoding="utf-8")
+    return p
+
+
+def _article(ctx: str, qid: str, answer: str, **title) -> dict:
+    return {**title, "paragraphs": [{"context": ctx, "qas": [
+        {"id": qid, "question": f"{qid}?", "answers": [_ans(ctx, answer)]}]}]}
+
+
+def test_squad_without_titles_gets_stable_distinct_titles(tmp_path):
+    # SQuAD-format files from outside the official release often have no title at all
+    data = {"data": [
+        {"paragraphs": [{"context": P0, "qas": [{"id": "q1", "question": "Where?", "answers": [_ans(P0, "north")]}]},
+                        {"context": P1, "qas": [{"id": "q2", "question": "Which way?", "answers": [_ans(P1, "south")]}]}]},
+        _article(P1, "q3", "a river"),
+        _article(P0, "q4", "Jane Doe", title="Alpha_City"),
+        _article(P0, "q5", "3 parks"),
+    ]}
+    ps = load_squad(_write(tmp_path, data))
+    assert [p.id for p in ps] == ["article-0#0", "article-0#1", "article-1#0", "Alpha_City#0", "article-3#0"]
+    assert [p.title for p in ps] == ["article-0", "article-0", "article-1", "Alpha_City", "article-3"]
+    assert len({p.id for p in ps}) == len(ps)
+    assert ps[0].questions[0].answer_starts == (P0.index("north"),) and not ps[0].questions[0].impossible
+    # stable: the same file gives the same ids
+    assert [p.id for p in load_squad(_write(tmp_path, data, "again.json"))] == [p.id for p in ps]
+
+
+@pytest.mark.parametrize("title", [None, "", "   ", 42, ["A"]])
+def test_squad_null_or_bad_title_is_generated(tmp_path, title):
+    ps = load_squad(_write(tmp_path, {"data": [_article(P0, "q1", "north", title="Alpha_City"),
+                                               _article(P1, "q2", "south", title=title)]}))
+    assert [p.id for p in ps] == ["Alpha_City#0", "article-1#0"]
+
+
+def test_squad_generated_title_never_collides_with_a_real_one(tmp_path):
+    data = {"data": [
+        _article(P0, "q1", "north", title="article-1"),  # a real title equal to article 1's generated name
+        _article(P1, "q2", "south"),
+        _article(P0, "q3", "Jane Doe", title="article-1-2"),  # ... and to its first fallback
+        _article(P1, "q4", "a river", title=None),
+        _article(P0, "q5", "3 parks", title="article-3"),  # a later real title still wins over article 3
+    ]}
+    ps = load_squad(_write(tmp_path, data))
+    assert [p.title for p in ps] == ["article-1", "article-1-3", "article-1-2", "article-3-2", "article-3"]
+    assert len({p.id for p in ps}) == 5
+
+
+def squad2_json() -> dict:
+    return {
+        "version": "v2.0",
+        "data": [
+            {"title": "Alpha_City", "paragraphs": [{"context": P0, "qas": [
+                {"id": "q1", "question": "Where is Alpha?", "answers": [_ans(P0, "north")], "is_impossible": False},
+                {"id": "u1", "question": "Who founded Alpha?", "answers": [], "is_impossible": True,
+                 "plausible_answers": [_ans(P0, "Jane Doe")]},
+            ]}]},
+            {"paragraphs": [{"context": P1, "qas": [
+                {"id": "u2", "question": "How long is Beta?", "answers": [], "is_impossible": True},
+                {"id": "q4", "question": "Which way does Beta flow?", "answers": [_ans(P1, "south")],
+                 "is_impossible": False},
+            ]}]},
+        ],
+    }
+
+
+def test_load_squad_v2_unanswerable(tmp_path):
+    ps = load_squad(_write(tmp_path, squad2_json()))
+    assert [p.id for p in ps] == ["Alpha_City#0", "article-1#0"]
+    q1, u1 = ps[0].questions
+    assert q1.answer_starts == (P0.index("north"),) and q1.impossible is False
+    assert u1.id == "u1" and u1.impossible is True and u1.answer_starts == ()  # plausible_answers are not gold
+    assert [(q.id, q.impossible) for q in ps[1].questions] == [("u2", True), ("q4", False)]
+
+
+def test_build_task_keeps_unanswerable_out_of_qrels(tmp_path):
+    paragraphs = load_squad(_write(tmp_path, squad2_json()))
+    corpus = write_corpus(paragraphs, tmp_path / "paragraphs.jsonl")
+    idx = qa.Index.build([corpus], tmp_path / "index", encoder=HashEncoder())
+    task = build_task(idx, paragraphs)
+    assert task.questions == (("q1", "Where is Alpha?"), ("q4", "Which way does Beta flow?"))
+    assert set(task.qrels) == {"q1", "q4"} and all(task.qrels.values())  # ranx: a gold candidate per query
+    assert task.qrels["q1"] == {"c00000": 1} and task.texts[next(iter(task.qrels["q4"]))] == "It flows south."
+    assert task.unanswerable == (("u1", "Who founded Alpha?"), ("u2", "How long is Beta?"))
+    assert task.n_unanswerable == 2 and task.pairs == 2
+    # the reference run scores only the answerable questions
+    assert [q.qid for q in reference_bm25_run(task, k=5).queries] == ["q1", "q4"]
+
+
+def test_build_task_v11_has_no_unanswerable(task_and_index):
+    task, _ = task_and_index
+    assert task.unanswerable == () and task.n_unanswerable == 0
 
 
 def test_real_squad_dev_counts_and_gold_sentences(squad_path, tmp_path):
