@@ -579,9 +579,11 @@ def bench_cold(squad: Squad, res: Results, runs: int = 5) -> None:
     light = [run({}) for _ in range(runs)]
     torch_ = [run({"QA_QUERY_ENCODER": "torch"}) for _ in range(2)]
     bm = [run({}, cmd + ["--mode", "bm25"]) for _ in range(3)]
+    plain = [run({}, cmd + ["--rerank", "none"]) for _ in range(3)]
     out["light_s"] = sorted(t for t, _ in light)
     out["torch_s"] = sorted(t for t, _ in torch_)
     out["bm25_mode_s"] = sorted(t for t, _ in bm)
+    out["no_rerank_s"] = sorted(t for t, _ in plain)
     out["identical_output"] = all(o == torch_[0][1] for _, o in light + torch_)
     code = "import time; t=time.perf_counter(); import sentence_transformers; print(time.perf_counter()-t)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -590,6 +592,52 @@ def bench_cold(squad: Squad, res: Results, runs: int = 5) -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     out["import_qa_cli_s"] = float(p.stdout.strip() or "nan")
     res.put("cold", "seeds", out)
+
+
+def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:
+    """The second stage on real data: the SQuAD dev ReQA index (10,268 sentences; built by ``qa eval --squad`` in
+    eval/runs/squad, or here), real questions with their vectors given: the rerank stage alone (features of the 20
+    fused candidates + the trees + calibration), and ``Index.ask`` hybrid with and without it."""
+    import qa
+    from qa.features import candidate_features
+    from qa.index import RERANK_DEPTH
+    from qa.reqa import WORK_DIR, load_squad, prepare_index
+    from qa.rerank import default_confidence_model
+
+    paragraphs = load_squad(squad_file)
+    idx = prepare_index(paragraphs, ROOT / WORK_DIR)
+    questions = [q.question for p in paragraphs for q in p.questions][:: max(1, 10570 // n_queries)][:n_queries]
+    qvecs = idx.encoder.encode_queries(questions)
+    model = default_confidence_model()
+    stage, plain, full, feats = [], [], [], []
+    for q, v in zip(questions, qvecs):
+        a = idx.ask(q, k=RERANK_DEPTH, mode="hybrid", rerank="none", confidence=False, query_vector=v)
+        rows = np.array([idx._row_of[(h.article, h.sentence)] for h in a.hits], dtype=np.int64)
+        bm = np.array([h.bm25_score for h in a.hits])
+        dn = np.array([h.dense_score for h in a.hits])
+        tokens = idx.tokenizer.tokenize(q)
+        for rep in range(2):  # the first pass fills the sentence-token cache; the second is the warm figure
+            t = time.perf_counter()
+            cands = idx._candidates(rows, bm, dn, v)
+            X = candidate_features(q, tokens, idx.idf_map(tokens), cands)
+            t_feat = time.perf_counter()
+            model.confidence(model.trees.raw(X))
+            t_end = time.perf_counter()
+        stage.append((t_end - t) * 1000)
+        feats.append((t_feat - t) * 1000)
+    for q, v in zip(questions, qvecs):
+        t = time.perf_counter()
+        idx.ask(q, k=5, mode="hybrid", rerank="none", confidence=False, query_vector=v)
+        plain.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        idx.ask(q, k=5, query_vector=v)
+        full.append((time.perf_counter() - t) * 1000)
+    res.put("rerank", "squad", {
+        "index": f"SQuAD dev ReQA index, {len(idx):,} sentences", "queries": len(questions),
+        "candidates": RERANK_DEPTH, "trees": int(model.trees.start.shape[0]),
+        "stage_ms": pct(np.array(stage)), "features_ms": pct(np.array(feats)),
+        "hybrid_no_rerank_ms": pct(np.array(plain)), "hybrid_rerank_ms": pct(np.array(full)),
+    })
 
 
 def _gold_set(squad: Squad, n_paragraphs: int, n_questions: int) -> tuple[list[str], list[str], list[int]]:
@@ -803,9 +851,25 @@ def render(res: Results, command: str) -> str:
                  f"{', '.join(f'{x:.2f}' for x in c['torch_s'])} | {med(c['torch_s']):.2f} | 1× |")
         L.append(f"| `--mode bm25` | {', '.join(f'{x:.2f}' for x in c['bm25_mode_s'])} | {med(c['bm25_mode_s']):.2f} | "
                  f"{_ratio(med(c['torch_s']), med(c['bm25_mode_s']))} faster |")
-        L += ["", f"Command: `{c['command']}`. Output identical between the light and torch paths: "
+        if c.get("no_rerank_s"):
+            L.append(f"| hybrid, `--rerank none` | {', '.join(f'{x:.2f}' for x in c['no_rerank_s'])} | "
+                     f"{med(c['no_rerank_s']):.2f} | {_ratio(med(c['torch_s']), med(c['no_rerank_s']))} faster |")
+        L += ["", "The default (first row) reranks with qa-rerank-gbdt and prints calibrated confidences. "
+              f"Command: `{c['command']}`. Output identical between the light and torch paths: "
               f"**{c['identical_output']}**. `import sentence_transformers` alone: {c['import_sentence_transformers_s']:.2f} s; "
               f"`import qa.cli`: {c['import_qa_cli_s']:.2f} s.", ""]
+
+    rr = d.get("rerank", {}).get("squad")
+    if rr:
+        L += ["## Reranking (qa-rerank-gbdt) on real data, warm", "",
+              f"{rr['index']}; {rr['queries']} SQuAD questions with their vectors given; {rr['candidates']} candidates, "
+              f"{rr['trees']} trees.", "", "| step | p50 | p95 |", "|---|---|---|"]
+        for key, label in (("features_ms", "features of the 20 candidates"),
+                           ("stage_ms", "rerank stage: features + trees + calibration"),
+                           ("hybrid_no_rerank_ms", "`Index.ask` hybrid, `rerank=\"none\", confidence=False`"),
+                           ("hybrid_rerank_ms", "`Index.ask` hybrid, default (reranked, confidences)")):
+            L.append(f"| {label} | {rr[key]['p50']:.2f} ms | {rr[key]['p95']:.2f} ms |")
+        L += [""]
 
     e = d.get("embed", {})
     if e.get("backends"):
@@ -902,6 +966,11 @@ def targets(d: dict[str, Any]) -> list[str]:
         rows.append(("Cold `qa ask` on the seeds ≤ 1.5 s", f"{med:.2f} s median (torch path {float(np.median(c['torch_s'])):.1f} s)",
                      verdict(med <= 1.5), "numpy MiniLM forward pass (`qa.light`) from model.safetensors + tokenizers; "
                      "no torch import; identical output to the torch path (tested)"))
+    rr = get("rerank", "squad")
+    if rr:
+        p50 = rr["stage_ms"]["p50"]
+        rows.append(("Reranking 20 candidates ≤ 30 ms p50 warm", f"{p50:.1f} ms p50 ({rr['stage_ms']['p95']:.1f} ms p95)",
+                     verdict(p50 <= 30), "numpy features + the LightGBM trees evaluated in numpy (no lightgbm, no torch)"))
     worst = None
     for s, r in (d.get("rss") or {}).items():
         if isinstance(r, dict) and "peak_over_disk" in r:
@@ -931,7 +1000,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10k,100k,1M")
     ap.add_argument("--squad", default=str(ROOT / DEFAULT_SQUAD))
-    ap.add_argument("--sections", default="build,bm25,dense,hybrid,ann,rss,cold,embed")
+    ap.add_argument("--sections", default="build,bm25,dense,hybrid,ann,rss,rerank,cold,embed")
     ap.add_argument("--ann-clustered", default="1M", help="size of the clustered synthetic ANN set ('' to skip)")
     ap.add_argument("--embed-max", default="10k", help="largest size embedded with the real model")
     ap.add_argument("--queries", type=int, default=200)
@@ -939,20 +1008,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse indexes already built (skip the build section)")
     ap.add_argument("--fresh", action="store_true", help="start a new results.json")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--md", default=None, help="write the Markdown results here [default: benchmarks/RESULTS.md]")
     ap.add_argument("--probe-rss", nargs=2, metavar=("INDEX", "QUESTIONS"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.probe_rss:
         print(json.dumps(probe_rss(*a.probe_rss)))
         return
+    md_out = Path(a.md) if a.md else RESULTS_MD
     command = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res = Results(fresh=a.fresh)
     if a.render_only:
-        RESULTS_MD.write_text(render(res, res.get("meta", "command", command)))
+        md_out.write_text(render(res, res.get("meta", "command", command)))
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     sections = set(a.sections.split(","))
-    sizes = [parse_size(s) for s in a.sizes.split(",")]
+    sizes = [parse_size(s) for s in a.sizes.split(",") if s.strip()]
     labels = [size_label(n) for n in sizes]
     res.put("meta", "machine", machine())
     res.put("meta", "command", command)
@@ -996,7 +1067,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.collect()
         if "rss" in sections:
             bench_rss(index_dir, label, questions, res)
-        RESULTS_MD.write_text(render(res, command))
+        md_out.write_text(render(res, command))
     if "ann" in sections and a.ann_clustered:
         n = parse_size(a.ann_clustered)
         V = clustered_unit_vectors(n)
@@ -1008,13 +1079,16 @@ def main(argv: list[str] | None = None) -> None:
                   "data points + N(0, 0.02²), normalised")
         del V
         gc.collect()
-        RESULTS_MD.write_text(render(res, command))
+        md_out.write_text(render(res, command))
+    if "rerank" in sections:
+        bench_rerank(a.squad, res)
+        md_out.write_text(render(res, command))
     if "cold" in sections:
         bench_cold(squad, res)
     if "embed" in sections:
         bench_embed(squad, res)
-    RESULTS_MD.write_text(render(res, command))
-    print(f"wrote {RESULTS_MD}")
+    md_out.write_text(render(res, command))
+    print(f"wrote {md_out}")
 
 
 if __name__ == "__main__":

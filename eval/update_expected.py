@@ -22,6 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ROOT / "eval" / "expected.json"
 
 
+def expected_defaults() -> dict:
+    """The settings the scores depend on: fusion defaults, the reranker and the sha256 of its trees."""
+    from qa.rerank import default_confidence_model
+
+    model = default_confidence_model()
+    return {"fusion": qa_index.DEFAULT_FUSION, "alpha": qa_index.DEFAULT_ALPHA, "depth": qa_index.DEFAULT_DEPTH,
+            "rerank": qa_index.DEFAULT_RERANK, "rerank_depth": qa_index.RERANK_DEPTH,
+            "rerank_model_sha256": model.spec["files"]["model.txt"]["sha256"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
@@ -34,7 +44,7 @@ def main() -> None:
         "note": "Seed evaluation scores (ranx, from the run files) with the real model; written by "
                 "eval/update_expected.py, checked by tests/test_eval_regression.py (a drop beyond the tolerance fails).",
         "model": idx.model_name,
-        "defaults": {"fusion": qa_index.DEFAULT_FUSION, "alpha": qa_index.DEFAULT_ALPHA, "depth": qa_index.DEFAULT_DEPTH},
+        "defaults": expected_defaults(),
         "answerable": {s: r["gold"]["answerable"] for s, r in reports.items()},
         "splits": {s: {m: v["metrics"] for m, v in r["modes"].items()} for s, r in reports.items()},
     }

@@ -35,7 +35,7 @@ class Hit:
     start: int
     end: int
     text: str
-    score: float  # the score that ranked it in the answer's mode (fused score for hybrid)
+    score: float  # the score that ranked it: the reranker's when reranked, else the mode's (fused for hybrid)
     bm25_score: float | None = None  # None: not computed in this mode
     dense_score: float | None = None
     bm25_rank: int | None = None  # 1-based over the whole index; None: no query term matched / not computed
@@ -43,6 +43,9 @@ class Hit:
     path: str = ""
     before: tuple[Context, ...] = ()
     after: tuple[Context, ...] = ()
+    retrieval_score: float | None = None  # the mode's score before reranking (fused score for hybrid)
+    rerank_score: float | None = None  # None: not reranked
+    confidence: float | None = None  # calibrated P(this sentence answers the question); None in bm25 mode
 
     @property
     def citation(self) -> str:
@@ -65,6 +68,9 @@ class Hit:
             "end": self.end,
             "text": self.text,
             "score": self.score,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "retrieval_score": self.retrieval_score,
+            "rerank_score": self.rerank_score,
             "scores": self.scores,
             "ranks": self.ranks,
             "path": self.path,
@@ -85,6 +91,8 @@ class Answer:
     mode: Mode
     hits: tuple[Hit, ...] = field(default_factory=tuple)
     fusion: str | None = None  # "rrf" or "convex" in hybrid mode
+    rerank: str | None = None  # the reranker that ordered the hits; None: retrieval order
+    answerable: bool | None = None  # False: the top confidence is below the model's threshold; None: not known
 
     @property
     def top(self) -> Hit | None:
@@ -96,5 +104,7 @@ class Answer:
             "question": self.question,
             "mode": self.mode,
             "fusion": self.fusion,
+            "rerank": self.rerank,
+            "answerable": self.answerable,
             "hits": [h.to_dict() for h in self.hits],
         }

@@ -188,11 +188,19 @@ def _fmt_score(x: Optional[float], rank: Optional[int], digits: int) -> str:
 def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
     terms = set(idx.tokenizer.tokenize(answer.question))
     head = f"[{qid}] " if show_id else ""
-    how = answer.mode + (f", {answer.fusion}" if answer.fusion else "")
+    how = answer.mode + (f", {answer.fusion}" if answer.fusion else "") + (f", reranked by {answer.rerank}" if answer.rerank else "")
     typer.echo(f"{head}Q: {answer.question}   ({how}; {len(idx)} sentences)")
+    low = answer.answerable is False
+    if low and answer.hits:
+        from .rerank import default_confidence_model
+
+        thr = default_confidence_model().threshold
+        typer.echo(f"   Not found: the corpus does not seem to answer this question (top confidence "
+                   f"{answer.hits[0].confidence:.2f} < {thr:.2f}). Closest sentences, low confidence:")
     for i, h in enumerate(answer.hits, 1):
+        conf = f"conf {h.confidence:.2f}{' (low)' if low else ''}  " if h.confidence is not None else ""
         typer.echo(
-            f"{i}. [{h.article} §{h.sentence}]  score {h.score:.4f}  "
+            f"{i}. [{h.article} §{h.sentence}]  {conf}score {h.score:.4f}  "
             f"bm25 {_fmt_score(h.bm25_score, h.bm25_rank, 2)}  dense {_fmt_score(h.dense_score, h.dense_rank, 3)}"
         )
         for c in h.before:
@@ -203,6 +211,13 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
         typer.echo(f"   {h.path or h.article} chars {h.start}-{h.end}" + (f"  — {h.title}" if h.title else ""))
     if not answer.hits:
         typer.echo("   (no hits)")
+
+
+RerankOpt = typer.Option(
+    None, "--rerank",
+    help="Second stage: a qa reranker name or folder, a sentence-transformers CrossEncoder name or folder, or "
+         "'none' [default: qa-rerank-gbdt in hybrid mode]",
+)
 
 
 @app.command()
@@ -219,8 +234,10 @@ def ask(
     model: Optional[str] = ModelOpt,
     color: Optional[bool] = typer.Option(None, "--color/--no-color", help="Highlight with ANSI colours [default: on a terminal]"),
     exact: bool = typer.Option(False, "--exact", help="Exact dense search even if the index has an ANN file."),
+    rerank: Optional[str] = RerankOpt,
 ) -> None:
-    """Answer a question with cited sentences: [article §n], character offsets, and each retriever's score."""
+    """Answer a question with cited sentences: [article §n], character offsets, each retriever's score and a
+    calibrated confidence; says so when the corpus does not seem to answer it."""
     with _errors():
         if (question is None) == (questions is None):
             raise QueryError("give a QUESTION or --questions FILE (exactly one)")
@@ -238,6 +255,8 @@ def ask(
             raise QueryError(f"--alpha must be between 0 and 1 (the weight on BM25), got {alpha}")
         if context < 0:
             raise QueryError(f"--context must be 0 or more, got {context}")
+        if rerank is not None and not rerank.strip():
+            raise QueryError("--rerank needs a reranker name or folder, or none")
         failed = 0  # batch: bad questions are reported one line each, the rest answered, then exit 2
         if questions is None:
             check_question(question)
@@ -253,16 +272,21 @@ def ask(
                     failed += 1
         if not batch:
             raise typer.Exit(QueryError.exit_code)
+        if rerank is not None:
+            from .rerank import load_reranker
+
+            load_reranker(rerank)  # a bad --rerank fails once, before any question
         idx = _open_index(index_dir, model)
         vectors = None
-        if mode != "bm25" and len(batch) > 1:
+        if (mode != "bm25" or rerank not in (None, "none")) and len(batch) > 1:
             vectors = idx.encoder.encode_queries([q for _, q in batch])
         use_color = sys.stdout.isatty() if color is None else color
         for i, (qid, q) in enumerate(batch):
             qv = vectors[i] if vectors is not None else None
             try:
                 ans = idx.ask(
-                    q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv, exact=exact or None
+                    q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv, exact=exact or None,
+                    rerank=rerank,
                 )
             except QueryError as e:
                 if questions is None:
@@ -308,19 +332,20 @@ def info(
 
 
 def _parse_modes(modes: str) -> list[str]:
-    from .answer import MODES
+    from .evaluate import EVAL_MODES
 
     out = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = [m for m in out if m not in MODES]
+    bad = [m for m in out if m not in EVAL_MODES]
     if not out or bad:
-        raise QueryError(f"--modes: unknown mode(s) {', '.join(bad) or '(none)'}: use a comma list of {', '.join(MODES)}")
+        raise QueryError(f"--modes: unknown mode(s) {', '.join(bad) or '(none)'}: use a comma list of {', '.join(EVAL_MODES)}")
     return list(dict.fromkeys(out))
 
 
 @app.command("eval")
 def eval_(
     gold: Path = typer.Option(Path("eval/gold.jsonl"), "--gold", help="Gold questions (JSON Lines)."),
-    modes: str = typer.Option("bm25,dense,hybrid", "--modes", help="Comma list of modes to run."),
+    modes: str = typer.Option("bm25,dense,hybrid,rerank", "--modes",
+                              help="Comma list of rows: bm25, dense, hybrid (retrieval only) and rerank (hybrid + --rerank)."),
     split: str = typer.Option("test", "--split", help="dev, test or all."),
     squad: Optional[Path] = typer.Option(None, "--squad", help="Evaluate on a SQuAD v1.1 JSON file (ReQA protocol) instead."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Hybrid fusion: rrf or convex [default: the index default]"),
@@ -333,6 +358,7 @@ def eval_(
         None, "--title-context/--no-title-context",
         help="With --squad: index sentences with their article title [default: the index default]",
     ),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker of the rerank row [default: qa-rerank-gbdt]"),
 ) -> None:
     """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
 
@@ -351,7 +377,8 @@ def eval_(
 
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
             report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
-                                         work_dir=out / "squad", progress=say, title_context=title_context)
+                                         work_dir=out / "squad", progress=say, title_context=title_context,
+                                         rerank=rerank)
             if as_json:
                 typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
                 return
@@ -360,6 +387,9 @@ def eval_(
             ref = report["reqa_reference"]["bm25"]
             typer.echo(f"ReQA paper, plain BM25: MRR {ref['MRR']:.3f}  R@1 {ref['R@1']:.3f}  R@5 {ref['R@5']:.3f}  "
                        f"R@10 {ref['R@10']:.3f}")
+            for extra in (reqa.format_halves(report), reqa.format_confidence(report)):
+                if extra:
+                    typer.echo(extra)
             _echo_tail(report)
             return
         from . import evaluate as ev
@@ -368,7 +398,8 @@ def eval_(
             raise QueryError(f"--split must be dev, test or all, got {split!r}")
         questions = ev.load_gold(gold)
         idx = _open_index(index_dir, model)
-        report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha)
+        report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha,
+                                  rerank=rerank)
         if as_json:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
             return

@@ -48,6 +48,9 @@ ANSWER_K = 5  # "answer string found in the top k"
 # Display name → ranx metric.
 SEED_METRICS: dict[str, str] = {"P@1": "precision@1", "R@5": "recall@5", "MRR@10": "mrr@10", "nDCG@10": "ndcg@10"}
 SIG_PERMUTATIONS = 10_000
+# Evaluation rows: the three retrieval modes without a second stage, and "rerank" = hybrid + qa's reranker.
+RERANK_MODE = "rerank"
+EVAL_MODES: tuple[str, ...] = (*MODES, RERANK_MODE)
 SIG_LEVEL = 0.05
 
 
@@ -209,13 +212,15 @@ class QueryRun:
     top_bm25: float | None = None
     top_dense: float | None = None
     error: str | None = None  # the question could not be asked (e.g. no searchable words): empty ranking
+    top_confidence: float | None = None  # the top hit's calibrated confidence (dense, hybrid and rerank rows)
+    answerable: bool | None = None
 
 
 @dataclass(frozen=True)
 class ModeRun:
     """All questions of one mode, and how they were asked."""
 
-    mode: Mode
+    mode: str  # a retrieval mode, or "rerank"
     tag: str
     queries: tuple[QueryRun, ...]
     settings: dict[str, Any] = field(default_factory=dict)
@@ -246,6 +251,8 @@ def run_questions(
     vectors: "np.ndarray | None" = None,
     docid_of: Callable[["Hit"], str] = _hit_docid,
     slack: int = 0,
+    rerank: str | None = None,
+    index_for: Callable[[str], "Index"] | None = None,
 ) -> ModeRun:
     """Ask every ``(qid, question)`` in ``mode`` and keep the ``k`` best docids.
 
@@ -253,11 +260,15 @@ def run_questions(
     latency ``qa ask`` sees with a loaded model); with ``vectors`` (one row per question, batch-encoded) only
     the search is timed. ``docid_of`` maps a hit to a document id; hits mapping to an id already ranked are
     skipped (ask ``slack`` extra hits to make up for them). A question that cannot be asked gets an empty ranking.
+    ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
+    modes are run without a second stage. ``index_for(qid)`` may pick another index per question.
     """
-    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
 
-    if mode not in MODES:
-        raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode not in EVAL_MODES:
+        raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(EVAL_MODES)}")
+    ask_mode = "hybrid" if mode == RERANK_MODE else mode
+    rerank_name = (rerank or DEFAULT_RERANK) if mode == RERANK_MODE else "none"
     fusion = fusion or DEFAULT_FUSION
     alpha = DEFAULT_ALPHA if alpha is None else alpha
     depth = DEFAULT_DEPTH if depth is None else depth
@@ -268,7 +279,9 @@ def run_questions(
         qv = vectors[i] if (vectors is not None and mode != "bm25") else None
         t0 = time.perf_counter()
         try:
-            ans = index.ask(q, k=k + slack, mode=mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv)
+            ans = (index_for(qid) if index_for else index).ask(
+                q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name
+            )
         except QueryError as e:
             out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e)))
             continue
@@ -287,11 +300,16 @@ def run_questions(
                 break
         top = ans.hits[0] if ans.hits else None
         out.append(
-            QueryRun(qid, tuple(ids), tuple(scores), dt, top.bm25_score if top else None, top.dense_score if top else None)
+            QueryRun(qid, tuple(ids), tuple(scores), dt, top.bm25_score if top else None, top.dense_score if top else None,
+                     top_confidence=top.confidence if top else None, answerable=ans.answerable)
         )
-    tag = f"qa-{mode}" + (f"-{fusion}" + (f"{alpha:g}" if fusion == "convex" else "") if mode == "hybrid" else "")
-    settings = {"k": k, "fusion": fusion if mode == "hybrid" else None, "alpha": alpha if mode == "hybrid" and fusion == "convex" else None,
-                "depth": depth, "batched_query_vectors": vectors is not None}
+    hyb = ask_mode == "hybrid"
+    tag = f"qa-{ask_mode}" + (f"-{fusion}" + (f"{alpha:g}" if fusion == "convex" else "") if hyb else "")
+    if mode == RERANK_MODE:
+        tag += f"-{Path(rerank_name).name}"
+    settings = {"k": k, "fusion": fusion if hyb else None, "alpha": alpha if hyb and fusion == "convex" else None,
+                "depth": depth, "batched_query_vectors": vectors is not None,
+                "rerank": rerank_name if mode == RERANK_MODE else None}
     return ModeRun(mode, tag, tuple(out), settings)
 
 
@@ -495,9 +513,12 @@ def _ranx_run_full(run: Mapping[str, Mapping[str, float]], name: str):
 
 # -- unanswerable questions ---------------------------------------------------------------------------------------
 def _top_signal(q: QueryRun, mode: str) -> float | None:
-    """The score used to decide "no answer": the top hit's dense cosine (bm25 mode: its BM25 score)."""
+    """The score used to decide "no answer": the top hit's calibrated confidence (rerank row), dense cosine
+    (dense and hybrid rows) or BM25 score (bm25 row)."""
     if not q.docids:
         return None
+    if mode == RERANK_MODE:
+        return q.top_confidence
     return q.top_bm25 if mode == "bm25" else q.top_dense
 
 
@@ -521,8 +542,9 @@ def no_answer_stats(
         return {"n": int(v.size), "min": round(float(f.min()), 4), "median": round(float(np.median(f)), 4),
                 "max": round(float(f.max()), 4)}
 
+    signal = {"bm25": "top hit BM25 score", RERANK_MODE: "top hit confidence"}.get(run.mode, "top hit dense cosine")
     out: dict[str, Any] = {
-        "signal": "top hit BM25 score" if run.mode == "bm25" else "top hit dense cosine",
+        "signal": signal,
         "answerable": summary(ans_v),
         "unanswerable": summary(una_v),
     }
@@ -561,30 +583,98 @@ def tune_threshold(run: ModeRun, gold: Sequence[GoldQuestion]) -> float | None:
     return float(max(good, key=lambda t: float(np.min(np.abs(s_arr - t)))))
 
 
+# -- confidence -----------------------------------------------------------------------------------------------------
+def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict[str, Any]:
+    """Reliability table and expected calibration error (Guo et al., ICML 2017): confidences in ``bins`` equal-width
+    bins; ``ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b|``.
+
+    >>> reliability([0.9, 0.9, 0.1, 0.1], [True, False, False, False], bins=2)["ece"]
+    0.25
+    """
+    import numpy as np
+
+    c = np.asarray(confidence, dtype=np.float64)
+    y = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        sel = which == b
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        mc, acc = float(c[sel].mean()), float(y[sel].mean())
+        ece += n / c.size * abs(acc - mc)
+        table.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": n, "mean_confidence": round(mc, 4),
+                      "accuracy": round(acc, 4)})
+    return {"n": int(c.size), "bins": table, "ece": round(ece, 4)}
+
+
+def abstention(
+    answerable_conf: Sequence[float], answerable_correct: Sequence[bool], unanswerable_conf: Sequence[float],
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """How well the top confidence tells questions the corpus answers from those it cannot.
+
+    ``auroc``: P(top confidence of an answerable question > that of an unanswerable one), ties ½. Answering the
+    most confident questions first: ``precision_at_80`` = share of right answers (top hit correct; an
+    unanswerable question answered is wrong) among the 80% most confident; ``coverage_at_90`` = the largest share
+    of questions that can be answered with precision ≥ 0.9. With ``threshold``: answerable questions kept and
+    unanswerable ones rejected by ``confidence >= threshold``.
+
+    >>> abstention([0.9, 0.8], [True, False], [0.1, 0.85])["auroc"]
+    0.75
+    """
+    import numpy as np
+
+    a = np.asarray(answerable_conf, dtype=np.float64)
+    ok = np.asarray(answerable_correct, dtype=bool)
+    u = np.asarray(unanswerable_conf, dtype=np.float64)
+    out: dict[str, Any] = {"answerable": int(a.size), "unanswerable": int(u.size)}
+    if a.size and u.size:
+        out["auroc"] = round(float((a[:, None] > u[None, :]).mean() + 0.5 * (a[:, None] == u[None, :]).mean()), 4)
+    conf = np.concatenate([a, u])
+    right = np.concatenate([ok, np.zeros(u.size, dtype=bool)])
+    if conf.size:
+        order = np.argsort(-conf, kind="mergesort")
+        prec = np.cumsum(right[order]) / np.arange(1, conf.size + 1)
+        n80 = max(1, int(round(0.8 * conf.size)))
+        out["precision_at_80"] = round(float(prec[n80 - 1]), 4)
+        good = np.nonzero(prec >= 0.9)[0]
+        out["coverage_at_90"] = round(float((good.max() + 1) / conf.size), 4) if good.size else 0.0
+    if threshold is not None:
+        out["threshold"] = round(float(threshold), 4)
+        out["answerable_kept"] = round(float((a >= threshold).mean()), 4) if a.size else None
+        out["unanswerable_rejected"] = round(float((u < threshold).mean()), 4) if u.size else None
+    return out
+
+
 # -- the whole seed evaluation ------------------------------------------------------------------------------------
 def evaluate_gold(
     index: "Index",
     gold: Sequence[GoldQuestion],
     *,
     split: Split = "test",
-    modes: Sequence[Mode] = MODES,
+    modes: Sequence[str] = EVAL_MODES,
     out_dir: str | os.PathLike[str] = RUNS_DIR,
     name: str = "seeds",
     fusion: str | None = None,
     alpha: float | None = None,
     k: int = RUN_DEPTH,
     answer_k: int = ANSWER_K,
+    rerank: str | None = None,
 ) -> dict[str, Any]:
     """Run every mode on ``split`` of ``gold``, write ``<out_dir>/<name>-<split>-<mode>.trec`` and a JSON report
     ``<out_dir>/<name>-<split>.json``; return the report.
 
-    Metrics are read back from the run files. The "no answer" threshold is tuned on the dev split.
+    Metrics are read back from the run files. The "no answer" threshold is tuned on the dev split, except for
+    the rerank row, which uses the model's own threshold (``answerable``).
     """
     from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
 
     for m in modes:
-        if m not in MODES:
-            raise QueryError(f"unknown mode {m!r}: use one of {', '.join(MODES)}")
+        if m not in EVAL_MODES:
+            raise QueryError(f"unknown mode {m!r}: use one of {', '.join(EVAL_MODES)}")
     chosen = select_split(gold, split)
     if not chosen:
         raise GoldError(f"the gold set has no {split} questions")
@@ -606,7 +696,8 @@ def evaluate_gold(
     }
     run_files: dict[str, Path] = {}
     for mode in modes:
-        run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha)
+        run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha,
+                            rerank=rerank)
         path = write_trec(out / f"{name}-{split}-{mode}.trec", run)
         run_files[mode] = path
         sc = score_run(path, qrels)
@@ -620,9 +711,14 @@ def evaluate_gold(
             by_type[t] = {"n": len(sel), **{m: round(sum(sc.per_query[m][i] for i in sel) / len(sel), 4)
                                             for m in ("P@1", "MRR@10")}}
         # the "no answer" threshold: tuned on dev questions (asked separately when evaluating test)
-        dev_run = run if split == "dev" else run_questions(index, [(g.id, g.question) for g in dev], mode, k=1,
-                                                            fusion=fusion, alpha=alpha)
-        thr = tune_threshold(dev_run, dev) if dev else None
+        if mode == RERANK_MODE:
+            from .rerank import default_confidence_model
+
+            thr = default_confidence_model().threshold
+        else:
+            dev_run = run if split == "dev" else run_questions(index, [(g.id, g.question) for g in dev], mode, k=1,
+                                                                fusion=fusion, alpha=alpha)
+            thr = tune_threshold(dev_run, dev) if dev else None
         first_rel = {}
         for q in run.queries:
             if q.qid in qrels:
@@ -644,6 +740,9 @@ def evaluate_gold(
                     f"seed 42; significant at p < {SIG_LEVEL}",
             "hybrid_vs": significance(qrels, {m: str(p) for m, p in run_files.items()}),
         }
+        if RERANK_MODE in run_files:
+            report["significance"]["rerank_vs"] = significance(
+                qrels, {m: str(p) for m, p in run_files.items()}, baseline=RERANK_MODE)
     rp = out / f"{name}-{split}.json"
     rp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report["report_file"] = str(rp)
@@ -694,14 +793,19 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def format_significance(report: Mapping[str, Any]) -> str:
     """One line per single mode: hybrid's gain per metric, with p and a star when significant."""
-    sig = (report.get("significance") or {}).get("hybrid_vs") or {}
-    if not sig:
-        return ""
-    lines = [f"hybrid vs single modes ({report['significance']['test']}):"]
-    for other, per in sig.items():
-        parts = [f"{m} {v['delta']:+.3f} (p={v['p']:.3f}{', significant' if v['significant'] else ''}; "
-                 f"W/T/L {v['W']}/{v['T']}/{v['L']})" for m, v in per.items()]
-        lines.append(f"  vs {other}: " + "; ".join(parts))
+    sig = report.get("significance") or {}
+    lines = []
+    for key, base in (("hybrid_vs", "hybrid"), ("rerank_vs", RERANK_MODE), ("rerank_vs_held_out", "rerank, held-out half,")):
+        per_other = sig.get(key) or {}
+        if not per_other:
+            continue
+        lines.append(f"{base} vs other rows ({sig['test']}):")
+        for other, per in per_other.items():
+            if key == "hybrid_vs" and other == RERANK_MODE and "rerank_vs" in sig:
+                continue  # shown from the rerank side
+            parts = [f"{m} {v['delta']:+.3f} (p={v['p']:.3f}{', significant' if v['significant'] else ''}; "
+                     f"W/T/L {v['W']}/{v['T']}/{v['L']})" for m, v in per.items()]
+            lines.append(f"  vs {other}: " + "; ".join(parts))
     return "\n".join(lines)
 
 

@@ -58,6 +58,7 @@ from .errors import (
     QAError,
     QueryError,
 )
+from .features import Candidate, QuestionWords, question_entities
 from .fusion import RRF_K, Fusion, convex, rrf
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sentences
 from .tokens import Tokenizer, TokenizerConfig
@@ -75,6 +76,10 @@ DEFAULT_DEPTH = 20
 # SQuAD hybrid MRR by +0.027 (tune half) but lowers seeds dev dense MRR@10 by 0.041 and hybrid MRR@10 by 0.004.
 DEFAULT_TITLE_CONTEXT = False
 MAX_QUESTION_CHARS = 10_000
+# Second stage (qa/rerank.py): hybrid answers are reranked by qa's trained model by default, over the fused top
+# RERANK_DEPTH candidates (chosen on the SQuAD tune half and the seeds dev split: eval/README.md, "Reranking").
+DEFAULT_RERANK = "qa-rerank-gbdt"
+RERANK_DEPTH = 20
 # Files every generation has; a manifest that does not list (and so checksum) all of them is corrupt.
 _REQUIRED_FILES = frozenset(
     {"articles.jsonl", "sentences.npy", "dense/vectors.npy"} | {f"bm25/{f}" for f in BM25Engine.FILES}
@@ -257,6 +262,10 @@ class Index:
         self.tokenizer = Tokenizer(TokenizerConfig.from_dict(manifest["tokenizer"]))
         self._encoder = encoder
         self.build_stats: dict[str, Any] = {}
+        self._row_tokens: dict[int, list[str]] = {}  # BM25 tokens of sentences the reranker has read
+        self._title_tokens: dict[int, list[str]] = {}
+        self._row_wvecs: dict[int, np.ndarray] = {}
+        self._centroids: dict[int, np.ndarray] = {}
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
@@ -551,6 +560,40 @@ class Index:
             "articles": [{"id": a["id"], "title": a["title"], "sentences": a["count"], "path": a["path"]} for a in self.articles],
         }
 
+    def without_articles(self, drop: Iterable[str]) -> "Index":
+        """An in-memory copy of this index without the articles whose ids are in ``drop`` (nothing is written).
+
+        For evaluating "not in the corpus": ask questions whose source articles were left out. BM25 statistics
+        are recomputed over what remains; sentence vectors are reused; the copy has no ANN file.
+
+        >>> small = Index.load("index").without_articles({"000_8a6680b996ccc773"})   # doctest: +SKIP
+        >>> len(small)                                                               # doctest: +SKIP
+        30
+        """
+        if self.manifest.get("title_context"):
+            raise QAError("without_articles does not support indexes built with --title-context")
+        drop = set(drop)
+        keep = [i for i, a in enumerate(self.articles) if a["id"] not in drop]
+        if not keep:
+            raise QAError("without_articles would leave an empty index")
+        articles, remap, parts, first = [], {}, [], 0
+        for new, i in enumerate(keep):
+            a = dict(self.articles[i])
+            parts.append(np.arange(a["first"], a["first"] + a["count"], dtype=np.int64))
+            a["first"] = first
+            first += a["count"]
+            articles.append(a)
+            remap[i] = new
+        rows = np.concatenate(parts)
+        spans = np.array(self.spans[rows], dtype=np.int64)
+        spans[:, 0] = [remap[int(x)] for x in spans[:, 0]]
+        engine = BM25Engine.build([self.tokens_of(int(r)) for r in rows], BM25Params(**self.manifest["bm25"]))
+        manifest = {k: v for k, v in self.manifest.items() if k != "ann"}
+        manifest["counts"] = dict(self.manifest["counts"], articles=len(articles), sentences=int(rows.size),
+                                  vocabulary=len(engine.vocab))
+        return Index(self.folder, manifest, articles, spans, engine, np.ascontiguousarray(self.vectors[rows]),
+                     encoder=self._encoder)
+
     # -- answering -----------------------------------------------------------------------------------------------
     def embed_query(self, question: str) -> np.ndarray:
         return self.encoder.encode_query(question)
@@ -567,6 +610,9 @@ class Index:
         context: int = 0,
         query_vector: np.ndarray | None = None,
         exact: bool | None = None,
+        rerank: str | None = None,
+        rerank_depth: int = RERANK_DEPTH,
+        confidence: bool = True,
     ) -> Answer:
         """Answer ``question`` with the ``k`` best sentences, each cited and scored.
 
@@ -579,6 +625,13 @@ class Index:
         ``dense_rank`` is the rank among those candidates (``None`` for a hit outside them) and a sentence the ANN
         missed is not a dense candidate. ``exact=True`` (``qa ask --exact``) scans every vector; without an ANN
         file the search is always exact.
+
+        ``rerank``: the second stage over the retrieval's top ``rerank_depth`` candidates — ``None`` (default:
+        :data:`DEFAULT_RERANK` in hybrid mode, none in the single modes), ``"none"``, a qa reranker's name or
+        folder, or any sentence-transformers CrossEncoder name or folder (:mod:`qa.rerank`). In dense and hybrid
+        mode every hit carries a calibrated ``confidence`` (qa's model) and the answer says whether the corpus
+        seems to answer the question (``answerable``); bm25 mode loads no model and gives neither unless a
+        reranker is asked for. ``confidence=False`` skips the confidence model (hits carry ``None``).
 
         >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
         7
@@ -595,49 +648,83 @@ class Index:
             raise QueryError(f"context must be 0 or more, got {context}")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise QueryError(f"alpha must be between 0 and 1 (the weight on BM25), got {alpha}")
+        if isinstance(rerank_depth, bool) or not isinstance(rerank_depth, (int, np.integer)) or rerank_depth < 1:
+            raise QueryError(f"rerank_depth must be a positive whole number, got {rerank_depth!r}")
+        if rerank is not None and (not isinstance(rerank, str) or not rerank.strip()):
+            raise QueryError(f"rerank must be a reranker name or folder, or 'none'; got {rerank!r}")
         check_question(question)
         tokens = self.tokenizer.tokenize(question)
         if not tokens:
             raise QueryError(
                 f"the question {question.strip()[:60]!r} has no searchable words (only stopwords or punctuation)"
             )
+        from .rerank import NO_RERANK, default_confidence_model, load_reranker
+
+        rerank_name = rerank if rerank is not None else (DEFAULT_RERANK if mode == "hybrid" else NO_RERANK)
+        reranker = load_reranker(rerank_name)
         n = len(self)
         k = min(k, n)
         depth = max(depth, k)
+        with_confidence = bool(confidence) and (mode != "bm25" or reranker is not None)
+        featured = with_confidence or reranker is not None
+        cand_depth = min(n, max(k, int(rerank_depth))) if featured else k
 
         bm = self.bm25.search(tokens)  # sparse: only documents that match a query term
-        bm_top = bm.top_k(depth)
+        bm_top = bm.top_k(max(depth, cand_depth) if mode == "bm25" else depth)
         bm_rank = {int(d): r for r, d in enumerate(bm_top, 1)}
 
         dn = None
         dn_rank: dict[int, int] = {}
+        qv = None
         ann = None if exact or mode == "bm25" else self.ann
-        if mode != "bm25":
+        if mode != "bm25" or featured:
             qv = query_vector if query_vector is not None else self.embed_query(question)
+        if mode != "bm25":
             if ann is None:
                 dn = dense_scores(self.vectors, qv)
-                dn_top = top_k_desc(dn, depth)
+                dn_top = top_k_desc(dn, max(depth, cand_depth) if mode == "dense" else depth)
             else:
-                dn = _CandidateScores(self.vectors, qv, ann.search(qv, depth))
-                dn_top = dn.top(depth)
+                dn = _CandidateScores(self.vectors, qv, ann.search(qv, max(depth, cand_depth)))
+                dn_top = dn.top(max(depth, cand_depth) if mode == "dense" else depth)
             dn_rank = {int(d): r for r, d in enumerate(dn_top, 1)}
 
         used_fusion = None
         if mode == "bm25":
-            ranked = [(int(d), float(x)) for d, x in zip(bm_top[:k], bm.get(bm_top[:k]))]
+            ranked = [(int(d), float(x)) for d, x in zip(bm_top, bm.get(bm_top))]
         elif mode == "dense":
-            ranked = [(int(d), float(dn[d])) for d in dn_top[:k]]
+            ranked = [(int(d), float(dn[d])) for d in dn_top]
         else:
             used_fusion = fusion
             if fusion == "rrf":
-                ranked = rrf([bm_top, dn_top], k=RRF_K)[:k]
+                ranked = rrf([bm_top, dn_top], k=RRF_K)
             else:
                 a = DEFAULT_ALPHA if alpha is None else alpha
                 ranked = convex(
                     {int(d): float(x) for d, x in zip(bm_top, bm.get(bm_top))},
                     {int(d): float(dn[d]) for d in dn_top},
                     alpha=a,
-                )[:k]
+                )
+        retrieval = dict(ranked)
+        conf: dict[int, float] = {}
+        rerank_score: dict[int, float] = {}
+        if featured and ranked:
+            pool = ranked[:cand_depth]
+            rows = np.array([d for d, _ in pool], dtype=np.int64)
+            idf, cands, q_words = self.rerank_inputs(
+                question, tokens, rows, bm.get(rows), self.vectors[rows] @ qv.astype(self.vectors.dtype, copy=False), qv)
+            conf_raw = None
+            if with_confidence:
+                conf_model = default_confidence_model()
+                conf_raw = conf_model.score(question, tokens, idf, cands, q_words)
+                conf = {int(d): float(c) for d, c in zip(rows, conf_model.confidence(conf_raw))}
+            if reranker is not None:
+                if conf_raw is not None and reranker is conf_model:
+                    raw = conf_raw
+                else:
+                    raw = np.asarray(reranker.score(question, tokens, idf, cands, q_words), dtype=np.float64)
+                rerank_score = {int(d): float(x) for d, x in zip(rows, raw)}
+                ranked = sorted(rerank_score.items(), key=lambda x: (-x[1], x[0]))
+        ranked = ranked[:k]
 
         hits = []
         hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
@@ -671,9 +758,119 @@ class Index:
                     path=art["path"],
                     before=before,
                     after=after,
+                    retrieval_score=retrieval.get(d),
+                    rerank_score=rerank_score.get(d),
+                    confidence=conf.get(d),
                 )
             )
-        return Answer(question=question, mode=mode, hits=tuple(hits), fusion=used_fusion)
+        answerable = None
+        if with_confidence:
+            answerable = bool(hits) and hits[0].confidence is not None and hits[0].confidence >= default_confidence_model().threshold
+        return Answer(question=question, mode=mode, hits=tuple(hits), fusion=used_fusion,
+                      rerank=None if reranker is None else reranker.name, answerable=answerable)
+
+    # -- reranking inputs ----------------------------------------------------------------------------------------
+    def idf_map(self, tokens: Sequence[str]) -> dict[str, float]:
+        """BM25 idf of each token in this index (a token the index lacks gets the idf of a term seen once)."""
+        from .bm25 import idf as idf_fn
+
+        eng = self.bm25
+        out = {}
+        for t in set(tokens):
+            j = eng.vocab.get(t)
+            df = int(eng.indptr[j + 1] - eng.indptr[j]) if j is not None else 1
+            out[t] = float(idf_fn(np.array([df]), eng.n_docs, "lucene")[0])
+        return out
+
+    def tokens_of(self, row: int) -> list[str]:
+        """BM25 tokens of sentence ``row``'s own text (cached; the reranker reads a few rows per question)."""
+        t = self._row_tokens.get(row)
+        if t is None:
+            if len(self._row_tokens) > 200_000:
+                self._row_tokens.clear()
+            t = self._row_tokens[row] = self.tokenizer.tokenize(self.sentence(row).text)
+        return t
+
+    def _title_tokens_of(self, art: int) -> list[str]:
+        t = self._title_tokens.get(art)
+        if t is None:
+            title = (self.articles[art].get("title") or "").replace("_", " ")
+            t = self._title_tokens[art] = self.tokenizer.tokenize(title)
+        return t
+
+    def rerank_inputs(
+        self, question: str, tokens: Sequence[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray
+    ) -> tuple[dict[str, float], list[Candidate], QuestionWords]:
+        """What a reranker reads for candidate ``rows`` (with their BM25 and dense scores): the idf of the question
+        tokens, one :class:`~qa.features.Candidate` per row, and the question's words for soft matching."""
+        return self.idf_map(tokens), self._candidates(rows, bm, dn, qv), self.question_words(question)
+
+    def _content_words(self, text: str) -> list[str]:
+        stop = self.tokenizer._stop
+        return list(dict.fromkeys(w for w in self.tokenizer.words(text) if w not in stop and not w[0].isdigit()))
+
+    def question_words(self, question: str) -> QuestionWords:
+        """The question's content words (no stopwords, no numbers) with their stems and static word vectors."""
+        from .light import default_word_vectors
+
+        words, stems = [], []
+        for w in self._content_words(question):
+            t = self.tokenizer.tokenize(w)
+            if t:
+                words.append(w)
+                stems.append(t[0])
+        vecs = default_word_vectors()(words) if words else np.zeros((0, 1), dtype=np.float32)
+        return QuestionWords(tuple(stems), vecs, question_entities(question))
+
+    def _word_vecs_of(self, row: int) -> np.ndarray:
+        v = self._row_wvecs.get(row)
+        if v is None:
+            from .light import default_word_vectors
+
+            if len(self._row_wvecs) > 100_000:
+                self._row_wvecs.clear()
+            words = self._content_words(self.sentence(row).text)
+            v = self._row_wvecs[row] = default_word_vectors()(words) if words else np.zeros((0, 1), np.float32)
+        return v
+
+    def _centroid(self, art: int) -> np.ndarray:
+        c = self._centroids.get(art)
+        if c is None:
+            a = self.articles[art]
+            m = np.asarray(self.vectors[a["first"] : a["first"] + a["count"]], dtype=np.float64).mean(axis=0)
+            n = float(np.linalg.norm(m))
+            if len(self._centroids) > 100_000:
+                self._centroids.clear()
+            c = self._centroids[art] = m / n if n > 0 else m
+        return c
+
+    def _candidates(self, rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray) -> list[Candidate]:
+        """The reranker's view of each candidate row: its tokens, its article neighbours and title, its scores."""
+        out = []
+        q = qv.astype(self.vectors.dtype, copy=False)
+        for i, row in enumerate(int(r) for r in rows):
+            art_row, num = int(self.spans[row][0]), int(self.spans[row][1])
+            a = self.articles[art_row]
+            lo, hi = a["first"], a["first"] + a["count"]
+            has_prev, has_next = row - 1 >= lo, row + 1 < hi
+            out.append(Candidate(
+                row=row,
+                tokens=self.tokens_of(row),
+                text=self.sentence(row).text,
+                title_tokens=self._title_tokens_of(art_row),
+                prev_tokens=self.tokens_of(row - 1) if has_prev else None,
+                next_tokens=self.tokens_of(row + 1) if has_next else None,
+                bm25=float(bm[i]),
+                dense=float(dn[i]),
+                dense_prev=float(self.vectors[row - 1] @ q) if has_prev else None,
+                dense_next=float(self.vectors[row + 1] @ q) if has_next else None,
+                number=num,
+                count=int(a["count"]),
+                article=art_row,
+                word_vecs=self._word_vecs_of(row),
+                article_dense=float(self._centroid(art_row) @ qv.astype(np.float64)),
+            ))
+        return out
 
     def _context(self, row: int, n: int) -> tuple[tuple[Context, ...], tuple[Context, ...]]:
         if n <= 0:

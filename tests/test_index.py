@@ -65,9 +65,13 @@ def test_hits_carry_both_scores_and_ranks(seeds_index, encoder):
             want += DEFAULT_ALPHA * (h.bm25_score - bm_top.min()) / (bm_top.max() - bm_top.min())
         if h.dense_rank <= DEFAULT_DEPTH:
             want += (1 - DEFAULT_ALPHA) * (h.dense_score - dn_top.min()) / (dn_top.max() - dn_top.min())
-        assert h.score == pytest.approx(want, abs=1e-6)
+        assert h.retrieval_score == pytest.approx(want, abs=1e-6)  # reranked: the fused score is kept here
+        assert h.score == h.rerank_score
+    plain = seeds_index.ask(q, k=5, mode="hybrid", rerank="none")  # retrieval order: score is the fused score
+    assert plain.rerank is None and all(h.score == h.retrieval_score and h.rerank_score is None for h in plain.hits)
+    assert [h.score for h in plain.hits] == sorted((h.score for h in plain.hits), reverse=True)
     # reciprocal rank fusion on request: 1/(60 + rank) summed over both rankings
-    rrf_ans = seeds_index.ask(q, k=5, mode="hybrid", fusion="rrf")
+    rrf_ans = seeds_index.ask(q, k=5, mode="hybrid", fusion="rrf", rerank="none")
     assert rrf_ans.fusion == "rrf"
     for h in rrf_ans.hits:
         ranks = [r for r in (h.bm25_rank, h.dense_rank) if r is not None and r <= DEFAULT_DEPTH]

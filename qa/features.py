@@ -1,0 +1,357 @@
+"""Stage 6a — features: what the reranker and the confidence model see of a (question, candidate sentence) pair.
+
+Every feature is a small pure function of tokens, texts and retrieval scores; :func:`candidate_features` stacks
+them into one float row per candidate, in the order of :data:`FEATURE_NAMES` (the trained model's file records
+that list and refuses any other). Definitions (Q = the question's distinct BM25 tokens, S = the sentence's;
+``idf`` is the index's BM25 idf; ``cov_w(A) = Σ_{t∈Q∩A} idf(t) / Σ_{t∈Q} idf(t)``):
+
+* **retrieval** — BM25 score, its share of the best candidate's, rank among the candidates; dense cosine, its
+  gap to the best, rank; the convex fusion ``0.5·mm(bm25) + 0.5·mm(dense)`` over the candidates and its rank
+  (Bruch et al., TOIS 2023);
+* **term coverage** — ``cov_w(S)``, ``|Q∩S|/|Q|``, terms missing, and the same weighted coverage for the title,
+  the previous and next sentence and the three-sentence window (Yih et al. 2013, "Question answering using
+  enhanced lexical semantic models", use such overlap features for answer-sentence selection);
+* **proximity** — ``|Q∩S| / (shortest token window of S holding every matched term)`` (Tao & Zhai, SIGIR 2007,
+  "An exploration of proximity measures in information retrieval"), and the share of the question's adjacent
+  token pairs found adjacent in S;
+* **neighbours** — dense cosine of the question with the previous and next sentence (their stored vectors): many
+  news sentences only answer together with the one before ("He said...", a year named one sentence earlier);
+* **answer type** — the question's expected answer type (:func:`question_type`: number, date, person, place,
+  reason, other, as in Li & Roth 2002's coarse classes) and whether S holds a matching token the question does
+  not: a new number, a year or month, a capitalised name;
+* **shape** — length, position in the article, novelty ``|S∖Q|/|S|``, how many candidates share the article;
+* **soft matching** — each question content word's best cosine with the sentence's words in a static word-vector
+  table (1 for an exact stem match): the mean, the idf-weighted mean and the mean over the words with no exact
+  match (:func:`soft_match`; static-embedding alignment as in Kusner et al., ICML 2015, word mover's distance);
+* **article** — cosine of the question with the article's centroid vector; the question's names and numbers
+  (capitalised words not first, digits) found verbatim in the sentence.
+
+>>> question_type("How many suspects were arrested in Safe Mekong?")
+'number'
+>>> round(weighted_coverage({"ton", "seiz"}, {"ton"}, {"ton": 2.0, "seiz": 1.0}), 3)
+0.667
+>>> min_window([["a", "x", "b", "a"][i] for i in range(4)], {"a", "b"})
+2
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+QUESTION_TYPES: tuple[str, ...] = ("number", "date", "person", "place", "reason", "other")
+
+# Expected answer type from the question's wording, checked in this order (first match wins).
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("date", re.compile(
+        r"\b(when|what (year|years|date|day|month|time|century|decade|era|period|season)|which (year|date|day|month|"
+        r"century|decade)|how long ago|since when)\b")),
+    ("number", re.compile(
+        r"\b(how (many|much|long|far|old|large|big|tall|high|deep|wide|fast|often|heavy)|what (number|percentage|"
+        r"percent|proportion|share|amount|size|population|rate|temperature|length|distance)|how many)\b")),
+    ("person", re.compile(r"\b(who|whom|whose|what (person|man|woman|name)|which (person|man|woman))\b")),
+    ("place", re.compile(
+        r"\b(where|what (country|city|state|place|region|province|town|continent|location|area|river)|which "
+        r"(country|city|state|place|region|province|town|continent|location|area|river))\b")),
+    ("reason", re.compile(r"\b(why|how (did|does|do|is|are|was|were|can|could|would|will)|for what reason)\b")),
+)
+_MONTHS = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion "
+    "trillion dozen dozens hundreds thousands millions billions half quarter percent".split()
+)
+_WORD = re.compile(r"\w+(?:[.,]\d+)*")
+_YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
+
+
+def question_type(question: str) -> str:
+    """The coarse answer type a question asks for: one of :data:`QUESTION_TYPES`.
+
+    >>> question_type("When was the meeting held?"), question_type("Who made the pledge?")
+    ('date', 'person')
+    """
+    q = " ".join(question.casefold().split())
+    for name, pat in _TYPE_PATTERNS:
+        if pat.search(q):
+            return name
+    return "other"
+
+
+def weighted_coverage(q: set[str] | frozenset[str], s: set[str] | frozenset[str], idf: Mapping[str, float]) -> float:
+    """``Σ_{t ∈ q∩s} idf(t) / Σ_{t ∈ q} idf(t)`` (0 for an empty question); a term unknown to the index weighs as
+    the rarest term would (it matches nothing anyway)."""
+    total = sum(idf.get(t, 0.0) for t in q)
+    if total <= 0.0:
+        return 0.0
+    return sum(idf.get(t, 0.0) for t in q & s) / total
+
+
+def min_window(tokens: Sequence[str], terms: set[str] | frozenset[str]) -> int:
+    """Length in tokens of the shortest span of ``tokens`` containing every term of ``terms`` present in it
+    (0 when none is present). Classic two-pointer scan, O(len(tokens))."""
+    want = {t for t in terms if t in tokens}
+    if not want:
+        return 0
+    need = len(want)
+    have: dict[str, int] = {}
+    best = len(tokens)
+    lo = 0
+    covered = 0
+    for hi, t in enumerate(tokens):
+        if t in want:
+            have[t] = have.get(t, 0) + 1
+            if have[t] == 1:
+                covered += 1
+        while covered == need:
+            best = min(best, hi - lo + 1)
+            u = tokens[lo]
+            if u in want:
+                have[u] -= 1
+                if have[u] == 0:
+                    covered -= 1
+            lo += 1
+    return best
+
+
+def bigram_share(q_tokens: Sequence[str], s_tokens: Sequence[str]) -> float:
+    """Share of the question's adjacent token pairs that occur adjacent (in order) in the sentence."""
+    qb = {(a, b) for a, b in zip(q_tokens, q_tokens[1:])}
+    if not qb:
+        return 0.0
+    sb = set(zip(s_tokens, s_tokens[1:]))
+    return len(qb & sb) / len(qb)
+
+
+@dataclass(frozen=True)
+class SentenceCues:
+    """Surface cues of a sentence's text for answer-type fit (counts of tokens the question does not contain)."""
+
+    numbers: int  # digits or number words
+    years: int
+    months: int
+    names: int  # capitalised words, not the sentence's first word
+
+
+def sentence_cues(text: str, question_words: set[str] | frozenset[str]) -> SentenceCues:
+    """Count the answer-like tokens of ``text`` that are not words of the question (case-folded).
+
+    >>> sentence_cues("In 2012 Wei Xiaojun seized 9.8 tons.", {"wei"})
+    SentenceCues(numbers=2, years=1, months=0, names=1)
+    """
+    numbers = years = months = names = 0
+    for i, m in enumerate(_WORD.finditer(text)):
+        w = m.group()
+        f = w.casefold()
+        if f in question_words:
+            continue
+        if w[0].isdigit():
+            numbers += 1
+            if _YEAR.match(w):
+                years += 1
+        elif f in _NUMBER_WORDS:
+            numbers += 1
+        elif f in _MONTHS and w[0].isupper():
+            months += 1
+        elif i > 0 and w[0].isupper():
+            names += 1
+    return SentenceCues(numbers, years, months, names)
+
+
+def question_words(question: str) -> frozenset[str]:
+    """Case-folded surface words of the question (what :func:`sentence_cues` treats as already known)."""
+    return frozenset(m.group().casefold() for m in _WORD.finditer(question))
+
+
+def soft_match(q_vecs: np.ndarray, s_vecs: np.ndarray | None) -> np.ndarray:
+    """For each question word vector (rows of ``q_vecs``, unit length), its best cosine with the sentence's word
+    vectors ``s_vecs``: ``max_j q_i · s_j`` (0 when the sentence has no words).
+
+    >>> soft_match(np.eye(2), np.array([[0.6, 0.8]])).tolist()
+    [0.6, 0.8]
+    """
+    if s_vecs is None or len(s_vecs) == 0 or len(q_vecs) == 0:
+        return np.zeros(len(q_vecs))
+    return (np.asarray(q_vecs, dtype=np.float64) @ np.asarray(s_vecs, dtype=np.float64).T).max(axis=1)
+
+
+@dataclass(frozen=True)
+class QuestionWords:
+    """The question's content words for soft matching: their BM25 stems (for exact matches), surface forms and
+    unit word vectors (one row each), and its names and numbers (case-folded) for the verbatim-entity feature."""
+
+    stems: tuple[str, ...] = ()
+    vecs: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    entities: frozenset[str] = frozenset()
+
+
+def question_entities(question: str) -> frozenset[str]:
+    """Case-folded names (capitalised words that are not the question's first word) and numbers of a question.
+
+    >>> sorted(question_entities("How many tons did China seize in 2012?"))
+    ['2012', 'china']
+    """
+    out = set()
+    for i, m in enumerate(_WORD.finditer(question)):
+        w = m.group()
+        if w[0].isdigit() or (i > 0 and w[0].isupper()):
+            out.add(w.casefold().replace(",", ""))
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the features need of one candidate sentence (texts are the sentence and its article neighbours)."""
+
+    row: int
+    tokens: Sequence[str]
+    text: str
+    title_tokens: Sequence[str]
+    prev_tokens: Sequence[str] | None
+    next_tokens: Sequence[str] | None
+    bm25: float
+    dense: float
+    dense_prev: float | None
+    dense_next: float | None
+    number: int  # sentence number in its article
+    count: int  # sentences in the article
+    article: int  # article row
+    word_vecs: np.ndarray | None = None  # unit vectors of the sentence's content words (soft matching)
+    article_dense: float = 0.0  # cosine of the question with the article's centroid vector
+
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "bm25", "bm25_share", "bm25_rank", "dense", "dense_gap", "dense_rank", "fused", "fused_rank",
+    "cov_w", "cov", "missing", "proximity", "bigrams",
+    "title_cov_w", "title_or_sentence_cov_w", "prev_cov_w", "next_cov_w", "window_cov_w",
+    "dense_prev", "dense_next", "dense_window_max",
+    "position", "first", "length", "novelty", "same_article",
+    *(f"q_{t}" for t in QUESTION_TYPES),
+    "new_numbers", "new_years", "new_months", "new_names", "type_fit",
+    "q_terms", "max_bm25", "max_dense", "max_cov_w", "cov_w_gap",
+    "soft_cov", "soft_cov_w", "soft_unmatched", "article_dense", "article_dense_gap", "entities",
+)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks by (-value, position)."""
+    order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+    r = np.empty(len(values), dtype=np.float64)
+    for pos, i in enumerate(order, 1):
+        r[i] = pos
+    return r
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.ones_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def _type_fit(qtype: str, c: SentenceCues) -> float:
+    if qtype == "number":
+        return float(c.numbers > 0)
+    if qtype == "date":
+        return float(c.years > 0 or c.months > 0)
+    if qtype in ("person", "place"):
+        return float(c.names > 0)
+    return 0.0
+
+
+def candidate_features(
+    question: str,
+    q_tokens: Sequence[str],
+    idf: Mapping[str, float],
+    candidates: Sequence[Candidate],
+    q_words: QuestionWords | None = None,
+) -> np.ndarray:
+    """One row of :data:`FEATURE_NAMES` per candidate (float64, never NaN).
+
+    ``q_tokens`` are the question's BM25 tokens; ``idf`` maps each of them to its idf in the index; ``q_words``
+    (optional) the question's content words for the soft-matching features (0 without them).
+    """
+    n = len(candidates)
+    out = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
+    if n == 0:
+        return out
+    Q = frozenset(q_tokens)
+    qtype = question_type(question)
+    qwords = question_words(question)
+    bm = np.array([c.bm25 for c in candidates], dtype=np.float64)
+    dn = np.array([c.dense for c in candidates], dtype=np.float64)
+    fused = 0.5 * _minmax(bm) + 0.5 * _minmax(dn)
+    bm_rank, dn_rank, fu_rank = _ranks(bm), _ranks(dn), _ranks(fused)
+    max_bm, max_dn = float(bm.max()), float(dn.max())
+    per_article: dict[int, int] = {}
+    for c in candidates:
+        per_article[c.article] = per_article.get(c.article, 0) + 1
+    covs = np.zeros(n)
+    rows = []
+    for i, c in enumerate(candidates):
+        S = frozenset(c.tokens)
+        T = frozenset(c.title_tokens)
+        P = frozenset(c.prev_tokens or ())
+        N = frozenset(c.next_tokens or ())
+        matched = Q & S
+        cov_w = weighted_coverage(Q, S, idf)
+        covs[i] = cov_w
+        win = min_window(c.tokens, Q)
+        cues = sentence_cues(c.text, qwords)
+        dprev = c.dense_prev if c.dense_prev is not None else 0.0
+        dnext = c.dense_next if c.dense_next is not None else 0.0
+        qt = [float(qtype == t) for t in QUESTION_TYPES]
+        rows.append([
+            c.bm25, c.bm25 / max_bm if max_bm > 0 else 0.0, bm_rank[i], c.dense, c.dense - max_dn, dn_rank[i],
+            fused[i], fu_rank[i],
+            cov_w, len(matched) / len(Q) if Q else 0.0, float(len(Q) - len(matched)),
+            len(matched) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
+            weighted_coverage(Q, T, idf), weighted_coverage(Q, S | T, idf), weighted_coverage(Q, P, idf),
+            weighted_coverage(Q, N, idf), weighted_coverage(Q, S | P | N, idf),
+            dprev, dnext, max(c.dense, dprev, dnext),
+            c.number / max(c.count - 1, 1), float(c.number == 0), math.log1p(len(c.tokens)),
+            len(S - Q) / len(S) if S else 0.0, float(per_article[c.article]),
+            *qt,
+            float(cues.numbers), float(cues.years), float(cues.months), float(cues.names), _type_fit(qtype, cues),
+            float(len(Q)), max_bm, max_dn, 0.0, 0.0,
+            *_soft(q_words, S, c, idf),
+            c.article_dense, 0.0,
+            _entity_share(q_words, c.text),
+        ])
+    out[:] = np.asarray(rows, dtype=np.float64)
+    j_max, j_gap = FEATURE_NAMES.index("max_cov_w"), FEATURE_NAMES.index("cov_w_gap")
+    out[:, j_max] = covs.max()
+    out[:, j_gap] = covs - covs.max()
+    j_ad, j_adg = FEATURE_NAMES.index("article_dense"), FEATURE_NAMES.index("article_dense_gap")
+    out[:, j_adg] = out[:, j_ad] - out[:, j_ad].max()
+    return out
+
+
+def _soft(q_words: QuestionWords | None, S: frozenset[str], c: Candidate, idf: Mapping[str, float]) -> list[float]:
+    """``[soft_cov, soft_cov_w, soft_unmatched]``: per question word, 1 for an exact stem match in S, else its
+    best cosine with the sentence's words (:func:`soft_match`); mean, idf-weighted mean, mean over unmatched
+    words (1.0 when every word matched)."""
+    if q_words is None or not q_words.stems:
+        return [0.0, 0.0, 0.0]
+    best = soft_match(q_words.vecs, c.word_vecs)
+    exact = np.array([st in S for st in q_words.stems])
+    sim = np.where(exact, 1.0, np.clip(best, 0.0, 1.0))
+    w = np.array([idf.get(st, 0.0) for st in q_words.stems])
+    sw = float((w * sim).sum() / w.sum()) if w.sum() > 0 else float(sim.mean())
+    un = float(sim[~exact].mean()) if (~exact).any() else 1.0
+    return [float(sim.mean()), sw, un]
+
+
+def _entity_share(q_words: QuestionWords | None, text: str) -> float:
+    """Share of the question's names and numbers that occur verbatim (case-folded words) in the sentence."""
+    if q_words is None or not q_words.entities:
+        return 0.0
+    words = {m.group().casefold().replace(",", "") for m in _WORD.finditer(text)}
+    return len(q_words.entities & words) / len(q_words.entities)

@@ -1,0 +1,472 @@
+"""Stage 6b — rerank: a second stage over the hybrid candidates, and calibrated confidence.
+
+Two kinds of reranker share one small interface (:class:`Reranker`: ``name`` and ``score(question, q_tokens, idf,
+candidates)`` → one float per candidate, higher is better):
+
+* :class:`GBDTReranker` — qa's own model (``qa/models/qa-rerank-gbdt``): gradient-boosted trees (LightGBM,
+  trained by ``eval/train_reranker.py``) over the explainable features of :mod:`qa.features`, saved in LightGBM's
+  own text format and evaluated here in numpy (:class:`TreeEnsemble`), so ``qa ask`` imports neither lightgbm nor
+  torch. Its raw score goes through an isotonic calibration table (:class:`Calibration`) to a confidence: the
+  probability that the sentence answers the question, measured on questions the trees were not trained on.
+* :class:`CrossEncoderReranker` — any sentence-transformers ``CrossEncoder`` by name (in the local cache) or folder
+  (imports torch).
+
+Every model file is listed with its size and sha256 in the model folder's ``reranker.json`` and checked on load,
+like index files. Confidence is always qa's calibrated model (whatever reranker ordered the hits), so its meaning
+does not change with ``--rerank``.
+
+>>> r = load_reranker("qa-rerank-gbdt")                                   # doctest: +SKIP
+>>> r.name, len(r.features)                                               # doctest: +SKIP
+('qa-rerank-gbdt', 43)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .errors import ModelLoadError
+from .features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_RERANKER = "qa-rerank-gbdt"
+NO_RERANK = "none"
+RERANKER_FORMAT = "qa-reranker"
+RERANKER_FORMAT_VERSION = 1
+
+
+class RerankerError(ModelLoadError):
+    """A reranker cannot be loaded (missing, altered file, unknown format, not a CrossEncoder)."""
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(
+        self, question: str, q_tokens: Sequence[str], idf: Mapping[str, float], candidates: Sequence[Candidate],
+        q_words: QuestionWords | None = None,
+    ) -> np.ndarray:
+        """One score per candidate, higher is better."""
+        ...
+
+
+# -- trees ------------------------------------------------------------------------------------------------------
+def _floats(s: str) -> np.ndarray:
+    return np.array([float(x) for x in s.split()], dtype=np.float64) if s.strip() else np.zeros(0)
+
+
+def _ints(s: str) -> np.ndarray:
+    return np.array([int(x) for x in s.split()], dtype=np.int64) if s.strip() else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """A LightGBM model (numerical splits only) as padded numpy arrays, evaluated for many rows at once.
+
+    Node ``j`` of tree ``t`` sends a row left when ``x[feature] <= threshold`` (LightGBM's rule); children
+    ``>= 0`` are internal nodes, ``< 0`` are leaves ``~child``. Missing-value handling follows LightGBM's
+    ``decision_type`` bits (bit 1: default left; bits 2–3: missing type none / zero / NaN).
+    ``raw(X) = Σ_t leaf_value_t(X)``, the same sum ``Booster.predict(X, raw_score=True)`` computes (tested).
+    """
+
+    feature: np.ndarray  # (T, M) int64
+    threshold: np.ndarray  # (T, M) float64
+    default_left: np.ndarray  # (T, M) bool
+    missing: np.ndarray  # (T, M) int8: 0 none, 1 zero, 2 nan
+    left: np.ndarray  # (T, M) int64
+    right: np.ndarray  # (T, M) int64
+    leaf_value: np.ndarray  # (T, L) float64
+    start: np.ndarray  # (T,) int64: 0, or -1 (= leaf 0) for a single-leaf tree
+    depth: int
+    n_features: int
+    objective: str
+
+    @classmethod
+    def from_lightgbm_text(cls, text: str) -> "TreeEnsemble":
+        """Parse ``Booster.save_model()`` text. Raises ``ValueError`` on anything this evaluator cannot run."""
+        head, _, rest = text.partition("\nTree=")
+        meta = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+        if meta.get("num_class", "1") != "1" or meta.get("num_tree_per_iteration", "1") != "1":
+            raise ValueError("only single-output LightGBM models are supported")
+        n_features = int(meta["max_feature_idx"]) + 1
+        body = "Tree=" + rest.split("\nend of trees", 1)[0]
+        trees = []
+        for block in body.split("\nTree=")[0:]:
+            kv = dict(line.split("=", 1) for line in block.strip().splitlines() if "=" in line)
+            if int(kv.get("num_cat", "0")):
+                raise ValueError("categorical splits are not supported")
+            if kv.get("is_linear", "0") != "0":
+                raise ValueError("linear trees are not supported")
+            trees.append(kv)
+        T = len(trees)
+        M = max(1, max(int(t["num_leaves"]) - 1 for t in trees))
+        L = max(int(t["num_leaves"]) for t in trees)
+        feat = np.zeros((T, M), dtype=np.int64)
+        thr = np.zeros((T, M), dtype=np.float64)
+        dleft = np.zeros((T, M), dtype=bool)
+        miss = np.zeros((T, M), dtype=np.int8)
+        left = np.full((T, M), -1, dtype=np.int64)
+        right = np.full((T, M), -1, dtype=np.int64)
+        leaf = np.zeros((T, L), dtype=np.float64)
+        start = np.zeros(T, dtype=np.int64)
+        depth = 1
+        for i, t in enumerate(trees):
+            nl = int(t["num_leaves"])
+            leaf[i, :nl] = _floats(t["leaf_value"])
+            if nl == 1:
+                start[i] = -1
+                continue
+            m = nl - 1
+            feat[i, :m] = _ints(t["split_feature"])
+            thr[i, :m] = _floats(t["threshold"])
+            dt = _ints(t["decision_type"])
+            if (dt & 1).any():
+                raise ValueError("categorical splits are not supported")
+            dleft[i, :m] = (dt & 2) > 0
+            miss[i, :m] = (dt >> 2) & 3
+            left[i, :m] = _ints(t["left_child"])
+            right[i, :m] = _ints(t["right_child"])
+            depth = max(depth, _tree_depth(left[i], right[i]))
+        return cls(feat, thr, dleft, miss, left, right, leaf, start, depth, n_features, meta.get("objective", ""))
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Sum of the trees' leaf values for each row of ``X`` (n, n_features)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
+        n = X.shape[0]
+        T = self.start.shape[0]
+        t_idx = np.arange(T)[:, None]
+        r_idx = np.arange(n)[None, :]
+        node = np.repeat(self.start[:, None], n, axis=1)
+        for _ in range(self.depth):
+            active = node >= 0
+            if not active.any():
+                break
+            nd = np.where(active, node, 0)
+            x = X[r_idx, self.feature[t_idx, nd]]
+            go_left = x <= self.threshold[t_idx, nd]
+            miss = self.missing[t_idx, nd]
+            nan = np.isnan(x)
+            if nan.any() or (miss == 1).any():
+                is_missing = np.where(miss == 2, nan, np.where(miss == 1, nan | (x == 0.0), False))
+                go_left = np.where(is_missing, self.default_left[t_idx, nd], go_left)
+                go_left = np.where((miss == 0) & nan, 0.0 <= self.threshold[t_idx, nd], go_left)  # NaN read as 0
+            nxt = np.where(go_left, self.left[t_idx, nd], self.right[t_idx, nd])
+            node = np.where(active, nxt, node)
+        return self.leaf_value[t_idx, ~node].sum(axis=0)
+
+
+def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
+    best, stack = 0, [(0, 1)]
+    while stack:
+        j, d = stack.pop()
+        best = max(best, d)
+        for c in (left[j], right[j]):
+            if c >= 0:
+                stack.append((int(c), d + 1))
+    return best
+
+
+# -- calibration -----------------------------------------------------------------------------------------------
+def isotonic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic (non-decreasing) regression of ``y`` on ``x`` by pool-adjacent-violators (Barlow et al. 1972;
+    Zadrozny & Elkan, KDD 2002, for calibrating classifier scores). Returns breakpoints ``(xs, ys)`` for
+    :class:`Calibration`: each pooled block contributes its lowest and highest ``x`` with the block's mean.
+
+    >>> xs, ys = isotonic_fit(np.array([1., 2., 3., 4.]), np.array([0., 1., 0., 1.]))
+    >>> ys.tolist()
+    [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
+    """
+    order = np.argsort(x, kind="mergesort")
+    x, y = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)[order]
+    # blocks: [sum w·y, sum w, x_lo, x_hi]
+    blocks: list[list[float]] = []
+    for xi, yi, wi in zip(x, y, w):
+        blocks.append([wi * yi, wi, xi, xi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            b = blocks.pop()
+            a = blocks[-1]
+            a[0] += b[0]
+            a[1] += b[1]
+            a[3] = b[3]
+    xs, ys = [], []
+    for s, ws, lo, hi in blocks:
+        xs += [lo, hi]
+        ys += [s / ws, s / ws]
+    return np.array(xs), np.array(ys)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Raw score → probability: linear interpolation between isotonic breakpoints, constant beyond them.
+
+    >>> Calibration((0.0, 1.0), (0.2, 0.9))(np.array([-5.0, 0.5, 5.0])).round(2).tolist()
+    [0.2, 0.55, 0.9]
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(np.interp(np.asarray(raw, dtype=np.float64), self.x, self.y), 0.0, 1.0)
+
+    def to_dict(self) -> dict:
+        return {"method": "isotonic", "x": [round(v, 8) for v in self.x], "y": [round(v, 6) for v in self.y]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Calibration":
+        x, y = tuple(float(v) for v in d["x"]), tuple(float(v) for v in d["y"])
+        if len(x) != len(y) or not x or any(b < a for a, b in zip(x, x[1:])) or not all(0 <= v <= 1 for v in y):
+            raise ValueError("calibration table must have increasing x and y in [0, 1] of the same length")
+        return cls(x, y)
+
+
+def relative_scores(raw: np.ndarray) -> np.ndarray:
+    """Per candidate of one question: ``[raw, raw − max raw, softmax share]`` — where a score stands among the
+    question's candidates, which is what a LambdaRank score means (Burges 2010: only differences are trained).
+
+    >>> relative_scores(np.array([0.0, np.log(3.0)])).round(3).tolist()
+    [[0.0, -1.099, 0.25], [1.099, 0.0, 0.75]]
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.size == 0:
+        return np.zeros((0, 3))
+    gap = raw - raw.max()
+    e = np.exp(gap)
+    return np.stack([raw, gap, e / e.sum()], axis=1)
+
+
+def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
+    """Weights ``w`` (last = intercept) of ``P(y=1) = σ(X·w[:-1] + w[-1])`` by Newton–Raphson (IRLS) with a small
+    L2 penalty — Platt scaling (Platt 1999) generalised to several inputs."""
+    A = np.hstack([np.asarray(X, dtype=np.float64), np.ones((len(X), 1))])
+    y = np.asarray(y, dtype=np.float64)
+    w = np.zeros(A.shape[1])
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(A @ w, -35, 35)))
+        g = A.T @ (p - y) + l2 * w
+        H = (A * (p * (1 - p))[:, None]).T @ A + l2 * np.eye(A.shape[1])
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return w
+
+
+@dataclass(frozen=True)
+class RelativeCalibration:
+    """One question's candidate scores → probabilities: a logistic model over :func:`relative_scores`, then an
+    isotonic table on its output (fit on out-of-fold scores by eval/train_reranker.py)."""
+
+    weights: tuple[float, ...]  # 3 weights and the intercept
+    isotonic: Calibration
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        R = relative_scores(raw)
+        if R.shape[0] == 0:
+            return np.zeros(0)
+        w = np.asarray(self.weights)
+        p = 1.0 / (1.0 + np.exp(-np.clip(R @ w[:-1] + w[-1], -35, 35)))
+        return self.isotonic(p)
+
+    def to_dict(self) -> dict:
+        return {"method": "relative-logistic+isotonic", "inputs": ["raw", "raw - max raw", "softmax share"],
+                "weights": [round(v, 8) for v in self.weights], "isotonic": self.isotonic.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "RelativeCalibration":
+        w = tuple(float(v) for v in d["weights"])
+        if len(w) != 4 or not all(np.isfinite(w)):
+            raise ValueError("relative calibration needs 4 finite weights")
+        return cls(w, Calibration.from_dict(d["isotonic"]))
+
+
+def calibration_from_dict(d: Mapping) -> Calibration | RelativeCalibration:
+    """The calibration stored in ``reranker.json``: ``isotonic`` on the raw score, or ``relative-logistic+isotonic``."""
+    if d.get("method") == "relative-logistic+isotonic":
+        return RelativeCalibration.from_dict(d)
+    return Calibration.from_dict(d)
+
+
+# -- the shipped model -----------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class GBDTReranker:
+    """qa's trained reranker and confidence model: a folder with ``reranker.json`` (format, features, files with
+    sizes and sha256, the calibration table and the "answerable" threshold), ``model.txt`` (LightGBM text) and a
+    model card. Every file is checked against ``reranker.json`` on load.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]):
+        self.folder = Path(folder)
+        spec_path = self.folder / "reranker.json"
+        try:
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise RerankerError(f"cannot read reranker {spec_path} ({e.strerror or e})") from None
+        except ValueError as e:
+            raise RerankerError(f"{spec_path} is not valid JSON ({e}); reinstall qa or retrain the model") from None
+        try:
+            if spec.get("format") != RERANKER_FORMAT or spec.get("format_version") != RERANKER_FORMAT_VERSION:
+                raise RerankerError(
+                    f"{spec_path}: not a {RERANKER_FORMAT} v{RERANKER_FORMAT_VERSION} model folder "
+                    f"(format {spec.get('format')!r} v{spec.get('format_version')!r})"
+                )
+            if tuple(spec["features"]) != FEATURE_NAMES:
+                raise RerankerError(
+                    f"{spec_path}: the model was trained on other features than this qa computes; retrain it with "
+                    "eval/train_reranker.py"
+                )
+            for rel, want in spec["files"].items():
+                p = self.folder / rel
+                if not p.is_file():
+                    raise RerankerError(f"reranker file {p} is missing; reinstall qa or retrain the model")
+                if p.stat().st_size != want["bytes"] or sha256_file(p) != want["sha256"]:
+                    raise RerankerError(
+                        f"reranker file {p}: checksum does not match {spec_path.name}; reinstall qa or retrain the model"
+                    )
+            self.name = str(spec["name"])
+            self.threshold = float(spec["answerable_threshold"])
+            self.calibration = calibration_from_dict(spec["calibration"])
+            self.trees = TreeEnsemble.from_lightgbm_text((self.folder / spec["model"]).read_text(encoding="utf-8"))
+        except RerankerError:
+            raise
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise RerankerError(f"{spec_path}: bad reranker model ({type(e).__name__}: {e})") from None
+        if self.trees.n_features != len(FEATURE_NAMES):
+            raise RerankerError(f"{self.folder}: model expects {self.trees.n_features} features, qa computes "
+                                f"{len(FEATURE_NAMES)}")
+        self.spec = spec
+        self.features = FEATURE_NAMES
+
+    def features_of(
+        self, question: str, q_tokens: Sequence[str], idf: Mapping[str, float], candidates: Sequence[Candidate],
+        q_words: QuestionWords | None = None,
+    ) -> np.ndarray:
+        return candidate_features(question, q_tokens, idf, candidates, q_words)
+
+    def score(
+        self, question: str, q_tokens: Sequence[str], idf: Mapping[str, float], candidates: Sequence[Candidate],
+        q_words: QuestionWords | None = None,
+    ) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0)
+        return self.trees.raw(self.features_of(question, q_tokens, idf, candidates, q_words))
+
+    def confidence(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probability that each candidate answers the question (``raw``: all of one question's
+        candidates, as scored by :meth:`score`)."""
+        return self.calibration(raw)
+
+
+_CACHE: dict[str, Reranker] = {}
+
+
+def reranker_folder(name: str) -> Path | None:
+    """The qa model folder ``name`` refers to (a shipped model's name, or a folder with ``reranker.json``)."""
+    shipped = MODELS_DIR / name
+    if "/" not in name and (shipped / "reranker.json").is_file():
+        return shipped
+    p = Path(name).expanduser()
+    if (p / "reranker.json").is_file():
+        return p.resolve()
+    return None
+
+
+def load_reranker(name: str | None) -> Reranker | None:
+    """The reranker called ``name``: ``None``/``"none"`` → no reranking; a shipped qa model's name or a folder
+    holding ``reranker.json`` → :class:`GBDTReranker`; anything else → a sentence-transformers CrossEncoder by
+    name (local cache only) or folder. Loaded once per process."""
+    if name is None or name == NO_RERANK:
+        return None
+    if name in _CACHE:
+        return _CACHE[name]
+    folder = reranker_folder(name)
+    if folder is not None:
+        r: Reranker = GBDTReranker(folder)
+    else:
+        r = CrossEncoderReranker(name)
+    _CACHE[name] = r
+    return r
+
+
+def default_confidence_model() -> GBDTReranker:
+    """qa's calibrated confidence model (the shipped GBDT), loaded once."""
+    r = load_reranker(DEFAULT_RERANKER)
+    assert isinstance(r, GBDTReranker)
+    return r
+
+
+class CrossEncoderReranker:
+    """Any sentence-transformers ``CrossEncoder`` (name in the local cache, or folder), scoring (question,
+    sentence) pairs: ``score`` is the model's ``predict`` over every candidate in one batch (its activation
+    applied: a sigmoid probability for a one-label model), so the hits are ordered by what the model itself
+    says. Loaded at construction (:func:`load_reranker` keeps one per name), offline like qa's embedding model;
+    torch is imported only here.
+
+    Any failure to load it — not in the cache, not a folder, more than one output label, or a SentenceTransformer
+    bi-encoder (which sentence-transformers would silently turn into a CrossEncoder with an untrained classifier
+    head) — is a one-line :class:`RerankerError`.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        from .dense import _offline
+
+        _offline()
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as e:  # pragma: no cover - a broken install
+            raise self._error(e) from None
+        p = Path(name).expanduser()
+        log = logging.getLogger("sentence_transformers")  # quiet its "Converting ..." warning: our error says it
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            self.model = CrossEncoder(str(p) if p.is_dir() else name, local_files_only=True)
+            config = getattr(getattr(self.model[0], "model", None), "config", None)
+            archs = getattr(config, "architectures", None) or []
+            if archs and not any(a.endswith(("ForSequenceClassification", "ForCausalLM")) for a in archs):
+                raise ValueError(
+                    f"{archs[0]} is not a CrossEncoder: a bi-encoder's weights would score with an untrained head"
+                )
+            n_labels = int(getattr(self.model, "num_labels", 1))
+            if n_labels != 1:
+                raise ValueError(f"the model has {n_labels} labels; a reranker needs one score per pair")
+        except Exception as e:  # anything: OSError, ValueError, HF errors...
+            raise self._error(e) from None
+        finally:
+            log.setLevel(level)
+
+    def _error(self, e: BaseException) -> RerankerError:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return RerankerError(
+            f"cannot load reranker {self.name!r} offline ({msg}); "
+            "pass --rerank a CrossEncoder folder, a qa reranker folder, or none"
+        )
+
+    def score(
+        self, question: str, q_tokens: Sequence[str], idf: Mapping[str, float], candidates: Sequence[Candidate],
+        q_words: QuestionWords | None = None,
+    ) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0)
+        pairs = [(question, c.text) for c in candidates]
+        out = self.model.predict(pairs, batch_size=len(pairs), convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float64).reshape(len(pairs))
