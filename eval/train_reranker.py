@@ -45,7 +45,8 @@ from qa.reqa import (  # noqa: E402
 )
 from qa.evaluate import reliability  # noqa: E402
 from qa.rerank import (  # noqa: E402
-    DEFAULT_RERANKER, RERANKER_FORMAT, RERANKER_FORMAT_VERSION, Calibration, RelativeCalibration, isotonic_fit,
+    DEFAULT_RERANKER, EVIDENCE_FEATURES, RERANKER_FORMAT, RERANKER_FORMAT_VERSION, Calibration, RelativeCalibration,
+    isotonic_fit,
     logistic_fit, relative_scores, sha256_file,
 )
 
@@ -165,13 +166,35 @@ def fit_isotonic(scores: list[np.ndarray], groups: list[Group]) -> Calibration:
     return Calibration(tuple(float(v) for v in xs), tuple(float(v) for v in ys))
 
 
-def fit_relative(scores: list[np.ndarray], groups: list[Group]) -> RelativeCalibration:
-    R = np.vstack([relative_scores(s) for s in scores])
+def fit_relative(scores: list[np.ndarray], groups: list[Group], evidence: tuple[str, ...] = ()) -> RelativeCalibration:
+    shell = RelativeCalibration((0.0,) * (4 + len(evidence)), Calibration((0.0,), (0.0,)), evidence)
+    R = np.vstack([shell.inputs(s, g.X) for s, g in zip(scores, groups)])
     y = np.concatenate([g.y for g in groups])
     w = logistic_fit(R, y)
-    p = 1.0 / (1.0 + np.exp(-(R @ w[:-1] + w[-1])))
+    p = 1.0 / (1.0 + np.exp(-np.clip(R @ w[:-1] + w[-1], -35, 35)))
     xs, ys = isotonic_fit(p, y)
-    return RelativeCalibration(tuple(float(v) for v in w), Calibration(tuple(float(v) for v in xs), tuple(float(v) for v in ys)))
+    return RelativeCalibration(tuple(float(v) for v in w),
+                               Calibration(tuple(float(v) for v in xs), tuple(float(v) for v in ys)), evidence)
+
+
+def fit_evidence(scores: list[np.ndarray], groups: list[Group]) -> RelativeCalibration:
+    return fit_relative(scores, groups, EVIDENCE_FEATURES)
+
+
+def fit_evidence_mixed(scores: list[np.ndarray], groups: list[Group], una_scores: list[np.ndarray],
+                       una: list[Group]) -> RelativeCalibration:
+    """The logistic part fit on answerable questions and on questions asked without their article (so its
+    ranking also tells "not in the corpus"), the isotonic part on answerable questions only (so that, on them,
+    a confidence of 0.8 is right about 80% of the time); isotonic is monotone, so the ranking is kept."""
+    shell = RelativeCalibration((0.0,) * (4 + len(EVIDENCE_FEATURES)), Calibration((0.0,), (0.0,)), EVIDENCE_FEATURES)
+    R = np.vstack([shell.inputs(s, g.X) for s, g in zip(scores + una_scores, groups + una)])
+    y = np.concatenate([g.y for g in groups + una])
+    w = logistic_fit(R, y)
+    Ra = np.vstack([shell.inputs(s, g.X) for s, g in zip(scores, groups)])
+    p = 1.0 / (1.0 + np.exp(-np.clip(Ra @ w[:-1] + w[-1], -35, 35)))
+    xs, ys = isotonic_fit(p, np.concatenate([g.y for g in groups]))
+    return RelativeCalibration(tuple(float(v) for v in w),
+                               Calibration(tuple(float(v) for v in xs), tuple(float(v) for v in ys)), EVIDENCE_FEATURES)
 
 
 def main() -> None:
@@ -224,28 +247,47 @@ def main() -> None:
     # -- calibration on out-of-fold scores: two calibrators, cross-fitted over the folds, lower top-hit ECE wins
     per_round, una_scores = results[objective]
     oof = per_round[rounds]
-    fits = {"isotonic": fit_isotonic, "relative-logistic+isotonic": fit_relative}
+    una_oof = una_scores[rounds]
+    fits = {"isotonic": lambda sc, gr, us, ug: fit_isotonic(sc, gr),
+            "relative-logistic+isotonic": lambda sc, gr, us, ug: fit_relative(sc, gr),
+            "evidence-logistic+isotonic": lambda sc, gr, us, ug: fit_evidence(sc, gr),
+            "evidence-logistic(with unanswerable)+isotonic": fit_evidence_mixed}
+
+    def apply(cal, s: np.ndarray, g: Group) -> np.ndarray:
+        return cal(s, g.X) if isinstance(cal, RelativeCalibration) else cal(s)
+
     ece: dict[str, dict[str, float]] = {}
     for name, fit in fits.items():
-        top_c, top_y, all_c, all_y = [], [], [], []
+        top_c, top_y, all_c, all_y, una_c = [], [], [], [], []
         for f in folds:
-            cal_f = fit([s for s, g in zip(oof, squad) if g.fold != f], [g for g in squad if g.fold != f])
+            cal_f = fit([s for s, g in zip(oof, squad) if g.fold != f], [g for g in squad if g.fold != f],
+                        [s for s, g in zip(una_oof, una) if g.fold != f], [g for g in una if g.fold != f])
             for s, g in zip(oof, squad):
                 if g.fold == f:
-                    c = cal_f(s)
+                    c = apply(cal_f, s, g)
                     i = int(np.lexsort((np.arange(len(s)), -s))[0])
                     top_c.append(c[i])
                     top_y.append(g.y[i])
                     all_c.extend(c)
                     all_y.extend(g.y)
-        ece[name] = {"top_hit": reliability(top_c, top_y)["ece"], "all_candidates": reliability(all_c, all_y)["ece"]}
-        say(f"calibration {name:<28} cross-fitted ECE: top hit {ece[name]['top_hit']:.4f}, "
-            f"all candidates {ece[name]['all_candidates']:.4f}")
-    cal_name = min(ece, key=lambda n: (ece[n]["top_hit"], ece[n]["all_candidates"]))
-    cal = fits[cal_name](oof, squad)
-    say(f"chosen calibration: {cal_name}")
-    conf_top = np.array([cal(s).max() for s in oof])
-    conf_una = np.array([cal(s).max() for s in una_scores[rounds]])
+            for s, g in zip(una_scores[rounds], una):
+                if g.fold == f:
+                    c = apply(cal_f, s, g)
+                    una_c.append(c[int(np.lexsort((np.arange(len(s)), -s))[0])])
+        a, u = np.array(top_c), np.array(una_c)
+        auc_f = float((a[:, None] > u[None, :]).mean() + 0.5 * (a[:, None] == u[None, :]).mean())
+        ece[name] = {"top_hit": reliability(top_c, top_y)["ece"], "all_candidates": reliability(all_c, all_y)["ece"],
+                     "auroc_dropped": round(auc_f, 4)}
+        say(f"calibration {name:<46} cross-fitted: ECE top hit {ece[name]['top_hit']:.4f}, all candidates "
+            f"{ece[name]['all_candidates']:.4f}; AUROC (tune questions without their article) {auc_f:.4f}")
+    # calibrated enough (top-hit ECE <= 0.05), then the best at telling answerable from unanswerable questions
+    ok = [n for n in ece if ece[n]["top_hit"] <= 0.05] or list(ece)
+    cal_name = max(ok, key=lambda n: (ece[n]["auroc_dropped"], -ece[n]["top_hit"]))
+    cal = fits[cal_name](oof, squad, una_oof, una)
+    say(f"chosen calibration: {cal_name} (rule: top-hit ECE <= 0.05, then the highest AUROC)")
+    conf_top = np.array([apply(cal, s, g)[int(np.lexsort((np.arange(len(s)), -s))[0])] for s, g in zip(oof, squad)])
+    conf_una = np.array([apply(cal, s, g)[int(np.lexsort((np.arange(len(s)), -s))[0])]
+                         for s, g in zip(una_scores[rounds], una)])
     thr = float(np.quantile(conf_top, 0.04))
     auc = float((conf_top[:, None] > conf_una[None, :]).mean() + 0.5 * (conf_top[:, None] == conf_una[None, :]).mean())
     say(f"answerable threshold {thr:.4f}: keeps {(conf_top >= thr).mean():.3f} of answerable tune questions, "
@@ -317,7 +359,7 @@ LightGBM {t['lightgbm']}, deterministic, 1 thread; {t['seconds']} s on 2 cores).
 {rows}
 
 **Calibration and threshold (out-of-fold, tune half).** Cross-fitted ECE of the top hit / of all candidates:
-{'; '.join(f"{k} {v['top_hit']:.4f} / {v['all_candidates']:.4f}" for k, v in t['calibration_ece_cross_fitted'].items())};
+{'; '.join(f"{k} {v['top_hit']:.4f} / {v['all_candidates']:.4f} (AUROC on tune questions without their article {v['auroc_dropped']:.3f})" for k, v in t['calibration_ece_cross_fitted'].items())};
 kept: {t['calibration_chosen']}. {t['threshold_rule']}: keeps {t['tune_answerable_kept']:.3f}
 of answerable questions, rejects {t['tune_dropped_rejected']:.3f} of questions asked without their article
 (AUROC {t['tune_auroc']:.3f}). Held-out numbers: `eval/README.md`.

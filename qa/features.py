@@ -86,12 +86,12 @@ def question_type(question: str) -> str:
 
 
 def weighted_coverage(q: set[str] | frozenset[str], s: set[str] | frozenset[str], idf: Mapping[str, float]) -> float:
-    """``Σ_{t ∈ q∩s} idf(t) / Σ_{t ∈ q} idf(t)`` (0 for an empty question); a term unknown to the index weighs as
-    the rarest term would (it matches nothing anyway)."""
-    total = sum(idf.get(t, 0.0) for t in q)
+    """``Σ_{t ∈ q∩s} idf(t) / Σ_{t ∈ q} idf(t)`` (0 for an empty question); a term missing from ``idf`` weighs 0
+    (:meth:`qa.Index.idf_map` gives a term the index lacks the idf of a term seen once)."""
+    total = sum(idf.get(t, 0.0) for t in sorted(q))  # sorted: a set's order (string hashing) must not move sums
     if total <= 0.0:
         return 0.0
-    return sum(idf.get(t, 0.0) for t in q & s) / total
+    return sum(idf.get(t, 0.0) for t in sorted(q & s)) / total
 
 
 def min_window(tokens: Sequence[str], terms: set[str] | frozenset[str]) -> int:

@@ -715,8 +715,8 @@ class Index:
             conf_raw = None
             if with_confidence:
                 conf_model = default_confidence_model()
-                conf_raw = conf_model.score(question, tokens, idf, cands, q_words)
-                conf = {int(d): float(c) for d, c in zip(rows, conf_model.confidence(conf_raw))}
+                conf_raw, conf_p = conf_model.score_and_confidence(question, tokens, idf, cands, q_words)
+                conf = {int(d): float(c) for d, c in zip(rows, conf_p)}
             if reranker is not None:
                 if conf_raw is not None and reranker is conf_model:
                     raw = conf_raw

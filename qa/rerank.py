@@ -142,6 +142,7 @@ class TreeEnsemble:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
+        X = np.where(np.abs(X) <= _ZERO, 0.0, X)  # LightGBM reads |x| <= kZeroThreshold (1e-35) as 0
         n = X.shape[0]
         T = self.start.shape[0]
         t_idx = np.arange(T)[:, None]
@@ -165,6 +166,9 @@ class TreeEnsemble:
         return self.leaf_value[t_idx, ~node].sum(axis=0)
 
 
+_ZERO = float(np.float32(1e-35))  # LightGBM kZeroThreshold = 1e-35f (1.0000000180025095e-35)
+
+
 def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
     best, stack = 0, [(0, 1)]
     while stack:
@@ -186,13 +190,16 @@ def isotonic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> t
     >>> ys.tolist()
     [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
     """
-    order = np.argsort(x, kind="mergesort")
-    x, y = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
-    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)[order]
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=np.float64)
+    # equal x first pooled into one point (weighted mean), so the fit does not depend on the input order
+    ux, inv = np.unique(x, return_inverse=True)
+    sw = np.bincount(inv, weights=w, minlength=ux.size)
+    swy = np.bincount(inv, weights=w * y, minlength=ux.size)
     # blocks: [sum w·y, sum w, x_lo, x_hi]
     blocks: list[list[float]] = []
-    for xi, yi, wi in zip(x, y, w):
-        blocks.append([wi * yi, wi, xi, xi])
+    for xi, wyi, wi in zip(ux, swy, sw):
+        blocks.append([wyi, wi, xi, xi])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             b = blocks.pop()
             a = blocks[-1]
@@ -226,7 +233,8 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: Mapping) -> "Calibration":
         x, y = tuple(float(v) for v in d["x"]), tuple(float(v) for v in d["y"])
-        if len(x) != len(y) or not x or any(b < a for a, b in zip(x, x[1:])) or not all(0 <= v <= 1 for v in y):
+        if (len(x) != len(y) or not x or not all(np.isfinite(x)) or any(b < a for a, b in zip(x, x[1:]))
+                or not all(0 <= v <= 1 for v in y)):
             raise ValueError("calibration table must have increasing x and y in [0, 1] of the same length")
         return cls(x, y)
 
@@ -263,32 +271,54 @@ def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
     return w
 
 
+# Candidate features the evidence calibrator reads besides the relative scores (absolute evidence: whether the
+# question's words, names and meaning are really there; LambdaRank scores are only meaningful within a question).
+EVIDENCE_FEATURES: tuple[str, ...] = (
+    "cov_w", "max_cov_w", "dense", "max_dense", "soft_cov_w", "entities", "window_cov_w", "title_or_sentence_cov_w",
+)
+
+
 @dataclass(frozen=True)
 class RelativeCalibration:
-    """One question's candidate scores → probabilities: a logistic model over :func:`relative_scores`, then an
-    isotonic table on its output (fit on out-of-fold scores by eval/train_reranker.py)."""
+    """One question's candidate scores → probabilities: a logistic model over :func:`relative_scores` (plus, when
+    ``evidence`` names them, those candidate features), then an isotonic table on its output (fit on out-of-fold
+    scores by eval/train_reranker.py)."""
 
-    weights: tuple[float, ...]  # 3 weights and the intercept
+    weights: tuple[float, ...]  # 3 (+ len(evidence)) weights and the intercept
     isotonic: Calibration
+    evidence: tuple[str, ...] = ()
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
+    def inputs(self, raw: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
         R = relative_scores(raw)
-        if R.shape[0] == 0:
+        if self.evidence:
+            if X is None:
+                raise ValueError("this calibration needs the candidates' features")
+            R = np.hstack([R, X[:, [FEATURE_NAMES.index(f) for f in self.evidence]]])
+        return R
+
+    def __call__(self, raw: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
+        if len(raw) == 0:
             return np.zeros(0)
+        R = self.inputs(raw, X)
         w = np.asarray(self.weights)
         p = 1.0 / (1.0 + np.exp(-np.clip(R @ w[:-1] + w[-1], -35, 35)))
         return self.isotonic(p)
 
     def to_dict(self) -> dict:
-        return {"method": "relative-logistic+isotonic", "inputs": ["raw", "raw - max raw", "softmax share"],
+        return {"method": "relative-logistic+isotonic",
+                "inputs": ["raw", "raw - max raw", "softmax share", *self.evidence],
+                "evidence": list(self.evidence),
                 "weights": [round(v, 8) for v in self.weights], "isotonic": self.isotonic.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RelativeCalibration":
         w = tuple(float(v) for v in d["weights"])
-        if len(w) != 4 or not all(np.isfinite(w)):
-            raise ValueError("relative calibration needs 4 finite weights")
-        return cls(w, Calibration.from_dict(d["isotonic"]))
+        ev = tuple(str(f) for f in d.get("evidence", ()))
+        if any(f not in FEATURE_NAMES for f in ev):
+            raise ValueError(f"unknown evidence feature in {ev}")
+        if len(w) != 4 + len(ev) or not all(np.isfinite(w)):
+            raise ValueError("relative calibration needs 4 + len(evidence) finite weights")
+        return cls(w, Calibration.from_dict(d["isotonic"]), ev)
 
 
 def calibration_from_dict(d: Mapping) -> Calibration | RelativeCalibration:
@@ -322,6 +352,8 @@ class GBDTReranker:
             raise RerankerError(f"cannot read reranker {spec_path} ({e.strerror or e})") from None
         except ValueError as e:
             raise RerankerError(f"{spec_path} is not valid JSON ({e}); reinstall qa or retrain the model") from None
+        if not isinstance(spec, dict):
+            raise RerankerError(f"{spec_path} is not a JSON object; reinstall qa or retrain the model")
         try:
             if spec.get("format") != RERANKER_FORMAT or spec.get("format_version") != RERANKER_FORMAT_VERSION:
                 raise RerankerError(
@@ -333,7 +365,13 @@ class GBDTReranker:
                     f"{spec_path}: the model was trained on other features than this qa computes; retrain it with "
                     "eval/train_reranker.py"
                 )
+            if not isinstance(spec["files"], dict) or spec.get("model") not in spec["files"]:
+                raise RerankerError(
+                    f"{spec_path}: the model file {spec.get('model')!r} is not listed with its checksum; retrain the model"
+                )
             for rel, want in spec["files"].items():
+                if "/" in str(rel) or str(rel).startswith("."):
+                    raise RerankerError(f"{spec_path}: bad file name {rel!r}")
                 p = self.folder / rel
                 if not p.is_file():
                     raise RerankerError(f"reranker file {p} is missing; reinstall qa or retrain the model")
@@ -369,10 +407,23 @@ class GBDTReranker:
             return np.zeros(0)
         return self.trees.raw(self.features_of(question, q_tokens, idf, candidates, q_words))
 
-    def confidence(self, raw: np.ndarray) -> np.ndarray:
+    def confidence(self, raw: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probability that each candidate answers the question (``raw``: all of one question's
-        candidates, as scored by :meth:`score`)."""
+        candidates as scored by :meth:`score`; ``X``: their features, for a calibration that reads evidence)."""
+        if isinstance(self.calibration, RelativeCalibration):
+            return self.calibration(raw, X)
         return self.calibration(raw)
+
+    def score_and_confidence(
+        self, question: str, q_tokens: Sequence[str], idf: Mapping[str, float], candidates: Sequence[Candidate],
+        q_words: QuestionWords | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw scores and calibrated confidences of one question's candidates, from one feature computation."""
+        if not candidates:
+            return np.zeros(0), np.zeros(0)
+        X = self.features_of(question, q_tokens, idf, candidates, q_words)
+        raw = self.trees.raw(X)
+        return raw, self.confidence(raw, X)
 
 
 _CACHE: dict[str, Reranker] = {}

@@ -35,11 +35,14 @@ def reports(seeds_index, tmp_path_factory):
 
 
 def test_expected_was_recorded_with_the_current_defaults(expected):
-    assert expected["defaults"] == {
-        "fusion": qa_index.DEFAULT_FUSION,
-        "alpha": qa_index.DEFAULT_ALPHA,
-        "depth": qa_index.DEFAULT_DEPTH,
-    }
+    """expected.json belongs to one set of defaults and one reranker model file: retraining means re-recording."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_expected", ROOT / "eval" / "update_expected.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert expected["defaults"] == mod.expected_defaults()
+    assert expected["defaults"]["depth"] == qa_index.DEFAULT_DEPTH
 
 
 @pytest.mark.parametrize("split", ["dev", "test"])
@@ -56,15 +59,38 @@ def test_no_score_drops(reports, expected, split):
 
 
 def test_targets_on_the_test_split(reports):
-    """Issue 3: hybrid Recall@5 = 1.0, and hybrid >= each single mode on every metric (test split)."""
+    """Issue 3: hybrid Recall@5 = 1.0, and hybrid >= each single mode on every metric (test split); issue 8: the
+    default pipeline (rerank) keeps R@5 = 1.0 and is >= hybrid on P@1 and MRR@10."""
     m = {mode: r["metrics"] for mode, r in reports["test"]["modes"].items()}
     assert m["hybrid"]["R@5"] == 1.0
     for single in ("bm25", "dense"):
         for name, value in m[single].items():
             assert m["hybrid"][name] >= value, (single, name)
+    assert m["rerank"]["R@5"] == 1.0
+    assert m["rerank"]["P@1"] >= m["hybrid"]["P@1"] and m["rerank"]["MRR@10"] >= m["hybrid"]["MRR@10"]
 
 
-@pytest.mark.xfail(strict=True, reason="target not met yet: hybrid P@1 is 34/39 = 0.872 on the test split (see eval/README.md)")
+@pytest.mark.xfail(strict=True, reason="target not met yet: the default pipeline (rerank) has P@1 35/39 = 0.897 on the "
+                                       "test split, hybrid 34/39 = 0.872 (see eval/README.md)")
 def test_target_p_at_1_on_the_test_split(reports):
-    """Issue 3: hybrid P@1 >= 0.90 on the test split. Strict: when it passes, drop the xfail."""
-    assert reports["test"]["modes"]["hybrid"]["metrics"]["P@1"] >= 0.90
+    """Issue 3: P@1 >= 0.90 on the test split, now asked of the default pipeline (hybrid + qa-rerank-gbdt).
+    Strict: when it passes, drop the xfail."""
+    assert reports["test"]["modes"]["rerank"]["metrics"]["P@1"] >= 0.90
+
+
+@pytest.mark.xfail(strict=True, reason="target not met yet: rerank P@1 0.897 and paraphrase P@1 4/7 = 0.571 on the "
+                                       "test split (see eval/README.md, Reranking)")
+def test_issue_8_targets_on_the_test_split(reports):
+    """Issue 8: the default pipeline reaches P@1 >= 0.95 with R@5 = 1.0, and P@1 >= 0.90 on paraphrases."""
+    m = reports["test"]["modes"]["rerank"]
+    assert m["metrics"]["P@1"] >= 0.95 and m["metrics"]["R@5"] == 1.0
+    assert m["by_type"]["paraphrase"]["P@1"] >= 0.90
+
+
+def test_unanswerable_seed_questions_get_a_confidence(reports):
+    """The rerank row reports the no-answer signal with the model's own threshold (not tuned on test)."""
+    na = reports["test"]["modes"]["rerank"]["no_answer"]
+    assert na["signal"] == "top hit confidence" and na["unanswerable"]["n"] == 4
+    from qa.rerank import default_confidence_model
+
+    assert na["threshold"] == round(default_confidence_model().threshold, 4)

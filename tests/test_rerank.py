@@ -120,8 +120,8 @@ def test_tree_ensemble_equals_lightgbm_on_the_shipped_model(shipped_text):
     X[(mask >= 0.2) & (mask < 0.3)] = np.nan
     rows.append(X)
     X = np.vstack(rows)
-    # LightGBM reads every |x| <= kZeroThreshold (1e-35) as 0 before any split; TreeEnsemble does not (see the
-    # xfail tests below). The shipped model splits at -1e-35, so keep such values out of this comparison.
+    # LightGBM reads every |x| <= kZeroThreshold (1e-35) as 0 before any split, and so does TreeEnsemble: the
+    # tiny-value tests below check that case on its own; here such values are kept out of the random rows.
     X[(X != 0) & (np.abs(X) <= _K_ZERO)] = 0.0
     got, want = te.raw(X), _lgb_raw(booster, X)
     assert got.shape == (X.shape[0],)
@@ -189,7 +189,6 @@ _TINY_REASON = ("LightGBM's predict reads |x| <= kZeroThreshold (1e-35) as 0 (an
 
 
 @needs_lightgbm
-@pytest.mark.xfail(strict=True, reason=_TINY_REASON)
 def test_tree_ensemble_reads_tiny_values_as_zero_like_lightgbm_on_the_shipped_model(shipped_text):
     booster = lgb.Booster(model_str=shipped_text)
     te = TreeEnsemble.from_lightgbm_text(shipped_text)
@@ -207,7 +206,6 @@ def test_tree_ensemble_reads_tiny_values_as_zero_like_lightgbm_on_the_shipped_mo
 
 
 @needs_lightgbm
-@pytest.mark.xfail(strict=True, reason=_TINY_REASON)
 def test_tree_ensemble_zero_missing_treats_tiny_values_as_zero_like_lightgbm():
     booster = _train("binary", zero_as_missing=True)
     te = TreeEnsemble.from_lightgbm_text(booster.model_to_string())
@@ -308,8 +306,6 @@ def test_isotonic_fit_is_non_decreasing_and_matches_sklearn():
         assert float((w * fit).sum()) == pytest.approx(float((w * y).sum()))  # PAV keeps the weighted sum
 
 
-@pytest.mark.xfail(strict=True, reason="isotonic_fit keeps tied x in input order: with y rising among ties they "
-                                       "stay separate blocks, so the fit at that x depends on the order of the data")
 def test_isotonic_fit_pools_tied_x_whatever_their_order():
     sk = pytest.importorskip("sklearn.isotonic")
     x, y = np.array([0.0, 1.0, 1.0, 2.0]), np.array([0.0, 0.0, 1.0, 1.0])
@@ -471,15 +467,11 @@ def test_spec_of_another_format(model_copy):
     assert "not a qa-reranker v1 model folder" in _load_error(model_copy)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="GBDTReranker calls spec.get() on any JSON value: a list escapes as AttributeError")
 def test_spec_that_is_not_an_object(model_copy):
     (model_copy / "reranker.json").write_text("[]", encoding="utf-8")
     _load_error(model_copy)
 
 
-@pytest.mark.xfail(strict=True, reason="GBDTReranker checks only the files reranker.json lists: a spec that "
-                                       "does not list its own model file loads that file unchecked")
 def test_model_file_must_be_listed_with_its_checksum(model_copy):
     spec_path = model_copy / "reranker.json"
     spec = json.loads(spec_path.read_text(encoding="utf-8"))

@@ -1,0 +1,734 @@
+"""Stage 7 — short answers: the phrase inside a cited sentence that answers the question.
+
+``extract("How many suspects were arrested in Safe Mekong?", sentence, start)`` returns the span ``2,534`` of the
+Safe Mekong sentence (type ``number``) with its offsets in the source file; the sentence stays the proof.
+
+Method (answer-type classification + candidate extraction + a linear span scorer):
+
+1. **Answer type** (:func:`answer_type`): :func:`qa.features.question_type`'s coarse classes (Li & Roth 2002)
+   refined by the question's wording into :data:`ANSWER_TYPES`: ``money`` / ``percent`` / ``quantity`` (a
+   measure with its unit) / ``number`` (a count) inside number questions, ``organisation`` vs ``person`` and
+   ``place`` from the wh-phrase's head noun ("which agency", "what province"). Why / how-did / describe /
+   explain questions ask for no checkable fact: ``None`` (see :func:`answer_type` for the exact list).
+2. **Candidates**: every token span of the sentence up to :data:`MAX_SPAN` tokens that starts and ends on a
+   word, a number, a currency sign or ``%`` (never on a stopword or dangling punctuation) and has a word the
+   question does not have (a span whose every word is in the question is not an answer: Rajpurkar et al. 2016,
+   "SQuAD", §5, and every pattern-based QA system since Hovy et al. 2001).
+3. **Scoring**: a linear model over cheap span features, one weight vector per answer type plus shared
+   weights for the closed-class word (or word shape) just before, first in, last in and just after the span —
+   the unlexicalised core of the logistic-regression baseline of Rajpurkar et al. 2016 (length, boundary words,
+   closeness to the question's matched words), without the parse: shape (number, year, month, percent,
+   currency, unit, capitalised name run, acronym), closeness (matched question words within 3 and 10 tokens on
+   each side, distance to the nearest), the wh-phrase's head noun next to the span ("how many *suspects*" →
+   the number just before "suspects"), and whether the words the sentence lacks were in the neighbouring
+   sentence (``before``/``after``: the answer then tends to sit at that edge). The weights (:data:`_WEIGHTS`)
+   are fitted by ``eval/short_answers.py fit`` — softmax over each question's candidates, the target being the
+   candidates of best token F1 against the gold answers — on the **tune half** of SQuAD v1.1 dev only (even
+   articles, ``qa.reqa.article_halves``); the held-out half is for reporting. ``eval/short-answers.md`` gives the
+   numbers and what else was tried.
+
+The returned span always lies inside the sentence, is non-empty, equals ``sentence_text[start - sentence_start :
+end - sentence_start]`` and never starts or ends with whitespace or punctuation other than a currency sign,
+``%`` or an abbreviation's own dot (``U.S.``).
+
+>>> s = "China initiated the Safe Mekong joint operation between April and June this year."
+>>> extract("When did the Safe Mekong operation take place?", s, 100).to_dict()
+{'text': 'between April and June', 'start': 150, 'end': 172, 'type': 'date'}
+>>> extract("Why did China start the operation?", s, 0) is None
+True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .features import question_type
+from .tokens import ENGLISH_STOPWORDS
+
+ANSWER_TYPES: tuple[str, ...] = (
+    "number", "quantity", "money", "percent", "date", "person", "organisation", "place", "other",
+)
+MAX_SPAN = 12  # tokens; longer SQuAD answers are rare (< 3 % of the tune half) and mostly why/how answers
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    """The answering phrase: ``source[start:end] == text`` (offsets in the same frame as the sentence's)."""
+
+    text: str
+    start: int
+    end: int
+    type: str  # one of ANSWER_TYPES
+    score: float  # the extractor's probability for this span among the sentence's candidates (higher = better)
+    uses_context: bool = False  # True when a neighbouring sentence was needed to choose it
+
+    def to_dict(self) -> dict:
+        """JSON form: ``{"text", "start", "end", "type"}`` (+ ``"uses_context": True`` when it applies).
+
+        >>> ShortAnswer("2,534", 10, 15, "number", 0.9).to_dict()
+        {'text': '2,534', 'start': 10, 'end': 15, 'type': 'number'}
+        """
+        d: dict = {"text": self.text, "start": self.start, "end": self.end, "type": self.type}
+        if self.uses_context:
+            d["uses_context"] = True
+        return d
+
+
+# -- question analysis -------------------------------------------------------------------------------------------
+_NO_FACT = re.compile(
+    r"\b(why|how (did|does|do|can|could|would|will|should|might|is|are|was|were)|for what reason|what (was|is|were|"
+    r"are) the (reason|reasons|cause|causes|purpose|effect|effects|impact|significance)|describe|explain|"
+    r"what happened|how come|in what way|in what ways)\b")
+_PERCENT_Q = re.compile(r"\b(percent|percentage|per cent|proportion|what share|what fraction|how much of|%)\b")
+_MONEY_Q = re.compile(
+    r"\b(money|cost|costs|costing|price|prices|priced|paid|pay|pays|spend|spent|worth|fee|fees|budget|revenue|"
+    r"revenues|salary|salaries|funding|dollars?|euros?|pounds sterling|yuan|earn|earned|earnings|raised|income|"
+    r"profit|profits|tuition|wage|wages|fine|fined|sold for|bought for|value|valued|gdp|investment|invested)\b")
+_QUANTITY_Q = re.compile(
+    r"\b(how (much|long|far|old|large|big|tall|high|deep|wide|fast|often|heavy|hot|cold|warm|large)|what (size|"
+    r"amount|length|distance|temperature|height|depth|width|speed|weight|area|volume|age|duration))\b")
+_HOW_MANY = re.compile(r"\bhow many (\w+)")
+_WH_HEAD = re.compile(r"\b(?:what|which|whose|how many|how much)\s+((?:[\w'’-]+\s*){1,4})")
+UNITS = frozenset(
+    "ton tons tonne tonnes kilogram kilograms kg kgs gram grams g pound pounds lb lbs ounce ounces oz meter meters "
+    "metre metres m km kilometer kilometers kilometre kilometres mile miles mi feet foot ft inch inches yard yards "
+    "acre acres hectare hectares ha square cubic liter liters litre litres l gallon gallons barrel barrels degree "
+    "degrees °c °f celsius fahrenheit kelvin year years month months week weeks day days hour hours minute minutes "
+    "second seconds century centuries decade decades mph kph km/h knots percent % volt volts watt watts kilowatts "
+    "megawatts gigawatts mw kw gw byte bytes kb mb gb tb hz mhz ghz calories joules times bbl sq mm cm nm".split())
+_CURRENCY_WORDS = frozenset(
+    "$ £ € ¥ ₹ us$ dollar dollars euro euros pound pounds yen yuan rmb renminbi rupee rupees franc francs "
+    "mark marks peso pesos won rubles roubles cents usd eur gbp".split())
+_SCALE = frozenset("hundred thousand million billion trillion dozen dozens hundreds thousands millions "
+                   "billions trillions m bn k".split())
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million "
+    "billion trillion dozen dozens hundreds thousands millions billions half quarter third twice single double "
+    "triple first second third fourth fifth sixth seventh eighth ninth tenth several few".split())
+MONTHS = frozenset(
+    "january february march april may june july august september october november december jan feb mar apr jun "
+    "jul aug sep sept oct nov dec".split())
+WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+_DATE_WORDS = frozenset("century centuries decade decades bc bce ad ce era dynasty spring summer autumn fall winter "
+                        "today yesterday tomorrow ago early late mid".split())
+ORG_WORDS = frozenset(
+    "association organization organisation ministry university college institute institution bureau commission "
+    "administration service services agency company corporation corp inc ltd co council party committee "
+    "department office police army navy force forces federation union league club team bank group society "
+    "foundation board court parliament congress senate assembly government secretariat daily times post news "
+    "network channel records studio studios church school academy authority command station fund program "
+    "programme center centre alliance coalition movement network".split())
+_ORG_Q = re.compile(
+    r"\b(what|which) (\w+ ){0,2}?(agency|agencies|organization|organisation|organizations|company|companies|"
+    r"group|groups|body|newspaper|paper|magazine|team|teams|party|bureau|ministry|department|commission|"
+    r"administration|association|university|college|school|institution|bank|firm|network|channel|station|club|"
+    r"union|council|court|committee|bloc|alliance|band|label|church|government|authority|service|league|"
+    r"federation|corporation|business|brand|publisher|airline|studio)\b")
+_PLACE_Q = re.compile(
+    r"\b(what|which) (\w+ ){0,2}?(province|provinces|nation|nations|county|island|islands|border|capital|village|"
+    r"district|territory|territories|port|airport|stadium|street|mountain|mountains|lake|sea|ocean|planet|"
+    r"neighborhood|neighbourhood|site|venue|states|countries|cities|regions|areas|towns|hotel|building|park|"
+    r"valley|bay|coast|desert|forest|canal|peninsula|municipality|borough|colony|kingdom|empire|republic)\b")
+TITLES = frozenset("mr mrs ms dr prof sir lord lady king queen prince princess president minister secretary "
+                   "general gen col lt capt sgt gov governor senator sen rep judge justice pope saint st bishop "
+                   "emperor chairman director spokesman spokeswoman chief ambassador mayor premier".split())
+_AUX = frozenset("did does do was were is are has have had can could will would should may might must "
+                 "shall am been be".split())
+_HEAD_FRAME = frozenset("type types kind kinds sort sorts form forms name part parts piece group example "
+                        "member members variety".split())
+_QUESTION_FRAME = frozenset("many much name named called kind type sort".split())
+
+
+def answer_type(question: str) -> str | None:
+    """The answer type a question asks for (one of :data:`ANSWER_TYPES`), or ``None`` when it asks for no
+    checkable fact: questions with *why*, *how did/does/do/can/could/would/will/should/might/is/are/was/were*
+    (manner), *for what reason*, *what is the reason/cause/purpose/effect/impact/significance*, *describe*,
+    *explain*, *what happened*, *how come*, *in what way(s)* — unless they also ask for a date or a number
+    (*how did … in what year* is a date question).
+
+    >>> [answer_type(q) for q in ("How many suspects were arrested?", "How many tons were seized?",
+    ...     "What percentage of heroin came from there?", "How much did the stadium cost?", "When did it end?",
+    ...     "Who made the pledge?", "Which agency said it?", "Where was it held?", "What is the goal?",
+    ...     "Why did China act?", "How did the police find them?")]
+    ['number', 'quantity', 'percent', 'money', 'date', 'person', 'organisation', 'place', 'other', None, None]
+    """
+    q = " ".join(question.casefold().split())
+    coarse = question_type(q)
+    if coarse == "reason" or (coarse == "other" and _NO_FACT.search(q)):
+        return None
+    if coarse == "date":
+        return "date"
+    if coarse == "number" or _PERCENT_Q.search(q):
+        if _PERCENT_Q.search(q):
+            return "percent"
+        if _MONEY_Q.search(q) and not re.search(r"\bhow many\b", q.replace("how many dollars", "")):
+            return "money"
+        m = _HOW_MANY.search(q)
+        if m:
+            return "quantity" if m.group(1) in UNITS and m.group(1) not in ("times",) else "number"
+        if _QUANTITY_Q.search(q):
+            return "quantity"
+        return "number"
+    if coarse == "person":
+        return "organisation" if _ORG_Q.search(q) else "person"
+    if coarse == "place":
+        return "place"
+    if _ORG_Q.search(q):
+        return "organisation"
+    if _PLACE_Q.search(q):
+        return "place"
+    words = set(re.findall(r"[\w%]+", q))
+    if not re.search(r"\b(what|which|who|whom|whose|where|when|how)\b", q) and words & UNITS - {"m", "l", "g"}:
+        return "quantity"  # a keyword query naming a unit: "tons seized in Safe Mekong"
+    return "other"
+
+
+# -- tokens ------------------------------------------------------------------------------------------------------
+_TOKEN = re.compile(
+    r"(?:[^\W\d_]\.){2,}"  # abbreviations with their dots: U.S.  S.W.A.T.
+    r"|\d+(?:[.,]\d+)*(?:st|nd|rd|th|s)?(?![^\W_])"  # 2,534  9.8  1970s  11th
+    r"|[^\W_]+(?:-[^\W_]+|['’](?![sS]\b)[^\W_]+)*"  # words, hyphenated words, O'Brien (not a possessive 's)
+    r"|['’][sS]\b"  # possessive 's
+    r"|\S"  # anything else: one punctuation character
+)
+_ALNUM = re.compile(r"[^\W_]")
+_STOP = ENGLISH_STOPWORDS | frozenset(
+    "among within across around behind beyond despite near since toward towards upon via without along amid per "
+    "also said says according including such 's ’s would could may might must shall us".split())
+_NO_START = _STOP - NUMBER_WORDS
+_OPEN = frozenset("([{\"'“‘«")
+_CLOSE = frozenset(")]}\"'”’»")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer, already qa's BM25 stemmer
+
+    return Stemmer.Stemmer("english", 100_000)
+
+
+def _stem(words: list[str]) -> list[str]:
+    return _stemmer().stemWords(words)
+
+
+def _norm(w: str) -> str:
+    return w.casefold().replace(",", "").rstrip(".")
+
+
+# Closed-class vocabulary for the boundary-word features; any other token maps to its shape.
+_SHAPES = ("<bos>", "<eos>", "<num>", "<year>", "<numword>", "<month>", "<cap>", "<capfirst>", "<acronym>", "<low>",
+           "<punct>", "<unit>", "<currency>", "<org>", "<title>", "<low-ing>", "<low-ed>", "<low-ly>", "<low-s>",
+           "<low-tion>", "<low-al>")
+_SUFFIX_SHAPES = (("ing", "<low-ing>"), ("ed", "<low-ed>"), ("ly", "<low-ly>"), ("tion", "<low-tion>"),
+                  ("sion", "<low-tion>"), ("ment", "<low-tion>"), ("al", "<low-al>"), ("ic", "<low-al>"),
+                  ("ous", "<low-al>"), ("ive", "<low-al>"), ("s", "<low-s>"))
+LEXICON: tuple[str, ...] = _SHAPES + tuple(sorted(_STOP | {",", ".", "(", ")", "\"", "'", ":", ";", "-", "–", "—",
+                                                             "“", "”", "%", "$", "£", "€", "/", "&"}))
+_LEX_ID = {w: i for i, w in enumerate(LEXICON)}
+
+# Dense span features (one weight per feature and answer type); the order is the weight vectors' order.
+FEATURES: tuple[str, ...] = (
+    "bias", "len1", "len2", "len3", "len4", "len5_6", "len7_9", "len10+", "q_frac", "q_any", "content_frac",
+    "cap_frac", "all_cap", "has_num", "starts_num", "only_num", "has_year", "only_year", "has_month",
+    "has_weekday", "has_percent", "has_currency", "has_unit", "ends_unit", "has_numword", "has_scale",
+    "has_dateword", "has_comma", "has_and", "has_other_punct", "has_paren", "cuts_cap_left", "cuts_cap_right",
+    "cuts_num", "before_q", "after_q", "q_left3", "q_right3", "q_left10", "q_right10", "dist_left", "dist_right",
+    "no_q_left", "no_q_right", "q_between", "head_after1", "head_after4", "head_before", "head_last",
+    "at_start", "at_end", "in_parens", "before_paren", "title_near", "has_org", "acronym", "position",
+    "ctx_before", "ctx_after", "num_then_unit", "has_possessive", "has_of", "has_the_inside",
+    "run_left", "run_right", "share_left", "share_right", "subj_right", "obj_left", "name_run", "head_known",
+    "soft_frac", "soft_before", "soft_after", "soft_left3", "soft_right3", "soft_left10", "soft_right10",
+    "head_sim", "head_sim_last", "head_in_span",
+)
+_F = {f: i for i, f in enumerate(FEATURES)}
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """Tokens of ``text`` with their offsets: numbers whole, abbreviations with their dots, possessive ``'s``
+    and each punctuation character apart.
+
+    >>> [t for t, _, _ in tokenize("The U.S. paid $1.2 billion (13%) to Yunnan's agencies.")]
+    ['The', 'U.S.', 'paid', '$', '1.2', 'billion', '(', '13', '%', ')', 'to', 'Yunnan', "'s", 'agencies', '.']
+    """
+    return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+@dataclass(frozen=True)
+class _Question:
+    type: str
+    stems: frozenset[str]  # content words (stems) and numbers of the question
+    head: str | None  # stem of the wh-phrase's head noun ("how many drug suspects" → "suspect")
+    words: tuple[str, ...] = ()  # the content words themselves (for soft matching)
+    head_word: str | None = None
+    subject: bool = False  # the wh-phrase is the subject ("Who designed …?"): the answer precedes the matches
+    object: bool = False  # an auxiliary follows the wh-phrase ("What did … design?"): the answer follows them
+
+
+def _question(question: str, atype: str) -> _Question:
+    toks = [t for t, _, _ in tokenize(question)]
+    words = [_norm(t) for t in toks if _ALNUM.search(t)]
+    content = [w for w in words if w not in _STOP and w not in _QUESTION_FRAME]
+    stems = frozenset(_stem(content)) | frozenset(w for w in words if w[:1].isdigit())
+    head = head_word = None
+    m = _WH_HEAD.search(" ".join(question.casefold().split()))
+    if m:
+        run: list[str] = []
+        ws = m.group(1).split()
+        k = 0
+        while k < len(ws):
+            w = ws[k].strip("'’-")
+            if w == "of" and run and run[-1] in _HEAD_FRAME:  # "what type of rally" → rally
+                run = []
+                k += 1
+                continue
+            if not w or w in _STOP or w in _AUX:
+                break
+            run.append(w)
+            k += 1
+        if run:
+            head_word = run[-1]
+            head = _stem([head_word])[0]
+    subject = obj = False
+    ql = " ".join(question.casefold().split())
+    qw = re.findall(r"[\w'’-]+", ql)
+    wh = next((k for k, w in enumerate(qw) if w in ("what", "which", "who", "whom", "whose", "where", "when", "how")),
+              None)
+    if wh is not None and wh + 1 < len(qw):
+        after = qw[wh + 1:wh + 5]
+        obj = any(w in _AUX for w in after)
+        subject = not obj
+    return _Question(atype, stems, head, words=tuple(dict.fromkeys(content)), head_word=head_word, subject=subject,
+                     object=obj)
+
+
+_NO_VECTORS: list[bool] = []
+
+
+def _word_vectors():
+    """qa's static word vectors (``qa.light.default_word_vectors``: the all-MiniLM-L6-v2 input embedding table,
+    numpy only), or ``None`` where the model package is missing (soft matching then falls back to exact)."""
+    if _NO_VECTORS:
+        return None
+    try:
+        from .light import default_word_vectors
+
+        return default_word_vectors()
+    except Exception:  # pragma: no cover - the model package is a dependency of qa
+        _NO_VECTORS.append(True)
+        return None
+
+
+def _soft(question: _Question, words: list[str], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per token: its best soft match with the question's content words, ``clip((cos - 0.2) / 0.4, 0, 1)``, and
+    its cosine with the wh-phrase's head noun (0 for tokens outside ``mask`` or without vectors)."""
+    n = len(words)
+    soft, head = np.zeros(n), np.zeros(n)
+    wv = _word_vectors() if mask.any() and (question.words or question.head_word) else None
+    if wv is None:
+        return soft, head
+    idx = np.flatnonzero(mask)
+    sv = wv([words[k] for k in idx])
+    if question.words:
+        qv = wv(list(question.words))
+        soft[idx] = np.clip(((sv @ qv.T).max(axis=1) - 0.2) / 0.4, 0.0, 1.0)
+    if question.head_word:
+        head[idx] = sv @ wv([question.head_word])[0]
+    return soft, head
+
+
+def _lex_id(t: str, first: bool) -> int:
+    lo = t.casefold()
+    if lo in _LEX_ID and not (t[:1].isupper() and lo in ("may", "us", "will")):
+        return _LEX_ID[lo]
+    if lo in _CURRENCY_WORDS and not t[:1].isalpha():
+        return _LEX_ID["<currency>"]
+    if t[:1].isdigit():
+        return _LEX_ID["<year>" if _is_year(t) else "<num>"]
+    if lo in NUMBER_WORDS or lo in _SCALE:
+        return _LEX_ID["<numword>"]
+    if lo in MONTHS and t[:1].isupper():
+        return _LEX_ID["<month>"]
+    if lo in UNITS:
+        return _LEX_ID["<unit>"]
+    if not _ALNUM.search(t):
+        return _LEX_ID["<punct>"]
+    if t[:1].isupper():
+        if lo in ORG_WORDS:
+            return _LEX_ID["<org>"]
+        if lo.rstrip(".") in TITLES:
+            return _LEX_ID["<title>"]
+        if len(t) > 1 and t.replace(".", "").isupper():
+            return _LEX_ID["<acronym>"]
+        return _LEX_ID["<capfirst>" if first else "<cap>"]
+    if len(lo) > 4:
+        for suf, shape in _SUFFIX_SHAPES:
+            if lo.endswith(suf):
+                return _LEX_ID[shape]
+    return _LEX_ID["<low>"]
+
+
+def _is_year(t: str) -> bool:
+    return bool(re.fullmatch(r"(1[0-9]{3}|20[0-9]{2})s?", t))
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Candidate spans of one sentence and their features (what the scorer and ``eval/short_answers.py`` see)."""
+
+    tokens: tuple[tuple[str, int, int], ...]
+    i: np.ndarray  # first token of each candidate
+    j: np.ndarray  # one past its last token
+    x: np.ndarray  # float64 (candidates × FEATURES)
+    lex: np.ndarray  # int (candidates × 4): before, first, last, after
+    ctx_cols: tuple[int, int] = (_F["ctx_before"], _F["ctx_after"])
+
+
+def _context_share(q: _Question, sent_stems: set[str], text: str) -> float:
+    """Share of the question's words missing from the sentence that the neighbouring ``text`` has."""
+    missing = q.stems - sent_stems
+    if not missing or not text:
+        return 0.0
+    words = [_norm(t) for t, _, _ in tokenize(text) if _ALNUM.search(t)]
+    have = set(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
+    return len(missing & have) / len(missing)
+
+
+def candidates(question: _Question, sentence_text: str, before: str = "", after: str = "") -> _Spans | None:
+    """Every candidate span of the sentence with its feature row; ``None`` when there is none."""
+    toks = tokenize(sentence_text)
+    n = len(toks)
+    if n == 0:
+        return None
+    texts = [t for t, _, _ in toks]
+    lows = [_norm(t) for t in texts]
+    alnum = np.array([bool(_ALNUM.search(t)) for t in texts])
+    stems = _stem([w if a else "" for w, a in zip(lows, alnum)])
+    digit = np.array([t[:1].isdigit() for t in texts])
+    numword = np.array([w in NUMBER_WORDS for w in lows]) & ~digit
+    scale = np.array([w in _SCALE for w in lows])
+    year = np.array([_is_year(t) for t in texts])
+    month = np.array([w in MONTHS and t[:1].isupper() for w, t in zip(lows, texts)])
+    weekday = np.array([w in WEEKDAYS for w in lows])
+    dateword = np.array([w in _DATE_WORDS for w in lows])
+    percent = np.array([w in ("percent", "%", "per-cent", "percentage") for w in lows])
+    currency = np.array([w in _CURRENCY_WORDS and (not t[:1].isalpha() or i > 0 and digit[i - 1] | scale[i - 1])
+                         for i, (w, t) in enumerate(zip(lows, texts))])
+    unit = np.array([w in UNITS for w in lows]) & ~percent
+    stop = np.array([w in _STOP and not (t[:1].isupper() and w in ("may", "us", "will")) for w, t in zip(lows, texts)])
+    cap = np.array([t[:1].isupper() for t in texts]) & alnum
+    acronym = np.array([len(t) > 1 and t.replace(".", "").isupper() and t[:1].isalpha() for t in texts])
+    org = np.array([w in ORG_WORDS for w in lows]) & cap
+    title = np.array([w in TITLES for w in lows]) & cap
+    content = alnum & ~stop
+    inq = np.array([s in question.stems or w in question.stems for s, w in zip(stems, lows)]) & (content | digit)
+    head = np.array([question.head is not None and s == question.head for s in stems])
+    punct = ~alnum
+    comma = np.array([t == "," for t in texts])
+    andor = np.array([w in ("and", "or", "&") for w in lows])
+    paren = np.array([t in "()[]" for t in texts])
+    poss = np.array([t in ("'s", "’s") for t in texts])
+    of = np.array([w == "of" for w in lows])
+    the = np.array([w == "the" for w in lows])
+    strong = np.array([t in (";", ":", "—", "?", "!") for t in texts])
+    # a first capitalised word is not evidence of a name
+    cap_name = cap.copy()
+    cap_name[0] = cap[0] and (lows[0] not in _STOP) and not (lows[0] in ("in", "on", "at"))
+    numlike = digit | numword | scale
+
+    L = np.arange(1, MAX_SPAN + 1)
+    I = np.repeat(np.arange(n), MAX_SPAN)
+    J = I + np.tile(L, n)
+    keep = J <= n
+    I, J = I[keep], J[keep]
+    start_ok = (alnum & ~np.array([w in _NO_START for w in lows])) | currency | np.array([t in "$£€¥" for t in texts])
+    end_ok = (alnum & ~stop) | digit | numword | np.array([t in ("%",) for t in texts])
+    end_ok &= ~poss
+    keep = start_ok[I] & end_ok[J - 1]
+
+    def cs(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
+
+    c_strong = cs(strong)
+    keep &= (c_strong[J] - c_strong[I]) == 0
+    c_content, c_inq, c_digit = cs(content), cs(inq), cs(digit)
+    # an answer needs a word (or number) the question does not have
+    keep &= (c_content[J] - c_content[I] - (c_inq[J] - c_inq[I]) > 0) | (
+        (c_digit[J] - c_digit[I]) > (c_inq[J] - c_inq[I]))
+    I, J = I[keep], J[keep]
+    m = len(I)
+    if m == 0:
+        return None
+    ln = (J - I).astype(np.float64)
+    x = np.zeros((m, len(FEATURES)))
+
+    def span_sum(a: np.ndarray) -> np.ndarray:
+        c = cs(a)
+        return c[J] - c[I]
+
+    x[:, _F["bias"]] = 1.0
+    for name, lo, hi in (("len1", 1, 1), ("len2", 2, 2), ("len3", 3, 3), ("len4", 4, 4), ("len5_6", 5, 6),
+                         ("len7_9", 7, 9), ("len10+", 10, 99)):
+        x[:, _F[name]] = (ln >= lo) & (ln <= hi)
+    n_content = span_sum(content)
+    n_inq = span_sum(inq)
+    x[:, _F["q_frac"]] = n_inq / np.maximum(n_content + span_sum(digit & ~content), 1.0)
+    x[:, _F["q_any"]] = n_inq > 0
+    x[:, _F["content_frac"]] = n_content / ln
+    n_words = span_sum(alnum & ~stop & ~digit)
+    n_cap = span_sum(cap_name & ~stop)
+    x[:, _F["cap_frac"]] = n_cap / np.maximum(n_words, 1.0)
+    x[:, _F["all_cap"]] = (n_cap == n_words) & (n_words > 0)
+    n_digit = span_sum(digit)
+    x[:, _F["has_num"]] = span_sum(numlike) > 0
+    x[:, _F["starts_num"]] = numlike[I] | (currency[I] & (I + 1 < n) & numlike[np.minimum(I + 1, n - 1)])
+    only = (n_digit + span_sum(numword) + span_sum(scale) + span_sum(currency) + span_sum(percent)) == ln
+    x[:, _F["only_num"]] = only & (span_sum(numlike) > 0)
+    x[:, _F["has_year"]] = span_sum(year) > 0
+    x[:, _F["only_year"]] = (ln == 1) & year[I]
+    x[:, _F["has_month"]] = span_sum(month) > 0
+    x[:, _F["has_weekday"]] = span_sum(weekday) > 0
+    x[:, _F["has_percent"]] = span_sum(percent) > 0
+    x[:, _F["has_currency"]] = span_sum(currency) > 0
+    x[:, _F["has_unit"]] = span_sum(unit) > 0
+    x[:, _F["ends_unit"]] = unit[J - 1] | percent[J - 1]
+    x[:, _F["has_numword"]] = span_sum(numword) > 0
+    x[:, _F["has_scale"]] = span_sum(scale) > 0
+    x[:, _F["has_dateword"]] = span_sum(dateword) > 0
+    x[:, _F["has_comma"]] = span_sum(comma) > 0
+    x[:, _F["has_and"]] = span_sum(andor) > 0
+    x[:, _F["has_other_punct"]] = span_sum(punct & ~comma & ~paren & ~currency & ~percent) > 0
+    x[:, _F["has_paren"]] = span_sum(paren) > 0
+    prev = np.maximum(I - 1, 0)
+    nxt = np.minimum(J, n - 1)
+    has_prev, has_next = I > 0, J < n
+    x[:, _F["cuts_cap_left"]] = has_prev & cap_name[prev] & ~stop[prev] & cap_name[I]
+    x[:, _F["cuts_cap_right"]] = has_next & cap[nxt] & ~stop[nxt] & cap_name[J - 1]
+    x[:, _F["cuts_num"]] = (has_prev & numlike[prev] & numlike[I]) | (has_next & numlike[nxt] & numlike[J - 1])
+    x[:, _F["before_q"]] = has_prev & inq[prev]
+    x[:, _F["after_q"]] = has_next & inq[nxt]
+    cq = cs(inq)
+    n_q = max(len(question.stems), 1)
+    for w in (3, 10):
+        x[:, _F[f"q_left{w}"]] = (cq[I] - cq[np.maximum(I - w, 0)]) / n_q
+        x[:, _F[f"q_right{w}"]] = (cq[np.minimum(J + w, n)] - cq[J]) / n_q
+    pos = np.flatnonzero(inq)
+    if len(pos):
+        k = np.searchsorted(pos, I) - 1  # last match before I
+        left = np.where(k >= 0, I - pos[np.maximum(k, 0)], 0)
+        k2 = np.searchsorted(pos, J)  # first match at or after J
+        right = np.where(k2 < len(pos), pos[np.minimum(k2, len(pos) - 1)] - J + 1, 0)
+        x[:, _F["dist_left"]] = np.where(k >= 0, np.log1p(left), 0.0)
+        x[:, _F["dist_right"]] = np.where(k2 < len(pos), np.log1p(right), 0.0)
+        x[:, _F["no_q_left"]] = k < 0
+        x[:, _F["no_q_right"]] = k2 >= len(pos)
+        x[:, _F["q_between"]] = (k >= 0) & (k2 < len(pos))
+    else:
+        x[:, _F["no_q_left"]] = 1.0
+        x[:, _F["no_q_right"]] = 1.0
+    ch = cs(head)
+    x[:, _F["head_after1"]] = has_next & head[nxt]
+    x[:, _F["head_after4"]] = (ch[np.minimum(J + 4, n)] - ch[J]) > 0
+    x[:, _F["head_before"]] = has_prev & head[prev]
+    x[:, _F["head_last"]] = head[J - 1]
+    x[:, _F["at_start"]] = I == 0
+    x[:, _F["at_end"]] = (J == n) | ((J == n - 1) & punct[n - 1])
+    x[:, _F["in_parens"]] = has_prev & has_next & np.array([texts[a - 1] == "(" for a in I]) & np.array(
+        [texts[b] == ")" if b < n else False for b in J])
+    x[:, _F["before_paren"]] = has_next & np.array([texts[b] == "(" if b < n else False for b in J])
+    ct = cs(title)
+    x[:, _F["title_near"]] = ((ct[J] - ct[np.maximum(I - 1, 0)]) > 0) & (n_cap > 0)
+    x[:, _F["has_org"]] = span_sum(org) > 0
+    x[:, _F["acronym"]] = (ln == 1) & acronym[I]
+    x[:, _F["position"]] = I / n
+    if before or after:
+        sent_stems = {s for s, c in zip(stems, content) if c} | {w for w, d in zip(lows, digit) if d}
+        cb = _context_share(question, sent_stems, before)
+        ca = _context_share(question, sent_stems, after)
+        x[:, _F["ctx_before"]] = cb / (1.0 + I)
+        x[:, _F["ctx_after"]] = ca / (1.0 + n - J)
+    x[:, _F["num_then_unit"]] = numlike[I] & (ln >= 2) & (unit | percent | currency)[J - 1]
+    x[:, _F["has_possessive"]] = span_sum(poss) > 0
+    c_of = cs(of)
+    x[:, _F["has_of"]] = (c_of[np.maximum(J - 1, I)] - c_of[np.minimum(I + 1, J)]) > 0
+    c_the = cs(the)
+    x[:, _F["has_the_inside"]] = (c_the[np.maximum(J - 1, I)] - c_the[np.minimum(I + 1, J)]) > 0
+    # the contiguous block of matched words (stopwords may sit between) right after / before the span
+    run_r = np.zeros(n + 1)
+    for k in range(n - 1, -1, -1):
+        run_r[k] = run_r[k + 1] + 1 if inq[k] else (run_r[k + 1] if stop[k] else 0.0)
+    run_l = np.zeros(n + 1)  # run_l[k]: block ending just before token k
+    for k in range(1, n + 1):
+        run_l[k] = run_l[k - 1] + 1 if inq[k - 1] else (run_l[k - 1] if stop[k - 1] else 0.0)
+    x[:, _F["run_left"]] = run_l[I] / n_q
+    x[:, _F["run_right"]] = run_r[J] / n_q
+    total_q = max(float(cq[n]), 1.0)
+    x[:, _F["share_left"]] = cq[I] / total_q
+    x[:, _F["share_right"]] = (cq[n] - cq[J]) / total_q
+    x[:, _F["subj_right"]] = x[:, _F["share_right"]] * question.subject
+    x[:, _F["obj_left"]] = x[:, _F["share_left"]] * question.object
+    namey = cap_name | (np.array([w in ("of", "the", "and", "&", "de", "von", "van", "la", "le", "du") for w in lows])
+                        & ~cap)
+    cn = cs(namey & ~punct)
+    x[:, _F["name_run"]] = ((cn[J] - cn[I]) == ln) & cap_name[I] & cap_name[J - 1] & ~(
+        has_prev & cap_name[prev]) & ~(has_next & cap[nxt])
+    x[:, _F["head_known"]] = question.head is not None
+    soft, hsim = _soft(question, lows, content & ~digit)
+    soft = np.maximum(soft, inq.astype(np.float64))
+    csf = cs(soft)
+    x[:, _F["soft_frac"]] = (csf[J] - csf[I]) / np.maximum(n_content, 1.0)
+    x[:, _F["soft_before"]] = np.where(has_prev, soft[prev], 0.0)
+    x[:, _F["soft_after"]] = np.where(has_next, soft[nxt], 0.0)
+    for w in (3, 10):
+        x[:, _F[f"soft_left{w}"]] = (csf[I] - csf[np.maximum(I - w, 0)]) / n_q
+        x[:, _F[f"soft_right{w}"]] = (csf[np.minimum(J + w, n)] - csf[J]) / n_q
+    # best head-noun cosine inside the span (spans are short: a small loop over lengths)
+    hs = np.full(len(I), -1.0)
+    for d in range(MAX_SPAN):
+        k = I + d
+        ok = k < J
+        hs = np.where(ok, np.maximum(hs, hsim[np.minimum(k, n - 1)]), hs)
+    x[:, _F["head_sim"]] = np.maximum(hs, 0.0)
+    x[:, _F["head_sim_last"]] = np.maximum(hsim[J - 1], 0.0)
+    x[:, _F["head_in_span"]] = (ch[J] - ch[I]) > 0
+    lex_tok = np.array([_lex_id(t, k == 0) for k, t in enumerate(texts)] + [_LEX_ID["<bos>"], _LEX_ID["<eos>"]])
+    lex = np.stack([np.where(I > 0, lex_tok[I - 1], lex_tok[n]), lex_tok[I], lex_tok[J - 1],
+                    np.where(J < n, lex_tok[np.minimum(J, n - 1)], lex_tok[n + 1])], axis=1)
+    return _Spans(tuple(toks), I, J, x, lex)
+
+
+def _scores(atype: str, spans: _Spans, weights: dict | None = None) -> np.ndarray:
+    """One score per candidate: per-type linear + boundary-word tables + (when fitted) a small ReLU layer over
+    the features and the answer type's one-hot."""
+    w = _WEIGHTS if weights is None else weights
+    k = ANSWER_TYPES.index(atype)
+    x = spans.x
+    s = x @ w["linear"][k]
+    lex = w["lex"]
+    for p in range(4):
+        s = s + lex[p, spans.lex[:, p]]
+    if "w1" in w:
+        w1 = w["w1"]
+        z = x @ w1[:, : x.shape[1]].T + (w1[:, x.shape[1] + k] + w["b1"])
+        s = s + np.maximum(z, 0.0) @ w["w2"]
+    return s
+
+
+_TYPE_NEEDS = {  # answer types that need such a token in the sentence, else there is nothing to return
+    "number": ("has_num",), "quantity": ("has_num",), "money": ("has_num",), "percent": ("has_num",),
+    "date": ("has_num", "has_year", "has_month", "has_weekday", "has_dateword"),
+}
+
+
+def extract(question: str, sentence_text: str, sentence_start: int, *, before: str = "",
+            after: str = "") -> ShortAnswer | None:
+    """The phrase of ``sentence_text`` that answers ``question``, with offsets in the source (the sentence
+    starts at ``sentence_start``); ``before``/``after`` are the neighbouring sentences' texts (optional).
+
+    ``None`` when the question asks for no checkable fact (:func:`answer_type`), when a number, quantity,
+    money, percent or date question meets a sentence with no number or date word, or when no span of the
+    sentence has a word the question lacks.
+
+    >>> s = "He revealed that in 2012, Yunnan's drug control agencies seized 5.6 tons of drugs, up 13 percent."
+    >>> extract("How many tons of drugs did Yunnan seize in 2012?", s, 0).text
+    '5.6 tons'
+    >>> extract("By what percentage did seizures increase?", s, 0).text
+    '13 percent'
+    """
+    atype = answer_type(question)
+    if atype is None or not sentence_text:
+        return None
+    q = _question(question, atype)
+    spans = candidates(q, sentence_text, before, after)
+    if spans is None:
+        return None
+    need = _TYPE_NEEDS.get(atype)
+    if need is not None:
+        ok = np.zeros(len(spans.i), dtype=bool)
+        for f in need:
+            ok |= spans.x[:, _F[f]] > 0
+        if not ok.any():
+            return None
+    s = _scores(atype, spans)
+    if need is not None:
+        s = np.where(ok, s, -np.inf)
+    best = int(np.argmax(s))
+    p = np.exp(s - s[best])
+    prob = float(1.0 / p.sum())
+    uses_context = False
+    if (before or after) and spans.x[:, list(spans.ctx_cols)].any():
+        x0 = spans.x.copy()
+        x0[:, list(spans.ctx_cols)] = 0.0
+        s0 = _scores(atype, _Spans(spans.tokens, spans.i, spans.j, x0, spans.lex))
+        if need is not None:
+            s0 = np.where(ok, s0, -np.inf)
+        uses_context = int(np.argmax(s0)) != best
+    a = spans.tokens[int(spans.i[best])][1]
+    b = spans.tokens[int(spans.j[best]) - 1][2]
+    return ShortAnswer(sentence_text[a:b], sentence_start + a, sentence_start + b, atype,
+                       round(prob, 6) if math.isfinite(prob) else 0.0, uses_context)
+
+
+# -- weights (written by `eval/short_answers.py fit`, trained on the SQuAD v1.1 dev tune half only) -------------
+def _hand_weights() -> dict:
+    """The hand-set starting point (what was tried first): type fit, closeness, shortness."""
+    dense = {}
+    for t in ANSWER_TYPES:
+        w = np.zeros(len(FEATURES))
+        w[_F["q_frac"]] = -3.0
+        w[_F["q_left3"]] = w[_F["q_right3"]] = 2.0
+        w[_F["q_left10"]] = w[_F["q_right10"]] = 1.0
+        w[_F["dist_left"]] = w[_F["dist_right"]] = -0.3
+        w[_F["cuts_cap_left"]] = w[_F["cuts_cap_right"]] = -2.0
+        w[_F["cuts_num"]] = -3.0
+        w[_F["has_comma"]] = -0.5
+        for k, f in enumerate(("len1", "len2", "len3", "len4", "len5_6", "len7_9", "len10+")):
+            w[_F[f]] = -0.3 * k
+        if t in ("number", "quantity", "money", "percent"):
+            w[_F["starts_num"]] = 3.0
+            w[_F["only_num"]] = 1.0 if t == "number" else 0.0
+            w[_F["num_then_unit"]] = 2.0 if t != "number" else 0.0
+            w[_F["has_percent"]] = 3.0 if t == "percent" else -1.0
+            w[_F["has_currency"]] = 3.0 if t == "money" else -1.0
+            w[_F["head_after1"]] = 2.0
+            w[_F["has_year"]] = -2.0
+        elif t == "date":
+            w[_F["has_year"]] = 3.0
+            w[_F["has_month"]] = 3.0
+            w[_F["has_weekday"]] = 2.0
+        elif t in ("person", "organisation", "place"):
+            w[_F["all_cap"]] = 3.0
+            w[_F["cap_frac"]] = 1.0
+            w[_F["has_num"]] = -2.0
+            w[_F["has_org"]] = 1.5 if t == "organisation" else -1.0
+        else:
+            w[_F["cap_frac"]] = 0.5
+        dense[t] = w
+    return {"linear": np.stack([dense[t] for t in ANSWER_TYPES]), "lex": np.zeros((4, len(LEXICON)))}
+
+
+def _decode(blob: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The fitted arrays from their base64 little-endian float16 form (written by ``eval/short_answers.py``)."""
+    import base64
+
+    raw = np.frombuffer(base64.b64decode("".join(blob)), dtype="<f2").astype(np.float64)
+    out, o = {}, 0
+    for k, shp in shapes.items():
+        n = int(np.prod(shp))
+        out[k] = raw[o:o + n].reshape(shp)
+        o += n
+    if o != len(raw) or out["linear"].shape != (len(ANSWER_TYPES), len(FEATURES)) or out["lex"].shape != (
+            4, len(LEXICON)):
+        raise ValueError("qa.extract: fitted weights do not match FEATURES/LEXICON: refit with eval/short_answers.py")
+    return out
+
+
+_WEIGHTS: dict = _hand_weights()
+
+__all__ = ["ANSWER_TYPES", "FEATURES", "LEXICON", "MAX_SPAN", "ShortAnswer", "answer_type", "candidates",
+           "extract", "tokenize"]
