@@ -621,7 +621,7 @@ def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:
             cands = idx._candidates(rows, bm, dn, v)
             X = candidate_features(q, tokens, idx.idf_map(tokens), cands)
             t_feat = time.perf_counter()
-            model.confidence(model.trees.raw(X))
+            model.confidence(model.trees.raw(X), X)
             t_end = time.perf_counter()
         stage.append((t_end - t) * 1000)
         feats.append((t_feat - t) * 1000)
@@ -889,7 +889,29 @@ def render(res: Results, command: str) -> str:
             L.append(f"\nint8: {e['int8_error']}")
         L += [""]
     L += targets(d)
-    return "\n".join(L)
+    return "\n".join(_drop_empty_sections(L))
+
+
+def _drop_empty_sections(lines: list[str]) -> list[str]:
+    """Leave out ``## `` sections whose tables have no rows (sections not measured in this results file), and
+    target rows measured as ``—``."""
+    out: list[str] = []
+    section: list[str] = []
+
+    def flush() -> None:
+        tables = [i for i, ln in enumerate(section) if ln.startswith("|---")]
+        has_rows = any(section[i + 1 : i + 2] and section[i + 1].startswith("|") for i in tables)
+        if not tables or has_rows:
+            out.extend(section)
+
+    for ln in lines:
+        if ln.startswith("## "):
+            flush()
+            section = []
+        if not (ln.startswith("| ") and " | — | — | " in ln):
+            section.append(ln)
+    flush()
+    return out
 
 
 def targets(d: dict[str, Any]) -> list[str]:
