@@ -267,7 +267,7 @@ def test_cli_eval_squad_end_to_end(squad_file, tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["data"]["candidates"] == 5 and rep["data"]["pairs"] == 7 and rep["data"]["questions"] == 6
-    assert set(rep["modes"]) == {"bm25-reqa", "bm25", "dense", "hybrid"}
+    assert set(rep["modes"]) == {"bm25-reqa", "bm25", "dense", "hybrid", "rerank"}
     for name, m in rep["modes"].items():
         run, _ = read_trec(m["run_file"])
         assert set(run) <= {f"q{i}" for i in range(1, 7)}
@@ -288,3 +288,42 @@ def test_cli_eval_squad_bad_file(tmp_path):
     r = CliRunner().invoke(app, ["eval", "--squad", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
     assert r.exit_code == 2
     assert r.output.count("\n") == 1 and r.output.startswith("error: ") and "cannot read" in r.output
+
+
+def _v2_article(title: str, city: str, n: int) -> dict:
+    text = f"{city} is a town on the coast. It has {n} harbours. The harbour master is called {city} Smith."
+    return {"title": title, "paragraphs": [{"context": text, "qas": [
+        {"id": f"{title}-a", "question": f"How many harbours does {city} have?",
+         "answers": [{"text": str(n), "answer_start": text.index(str(n))}]},
+        {"id": f"{title}-b", "question": f"Who is the harbour master of {city}?",
+         "answers": [{"text": f"{city} Smith", "answer_start": text.index(f"{city} Smith")}]},
+        {"id": f"{title}-x", "question": f"What is the population of {city}?", "answers": [], "is_impossible": True,
+         "plausible_answers": [{"text": str(n), "answer_start": text.index(str(n))}]},
+    ]}]}
+
+
+@pytest.mark.slow
+def test_squad_v2_confidence_report_end_to_end(tmp_path):
+    """A SQuAD 2.0 file through `qa eval --squad`: the rerank row is scored per half, and the confidence report has
+    a reliability table for the held-out half, the dropped-article abstention (every other held-out article) and
+    the is_impossible questions as unanswerable ones."""
+    arts = [_v2_article(f"T{i}", c, n) for i, (c, n) in enumerate([("Arlo", 3), ("Brim", 5), ("Cove", 7), ("Dunn", 9)])]
+    p = tmp_path / "v2.json"
+    p.write_text(json.dumps({"version": "v2.0", "data": arts}), encoding="utf-8")
+    r = CliRunner().invoke(app, ["eval", "--squad", str(p), "--out", str(tmp_path / "runs"), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["data"]["questions"] == 8 and rep["data"]["unanswerable_questions"] == 4
+    assert rep["data"]["halves"] == {"tune": 4, "held-out": 4}  # articles 0, 2 tune; 1, 3 held-out
+    assert set(rep["modes"]["rerank"]["halves"]) == {"tune", "held-out"}
+    assert "rerank_vs_held_out" in rep["significance"]
+    conf = rep["confidence"]
+    rel = conf["reliability_held-out"]
+    assert rel["n"] == 4 and sum(b["n"] for b in rel["bins"]) == 4 and 0.0 <= rel["ece"] <= 1.0
+    ab = conf["abstention_held_out"]  # held-out articles T1, T3: T3 dropped, its 2 questions unanswerable
+    assert (ab["answerable"], ab["unanswerable"]) == (2, 2) and 0.0 <= ab["auroc"] <= 1.0
+    imp = conf["abstention_impossible"]
+    assert (imp["answerable"], imp["unanswerable"]) == (8, 4)
+    from qa.rerank import default_confidence_model
+
+    assert conf["threshold"] == round(default_confidence_model().threshold, 4)
