@@ -223,7 +223,8 @@ qvs = np.load(qvs_path)
 while not os.path.exists(stop):
     try:
         idx = qa.Index.load(index_dir, verify=True)
-        out = [idx.ask(q, k=3, mode=m, query_vector=qv).to_dict() for q, qv in zip(questions, qvs)
+        out = [idx.ask(q, k=3, mode=m, query_vector=qv, rerank="none", confidence=False).to_dict()
+               for q, qv in zip(questions, qvs)
                for m in ("bm25", "hybrid")]
         print(json.dumps({"gen": idx.folder.name, "answers": out}), flush=True)
     except Exception as e:
