@@ -93,15 +93,11 @@ def load_questions(squad: Path) -> tuple[qa.Index, list[Question]]:
 
 
 def ranks_metrics(questions: list[Question], scores: list[np.ndarray]) -> tuple[float, float]:
-    """Top-1 accuracy and MRR over the candidates, ties broken by retrieval order (a question without a gold
-    candidate counts 0) — the same computation as ``eval/train_reranker.py``'s ``top1``."""
-    acc, rr = [], []
-    for q, s in zip(questions, scores):
-        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
-        ranks = [r for r, i in enumerate(order, 1) if q.y[i] > 0]
-        acc.append(1.0 if ranks and ranks[0] == 1 else 0.0)
-        rr.append(1.0 / ranks[0] if ranks else 0.0)
-    return float(np.mean(acc)), float(np.mean(rr))
+    """Top-1 accuracy and MRR over the candidates (a question without a gold candidate counts 0): the very
+    computation of ``eval/train_reranker.py``, so both models are scored alike."""
+    from train_reranker import top1  # eval/ is sys.path[0] when this script runs
+
+    return top1(questions, scores)
 
 
 def training_pairs(questions: list[Question], n_neg: int) -> list[tuple[str, str, float]]:

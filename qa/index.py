@@ -60,6 +60,7 @@ from .errors import (
 )
 from .features import Candidate, QuestionWords, question_entities
 from .fusion import RRF_K, Fusion, convex, rrf
+from .modelfiles import sha256_file
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sentences
 from .tokens import Tokenizer, TokenizerConfig
 
@@ -109,12 +110,7 @@ def _test_pause(stage: str) -> None:
             time.sleep(0.05)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256_file = sha256_file
 
 
 def _fsync_tree(folder: Path) -> None:

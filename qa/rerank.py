@@ -22,7 +22,6 @@ does not change with ``--rerank``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from typing import Mapping, Protocol, Sequence
 import numpy as np
 
 from .errors import ModelLoadError
+from .modelfiles import sha256_file
 from .features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -329,14 +329,6 @@ def calibration_from_dict(d: Mapping) -> Calibration | RelativeCalibration:
 
 
 # -- the shipped model -----------------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class GBDTReranker:
     """qa's trained reranker and confidence model: a folder with ``reranker.json`` (format, features, files with
     sizes and sha256, the calibration table and the "answerable" threshold), ``model.txt`` (LightGBM text) and a
