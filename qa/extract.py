@@ -3,7 +3,7 @@
 ``extract("How many suspects were arrested in Safe Mekong?", sentence, start)`` returns the span ``2,534`` of the
 Safe Mekong sentence (type ``number``) with its offsets in the source file; the sentence stays the proof.
 
-Method (answer-type classification + candidate extraction + a linear span scorer):
+Method (answer-type classification + candidate extraction + a learned span scorer):
 
 1. **Answer type** (:func:`answer_type`): :func:`qa.features.question_type`'s coarse classes (Li & Roth 2002)
    refined by the question's wording into :data:`ANSWER_TYPES`: ``money`` / ``percent`` / ``quantity`` (a
@@ -11,29 +11,39 @@ Method (answer-type classification + candidate extraction + a linear span scorer
    ``place`` from the wh-phrase's head noun ("which agency", "what province"). Why / how-did / describe /
    explain questions ask for no checkable fact: ``None`` (see :func:`answer_type` for the exact list).
 2. **Candidates**: every token span of the sentence up to :data:`MAX_SPAN` tokens that starts and ends on a
-   word, a number, a currency sign or ``%`` (never on a stopword or dangling punctuation) and has a word the
-   question does not have (a span whose every word is in the question is not an answer: Rajpurkar et al. 2016,
-   "SQuAD", §5, and every pattern-based QA system since Hovy et al. 2001).
-3. **Scoring**: a linear model over cheap span features, one weight vector per answer type plus shared
-   weights for the closed-class word (or word shape) just before, first in, last in and just after the span —
-   the unlexicalised core of the logistic-regression baseline of Rajpurkar et al. 2016 (length, boundary words,
-   closeness to the question's matched words), without the parse: shape (number, year, month, percent,
-   currency, unit, capitalised name run, acronym), closeness (matched question words within 3 and 10 tokens on
-   each side, distance to the nearest), the wh-phrase's head noun next to the span ("how many *suspects*" →
-   the number just before "suspects"), and whether the words the sentence lacks were in the neighbouring
-   sentence (``before``/``after``: the answer then tends to sit at that edge). The weights (:data:`_WEIGHTS`)
-   are fitted by ``eval/short_answers.py fit`` — softmax over each question's candidates, the target being the
-   candidates of best token F1 against the gold answers — on the **tune half** of SQuAD v1.1 dev only (even
-   articles, ``qa.reqa.article_halves``); the held-out half is for reporting. ``eval/short-answers.md`` gives the
-   numbers and what else was tried.
+   word, a number, a currency sign or ``%`` (never on a stopword or dangling punctuation; a date may start with
+   "between"/"from") and has a word the question does not have (a span whose every word is in the question is
+   not an answer: Rajpurkar et al. 2016, "SQuAD", §5; Hovy et al. 2001's pattern-based QA likewise).
+3. **Scoring**: the unlexicalised core of Rajpurkar et al. 2016's logistic-regression baseline (length,
+   boundary words, closeness to the question's matched words), without the parse. :data:`FEATURES` per span:
+   shape (number, year, month, weekday, percent, currency, unit, capitalised name run, acronym, organisation
+   word), closeness (matched question words — Snowball stems — within 3 and 10 tokens on each side, the
+   contiguous matched block next to it, the distance to the nearest, which side they lie on against whether the
+   wh-phrase is the question's subject or object), the wh-phrase's words next to the span ("how many *drug
+   cases*" → the number just before "drug cases"), and whether the question words the sentence lacks are in the
+   neighbouring sentence (``before``/``after``: the answer then tends to sit at that edge); plus the
+   closed-class word or word shape (:data:`LEXICON`, incl. suffix shapes such as ``-ing``/``-tion``, a cheap
+   part-of-speech proxy) just before, first in, last in and just after the span. Score = per-answer-type
+   linear weights + boundary-word tables + one ReLU layer of 16 units over the features and the type's one-hot
+   (the interactions add 1.5 points F1 over a linear scorer with the same features on the tune validation fold:
+   ``eval/short-answers.md``). The weights (:data:`_WEIGHTS`, generated block at the end of this file) are
+   fitted by ``eval/short_answers.py fit`` — softmax over each question's candidates, the target being the
+   candidates of best token F1 against the gold answers, L2-penalised, L-BFGS — on the **tune half** of SQuAD
+   v1.1 dev only (even-numbered articles, ``qa.reqa.article_halves``); the held-out half is for reporting.
+4. **Units and heads**: a ``quantity`` answer that is a bare number directly followed by a unit keeps the unit
+   ("how many tons" → ``9.8 tons``), as the issue asks (SQuAD's annotators mostly drop it: −0.2 points F1
+   there); a ``number`` answer that runs on from the number is not cut just before the question's head noun
+   (``2,534 drug crime`` → ``2,534 drug crime suspects``).
 
 The returned span always lies inside the sentence, is non-empty, equals ``sentence_text[start - sentence_start :
 end - sentence_start]`` and never starts or ends with whitespace or punctuation other than a currency sign,
 ``%`` or an abbreviation's own dot (``U.S.``).
 
->>> s = "China initiated the Safe Mekong joint operation between April and June this year."
->>> extract("When did the Safe Mekong operation take place?", s, 100).to_dict()
-{'text': 'between April and June', 'start': 150, 'end': 172, 'type': 'date'}
+>>> s = "China initiated the Safe Mekong operation in June, during which 2,534 drug crime suspects were arrested."
+>>> extract("How many suspects were arrested in Safe Mekong?", s, 100).to_dict()
+{'text': '2,534 drug crime suspects', 'start': 164, 'end': 189, 'type': 'number'}
+>>> extract("When did the Safe Mekong operation take place?", s, 100).text
+'June'
 >>> extract("Why did China start the operation?", s, 0) is None
 True
 """
@@ -179,6 +189,8 @@ def answer_type(question: str) -> str | None:
         return "organisation" if _ORG_Q.search(q) else "person"
     if coarse == "place":
         return "place"
+    if _QUANTITY_Q.search(q) or re.search(r"\b(what|which) (quantity|amount)\b", q):
+        return "quantity"
     if _ORG_Q.search(q):
         return "organisation"
     if _PLACE_Q.search(q):
@@ -243,8 +255,7 @@ FEATURES: tuple[str, ...] = (
     "at_start", "at_end", "in_parens", "before_paren", "title_near", "has_org", "acronym", "position",
     "ctx_before", "ctx_after", "num_then_unit", "has_possessive", "has_of", "has_the_inside",
     "run_left", "run_right", "share_left", "share_right", "subj_right", "obj_left", "name_run", "head_known",
-    "soft_frac", "soft_before", "soft_after", "soft_left3", "soft_right3", "soft_left10", "soft_right10",
-    "head_sim", "head_sim_last", "head_in_span",
+    "head_in_span", "whrun_after", "range_start",
 )
 _F = {f: i for i, f in enumerate(FEATURES)}
 
@@ -264,8 +275,7 @@ class _Question:
     type: str
     stems: frozenset[str]  # content words (stems) and numbers of the question
     head: str | None  # stem of the wh-phrase's head noun ("how many drug suspects" → "suspect")
-    words: tuple[str, ...] = ()  # the content words themselves (for soft matching)
-    head_word: str | None = None
+    run: frozenset[str] = frozenset()  # stems of the wh-phrase's words ("how many drug cases" → drug, case)
     subject: bool = False  # the wh-phrase is the subject ("Who designed …?"): the answer precedes the matches
     object: bool = False  # an auxiliary follows the wh-phrase ("What did … design?"): the answer follows them
 
@@ -275,7 +285,8 @@ def _question(question: str, atype: str) -> _Question:
     words = [_norm(t) for t in toks if _ALNUM.search(t)]
     content = [w for w in words if w not in _STOP and w not in _QUESTION_FRAME]
     stems = frozenset(_stem(content)) | frozenset(w for w in words if w[:1].isdigit())
-    head = head_word = None
+    head = None
+    wh_run: frozenset[str] = frozenset()
     m = _WH_HEAD.search(" ".join(question.casefold().split()))
     if m:
         run: list[str] = []
@@ -292,54 +303,22 @@ def _question(question: str, atype: str) -> _Question:
             run.append(w)
             k += 1
         if run:
-            head_word = run[-1]
-            head = _stem([head_word])[0]
+            head = _stem([run[-1]])[0]
+            wh_run = frozenset(_stem(run))
     subject = obj = False
     ql = " ".join(question.casefold().split())
     qw = re.findall(r"[\w'’-]+", ql)
     wh = next((k for k, w in enumerate(qw) if w in ("what", "which", "who", "whom", "whose", "where", "when", "how")),
               None)
-    if wh is not None and wh + 1 < len(qw):
-        after = qw[wh + 1:wh + 5]
-        obj = any(w in _AUX for w in after)
-        subject = not obj
-    return _Question(atype, stems, head, words=tuple(dict.fromkeys(content)), head_word=head_word, subject=subject,
-                     object=obj)
-
-
-_NO_VECTORS: list[bool] = []
-
-
-def _word_vectors():
-    """qa's static word vectors (``qa.light.default_word_vectors``: the all-MiniLM-L6-v2 input embedding table,
-    numpy only), or ``None`` where the model package is missing (soft matching then falls back to exact)."""
-    if _NO_VECTORS:
-        return None
-    try:
-        from .light import default_word_vectors
-
-        return default_word_vectors()
-    except Exception:  # pragma: no cover - the model package is a dependency of qa
-        _NO_VECTORS.append(True)
-        return None
-
-
-def _soft(question: _Question, words: list[str], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per token: its best soft match with the question's content words, ``clip((cos - 0.2) / 0.4, 0, 1)``, and
-    its cosine with the wh-phrase's head noun (0 for tokens outside ``mask`` or without vectors)."""
-    n = len(words)
-    soft, head = np.zeros(n), np.zeros(n)
-    wv = _word_vectors() if mask.any() and (question.words or question.head_word) else None
-    if wv is None:
-        return soft, head
-    idx = np.flatnonzero(mask)
-    sv = wv([words[k] for k in idx])
-    if question.words:
-        qv = wv(list(question.words))
-        soft[idx] = np.clip(((sv @ qv.T).max(axis=1) - 0.2) / 0.4, 0.0, 1.0)
-    if question.head_word:
-        head[idx] = sv @ wv([question.head_word])[0]
-    return soft, head
+    if wh is not None:
+        k = wh + 1
+        if qw[wh] in ("how", "what", "which", "whose"):  # skip the wh-phrase's words: "which regional bloc", "how many"
+            while k < len(qw) and qw[k] not in _STOP and qw[k] not in _AUX:
+                k += 1
+        if k < len(qw):  # an auxiliary right after the wh-phrase: "which bloc did China vow…" (object)
+            obj = qw[k] in _AUX
+            subject = not obj
+    return _Question(atype, stems, head, run=wh_run, subject=subject, object=obj)
 
 
 def _lex_id(t: str, first: bool) -> int:
@@ -410,7 +389,7 @@ def candidates(question: _Question, sentence_text: str, before: str = "", after:
     alnum = np.array([bool(_ALNUM.search(t)) for t in texts])
     stems = _stem([w if a else "" for w, a in zip(lows, alnum)])
     digit = np.array([t[:1].isdigit() for t in texts])
-    numword = np.array([w in NUMBER_WORDS for w in lows]) & ~digit
+    numword = np.array([w in NUMBER_WORDS or w.split("-")[0] in NUMBER_WORDS for w in lows]) & ~digit
     scale = np.array([w in _SCALE for w in lows])
     year = np.array([_is_year(t) for t in texts])
     month = np.array([w in MONTHS and t[:1].isupper() for w, t in zip(lows, texts)])
@@ -447,6 +426,8 @@ def candidates(question: _Question, sentence_text: str, before: str = "", after:
     keep = J <= n
     I, J = I[keep], J[keep]
     start_ok = (alnum & ~np.array([w in _NO_START for w in lows])) | currency | np.array([t in "$£€¥" for t in texts])
+    if question.type == "date":  # "between April and June", "from 2009 to 2011"
+        start_ok |= np.array([w in ("between", "from") for w in lows])
     end_ok = (alnum & ~stop) | digit | numword | np.array([t in ("%",) for t in texts])
     end_ok &= ~poss
     keep = start_ok[I] & end_ok[J - 1]
@@ -578,24 +559,11 @@ def candidates(question: _Question, sentence_text: str, before: str = "", after:
     x[:, _F["name_run"]] = ((cn[J] - cn[I]) == ln) & cap_name[I] & cap_name[J - 1] & ~(
         has_prev & cap_name[prev]) & ~(has_next & cap[nxt])
     x[:, _F["head_known"]] = question.head is not None
-    soft, hsim = _soft(question, lows, content & ~digit)
-    soft = np.maximum(soft, inq.astype(np.float64))
-    csf = cs(soft)
-    x[:, _F["soft_frac"]] = (csf[J] - csf[I]) / np.maximum(n_content, 1.0)
-    x[:, _F["soft_before"]] = np.where(has_prev, soft[prev], 0.0)
-    x[:, _F["soft_after"]] = np.where(has_next, soft[nxt], 0.0)
-    for w in (3, 10):
-        x[:, _F[f"soft_left{w}"]] = (csf[I] - csf[np.maximum(I - w, 0)]) / n_q
-        x[:, _F[f"soft_right{w}"]] = (csf[np.minimum(J + w, n)] - csf[J]) / n_q
-    # best head-noun cosine inside the span (spans are short: a small loop over lengths)
-    hs = np.full(len(I), -1.0)
-    for d in range(MAX_SPAN):
-        k = I + d
-        ok = k < J
-        hs = np.where(ok, np.maximum(hs, hsim[np.minimum(k, n - 1)]), hs)
-    x[:, _F["head_sim"]] = np.maximum(hs, 0.0)
-    x[:, _F["head_sim_last"]] = np.maximum(hsim[J - 1], 0.0)
     x[:, _F["head_in_span"]] = (ch[J] - ch[I]) > 0
+    if question.run:
+        cr = cs(np.array([st in question.run for st in stems]))
+        x[:, _F["whrun_after"]] = (cr[np.minimum(J + len(question.run) + 1, n)] - cr[J]) / len(question.run)
+    x[:, _F["range_start"]] = np.array([w in ("between", "from") for w in lows])[I]
     lex_tok = np.array([_lex_id(t, k == 0) for k, t in enumerate(texts)] + [_LEX_ID["<bos>"], _LEX_ID["<eos>"]])
     lex = np.stack([np.where(I > 0, lex_tok[I - 1], lex_tok[n]), lex_tok[I], lex_tok[J - 1],
                     np.where(J < n, lex_tok[np.minimum(J, n - 1)], lex_tok[n + 1])], axis=1)
@@ -654,6 +622,12 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
             ok |= spans.x[:, _F[f]] > 0
         if not ok.any():
             return None
+    if atype in ("person", "organisation", "place"):  # a name is not a bare number, day or month
+        x = spans.x
+        bare = (x[:, _F["only_num"]] > 0) | ((x[:, _F["len1"]] > 0) & ((x[:, _F["has_weekday"]] > 0) | (
+            x[:, _F["has_month"]] > 0)))
+        if not bare.all():
+            need, ok = (), ~bare
     s = _scores(atype, spans)
     if need is not None:
         s = np.where(ok, s, -np.inf)
@@ -668,8 +642,20 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
         if need is not None:
             s0 = np.where(ok, s0, -np.inf)
         uses_context = int(np.argmax(s0)) != best
-    a = spans.tokens[int(spans.i[best])][1]
-    b = spans.tokens[int(spans.j[best]) - 1][2]
+    toks = spans.tokens
+    j = int(spans.j[best])
+    if atype == "quantity" and spans.x[best, _F["only_num"]] > 0:
+        # a measure keeps its unit ("how many tons" → "9.8 tons", "5.55 metric tons"), as the issue asks
+        k = j
+        while k < len(toks) and k < j + 2 and toks[k][0].casefold() in ("metric", "square", "cubic", "short"):
+            k += 1
+        if k < len(toks) and toks[k][0].casefold() in UNITS and toks[k][0].casefold() not in ("m", "l", "g"):
+            j = k + 1
+    elif atype == "number" and j < len(toks) and spans.x[best, _F["starts_num"]] > 0 and j - spans.i[best] > 1 \
+            and q.head is not None and _stem([_norm(toks[j][0])])[0] == q.head:
+        j += 1  # "2,534 drug crime" + "suspects": a counted noun phrase is not cut before its head noun
+    a = toks[int(spans.i[best])][1]
+    b = toks[j - 1][2]
     return ShortAnswer(sentence_text[a:b], sentence_start + a, sentence_start + b, atype,
                        round(prob, 6) if math.isfinite(prob) else 0.0, uses_context)
 
@@ -732,3 +718,85 @@ _WEIGHTS: dict = _hand_weights()
 
 __all__ = ["ANSWER_TYPES", "FEATURES", "LEXICON", "MAX_SPAN", "ShortAnswer", "answer_type", "candidates",
            "extract", "tokenize"]
+
+
+# -- fitted weights (generated by eval/short_answers.py fit; do not edit by hand) --
+# fitted on the SQuAD v1.1 dev tune half (5397 questions)
+_FITTED_SHAPES = {'linear': (9, 74), 'lex': (4, 250), 'w1': (16, 83), 'b1': (16,), 'w2': (16,)}
+_FITTED_BLOB = (
+    "AAC5NYCvM7CBqCyp1CkPrcgrsyvipcm0ObJONgM21DZ3rXGw6aEAAEQcBJoKpSWorzcCLvijw6rrrrYp6J/tpFqe8awMKiskfJTWJ8alICzQogKi"
+    "iacxqg0vcK9jrlqpMivSKDSwe6KaKEeg+6jjpt8ttyYPG8qocacgK9WpBSajmQal+ZRyKvIrSa4AAEQpKygAAACAsyhGJE6b6CkIHuWqJapfJ1Kb"
+    "y6F1sxuxnjWgNbktmqlAncaZAAC6qOeqiS8JMsYt0yz6JsKltK9gJ3cmraPToLOoxi4SKfikNCoaqGIv/KAcrimlYaRmLEem0CvzFLmpXqZuJG0T"
+    "MSA6oKies6CqJaqWY5RdL92lVrC6KK8k7ipZpvUWoCjNBQOwAIAIqsMtAAAAAMmotyuOKA2nk6MgnbWhtpymmy6hHaxNq18tgyZbqmmoVKMAAAAA"
+    "RZ04K+gj7SRiLsAuAABWpZyhm6D8jbubk5tEpLAerCnuI8Ye56BZJDGt4C6VIwmskCAAAAAAAAAAABOgtKUAAAAASp5CqCOXTqiuGCacdaQAAEKk"
+    "6yExjJwiTKkyLAAATKlPqQAAAAAAAAAAAICoKEyhKa2PJN0r/aZyGYElaCZxrNGwG7DQMpQxdzIxqyqnvZYAALEtAABaJHkuai8gqHqdBCjXpakn"
+    "96T9oSueFSGum4SqeJx4GeCkKxKOMVMtUan0rD4vGJ53o2WBMiIQo2Wr+CbwqWGkaaYpp44mwhxTGIkviieDHsIofqNOpQWdo6I4oPajUKsAgMkg"
+    "sp0AAAAA2SAgrjQu8jOzqOuwZKyJrW+yryBPr9IoNzHmqKwolDkONs43zjGwomylqR4qqvi0O6fAM2cyPaUxr7uurKtapSopfKx7rkysoaTzKtUp"
+    "Uii+pOMh1ioNrrsnX56Lma+ixSuMMHcqRqtKpF+sC6VkqAsi4x/UqnioRyxQqIomsqlEK5Yl76lJJf8VAAB9q/8o6ywAAPi1WTT4Lf+pcixvp3Yj"
+    "iq7Bsa4rZzdsNBW4CLT4r96r86Rjr+ao/pOlpwenp65krBIoo655r88uKzHtpAk4fbFDnNiwhKPQLlOqpCz7Laiulqe4KtykeaxipwqqzCc+Jkou"
+    "KSstq9SlNyLRsAWvF65PKGyivqBLqqKkZTERpoQoxR5rLv0kcqa7MwCA/iUcpgAAAAAULA8omB2rrfYoRaL5qAMoIzEbLGw17DSUsky0MLDoqFCj"
+    "BKyopFqdcaRtrDap6a+VqBWlUagTrhar7Cz1rfsoFJh9LdmogypDommjOaSgrE8tDSDCKDyrxKddnWMp9p0+MF0hB6mksK0ZSzQEM0wfz6AmHWWl"
+    "AZwYL8SmiKF2LWuiv6GzLCmkQzEAADcpUa0AAACA5qZdqBAp0K+LIjQwUpDyqGmg7aT5MCWqxbRQsiewpK+yqcesLJ2hoZSWDqUfphetqaOLmqgw"
+    "Bi62qRSo0bKaLqaXrK+QqsEgoCI5MXGuBKn5rpCi9SkAJiwp8SfJH8eb/6PFpI8kwaVnLBctqaiqGuOgaZA8qBouhya4JXwvdRvBLJywaJSWLU2m"
+    "AIB1LhGnAAAAgNWwnKpUocwmYaadLHUwRStLMyIve60jMa+yp6W7tC+1L69XstarLQvHLbkiaqzQsECun6yVsjsxVqUGp7iw5bJ0mhwz3zMRKbGh"
+    "Ry8+K8SuAqcvsfUnGIxxMikvSDDRJ/Sy4TCKLV41lK9bJwgnjCsFqHineRQFK7gmfbGyouYvQDF+j+OpdSG0rACAEiwLIgAAujcAAFO9iLajugy0"
+    "RLl4snm7Xq4QtwG2AABGt1aweTbhN12qQLKUupK4Dj1rOt+qqLb1NAaxF7Xzpw0wBbiuIAu5fTTNMaI3LjggpQAAiSZHJCCpYjMAALkwGLCFunmp"
+    "LaTtquQ2LbhdNgk3AAAAAJ8rHzkoOGMy5alzrx4xq7CrNgAALDQTqeGwGrKFOje4KqgAAAAA1ZtELmqoAABrlLOdDqIAAAAAp4kAAPWhWa7LN/mx"
+    "/al5LLU1/jPvtgAAAACOtAAAAACMtgAAAADRrLO3TjCtKgAAAAA0tOCmZjcSrzGyAzKKNcU4izeStAAAAADVJgAA7zSqpHyvAAAAAAAABLQAAAKp"
+    "AAAAAOUwUbS0sgAAAABwNAAAerQAAAAAo6htqqW0BLFTuMI1vKBlOIOlwTh7MUywGTEAAAAAUzGduYA0YLEAAFqhpJT5qwAAAAAAAAAAtp0AAJSo"
+    "AAAAAAAA/jKrMGgwNTI7q2803jUAAH44rrEAAPamDaKAMHmoLbV2sIStha6oN4AzK6iIrBwrzbMbM74yJTIAAAAAQyadMEkxAAAAAMawHbIAAAAA"
+    "XjAQKDQ47zQzKl21QKKmLq22sTgkNtOxUDAAACU0AAAAAAAAAAAAAAAAMZgAAGMyAAAAAAAAk7TnvGyxBjMpMXClF68AAAAAmLGNsru6WzkCNJI0"
+    "vTBhsgAA5rMAAC64bTJrsNe3mLVRtum17SwAALw2AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAXOwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADJNgAA"
+    "4LMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB0OAAAAAAAAAAAAAAhNAAAAAAlOZA+TTmEtdg0NLhnMaCr"
+    "AAAKLwAAPrQfth+2BbwhvI8zgDFksAAAAACvMgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAahAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACDKoq577usuS+8trkAAMO3wrkNuAy8"
+    "AAC8sFe0EyDgNIa0O7oqusq6Iz1cpL80f7QoN4C5ejlLO/0517bHNxa4ijKZOBO5u7U7Lp40vDX7NXY0gy4AAPe0vDEoNJUzwjDvJsi0rbHCqX06"
+    "AAAAAMktHDeCNtyvmzPHqXqwErOIKAAAay3BqlA0WLOMtJ8277AAAAAAp6BwKiQxAAAAAI0yoy0AAPedAAAAAAAAmzD3N46ekpZWqiOse6w3OAAA"
+    "AADoOwAAAAArLiicAABrNPUrY6hvMQAAAABWJZiw1LLCrN+pETB4MvqzLLHVOwAAAAD9rgAA8rSzLCapAAAIsAAA4bFxnZgkAAAAAF+4aJm0KwAA"
+    "AACRqAAAwzQAAAAAvrEjrVWueqpwtEi4Ca+uLz8xsLTurYww/KMAAAAAgrX9NgAA6TYAAE6sUacAANA5AAAAAAAAAAAAAJCbAAAAAAAAS7NoqgsR"
+    "IqFrLlyrrS0AACK8obcAAPiwszErgdY0xqhrq8O2fqwGrMiymKNPLlcqOCuOrAi33zR4rgAA/qXhNMc5AAAAAAossy4AAAAAlqs8OM8wTTpfL4o0"
+    "AACeowIxYbCErd0zzDcAAPKyAAAAAByjAAAAAAAAAAAAAFafAAAAAAAAzJn5uQA8jp0AAF0vAACLquaxea1zrSGedynrLZcxIzNjMn2wkrJBsBY1"
+    "GSzjK0048SrxOM4tA7FfsNQ0mS5npKwoWDRXpL+xorCFsOSlmC1YMS8t9RFSklgvb7EQq1+u9aVys1Oou5QKsAQpGK+Hs3UwpaiJJGSxC7Hzr8yi"
+    "TRFWrAov4bAxpCorD6w+Lr+ssq4jrNapH6ldsCU12rLRr7QnErVZtoKue7IGu/g5/DUnN240jSrZsnqy0J5rp9kviTClM3cwujBDrlwtFrZUr+Cu"
+    "ya2UtVS0urSrsh2ra6iWra2saSvPrlu1Zy14nz8x3DLBNKo07y9kMyYyG6QbrHAoqyhBrIkfq62CrTEsR68ZncGsUilaqgSsTiimq4AvX6hNqwQv"
+    "wa0cKzWtiRypLLYp5aXsKlypFSmarREuUbRDLp+nR60Kr5WkIxVrruEo4ThQstWv9yyds1ekrB3OocegWSBjJLKgq6RSlHEhNqMhJJUmRCcSI5km"
+    "kqPfm4uh/x2LGOWYhxifluKetpiZIRCiZJipIuGidB/NoTWcEyE9HaIcQZZqGhKgqydWJimmaaW0Jo+Q1x2KIEEj054lpo6SJZc4oWWc0BzfJncb"
+    "MROHIlKbXB+Jj8WRMiDWn1CgGhkQHIYhqSYhJdQbdRTsIK0b5JbnH9qiPRGnHmmifaTeFQemPCtfKTuyry+9LKms9rACto2qNyRLF941QKgksfkw"
+    "1CHaJoguviB9qVWtGK28rgiu+ieUItyvNiw4LTIzRDBLKkWmpKZKrR2vOLJDr3805TItMo40orbLJmYld64Erbyv264fq6MpjKX4Lsov8avpq9Yt"
+    "T6sXrGSuky8+rUKsty6ZKaOoOTEukf4pQactsYqp/S/rqrEn4Cz2tNolt5+/Lv0i4xeQJQsy/zAmLmmpD64vtRcqezAfMyQz15jTLDMzAy6fqw6t"
+    "D65NLmwu4S1rLF4ca66cMlEz+Slvspo2ILDfqDCy9K5RMEExPTOuFiSo9jZ1LVquwS5Qre+l7C96LKAxfjG0KgSwprKsrj2kUjC+oemlkxO2Icgs"
+    "nzGIrw+ziC6rNTEmFTD4MvCtry85pC40xS7xpSguay9ooymlyq76LCUu/CiEtLgdFLRPsHIwEim1mNsskzCkMsEyobIKMwS066rwm6IqPTFUqUqz"
+    "xKDCoR+ixCuspCMvkKqVKXU1zS20LWQokzibI4Kl4CykMridFCtdrDWrh6xJs6ogw7G3MDoqUifRnTSsFDDPsvkpnSxeGv2ub6NfKdKsXCDRI5mw"
+    "QKYUKvAxFjDsp5Sta6hNsWSzKq86rQsf762GFxmhxqkDp9cuNKrKLQixDC7FIjs1lK1cpuUlCa9dsmItqauksq4lc7OUMrikVi4dM7Iz1RdQNMEw"
+    "L6qIoamwwKhBrwAmZiIhNgI3hKsipRs0iqG7q/OxETQKpzilxSkNHuKuBJlxq5oibCllJJ0iHy1hJpuhMTB9qJmpkLD8rYAk1KwKJOqnLyV7r56u"
+    "ZLD4qKGqxSnNJYWqCywhtQUw3KBiNSgw3i8wJq+r5y3IM4grHLNksPOuIaMXtDakpjCZMYswmyDRso2nxKWmMVse/K5Qp08w37GhLscusCsHH+4j"
+    "cCehLKin/yBALEihOSUnIqIzsqJSr0SuTqMvK9+riS6ZrRY0axzftAYvCK9+LLGm4J7CrIIxdCRTraElCzHrsUMoezCCME6wxygWqU+wEy20NF0l"
+    "zzNrMGE1Sq2kLc4vvDNgsckyvK5bLOSoHrA4LZirhy7Fqk+mciy1KHkPaQgiHukcCBjbnO6drJdVoDWkjyKlItceUqFIluegbBlgHT+Q6IulkRwZ"
+    "4Rk6mkKWnCFkEQMbFiApHMSaPx8yoECRMSCPGkYfbYbxIx8gAqfxHBmdapR4GdAdfJloH3UOSBuoHHAcMh0Fkaod3hhSpF4VIpiYmnAXlxvHnkgg"
+    "qyINJC+W0xrzH7yUJRaKIG+bHRoJnD+ZNhrTnwgcIRh/jp4ZkxrkoFEovypyqTimmR3wp0ib0ZoNpFYhqyqlKn0nOCETpJ8jTZXBIcWiiiDGk8Gi"
+    "6Z9qn0MfuqCenUekiqP6GWQkOCM7GSOfS5zFoHShFKiYqJAocKOfIg8mm6UXoFqjW6NLGNSmICWZp8ie8yVpJaKcmKEgn5iXmBraIfSm56hZJGin"
+    "RaMSokqovybxKzIgAKV4HWAUeCC8Fyohsx2cnsijj6MDpSclNaSsrWsrBquiKpcp7B0dqF2k7S0dLQktXjJprOsqMya7sEun3ChRKngk9iFLKGuk"
+    "gyv5LM4gga9zHqslpqzJqWizx66vLhct+i6nJCk0VjI6rgqsW7IrpIotDiv+JpYw/SlJKV4wUSzWLLSsASqYIvUtxSYwpb4qbinDLvwoiS59Ml0y"
+    "WKm8LU4tIqJDpaowuyYsKx8o/ZdblfIddrC0JN8g/RwbK/+aWa70rpCjfCcNMR4uEKy2slyzlqTnJkaulTNBJwExBy5LLtYs5yd+p+2o5i6UK6Cp"
+    "VbAnL3AmDq+/rVmj7anSKoUr76WVmvYnpSGHriWxa6tRM0ktlzFds1woyS4XqKoqo7EJplwstK62rEgwcSw7MLutU6VZqT+p5bKDIgivi6zxq4gk"
+    "mSoptBuxs6YGsJWip6KErc6uLajusBu0jTA5MNo0BityoGgj0a9eJK8wxSemLFyxxq6Is0ityiqNrcUkk6wOqhgo5amtsgGqiacNpFyuF6kOL/Wj"
+    "QKdCMJWpma4CMfIr8TRVKKwrFa49oUKptSD+LR40hyibpg4tN6pXrrIZo6kEnzafa68RrjUgwSpOKfShFKhFpVIsC6PEpRyurLALsWippDJ+rs+o"
+    "0itDsK2oHSodr0ep/a37KF8nHah0MbCsLSwtq02rwZhOLtgwPzBwH44uQbLKtK6wxJztNCYwPzLKMdwxXidkINKWDSktLtEpqSjhKTwnGS1dMBUw"
+    "SqcKMxEyEgv3rNW1VK+2LJkr7TBuJHY10TVHsA8s4rKnq6Iwgi1iKg0zDi7WMBosfi5lMc2qhC6aJEEK7Cnanjct9SwJM1em9zDINCY0EC+DMGIs"
+    "Zq/vLwo1CyqGL+Iok6E8JHcowq4gHRAqYSworooYWyl8sPmmqam/MHgfNiQUrfSEOqzVLmYuXazIMvMyrLLzqXUiXi7RmYMjty/0Lk4p3C3YHQmx"
+    "pbMiLEqeYqPksGWuti2PLDslDaplLhqovypcsDGnZ6XvLvsteDCUKAywn6zWGQKmna8nqPAofCRqMpgvVxznLh8qny4+ND4shDF+p/qpezLupf+n"
+    "irMTsOwwKJYLLxQtnhncLFav1apVJhQs9rHCpOUgLzRgNAqwb7Fzsi2sUCqvLhcwdbZwtuA0MjQXLL2c0RS5pJCkfiuXJ7KxDihWKHEpZitJtJOt"
+    "GqkqqQ2wDKp7rk2w2ae0rj0sDqqKLh2pxquRGuckehEFqVgmLS+ALJ+mCDETJpYvPps1KMydjzE+rN6p5Cw1pGWhGigJL8kjgRkDLwGxxSwaMAyx"
+    "z6MeM6AtaTKcL6srUTCDKBezPLE/snsiMjYDOIStGbiztGU2/rBmpFUXEa4yNrIdi7LGtNAuzDLzv569xi+zvGw90LwbPYk8FCw1snQ6JrzeujY9"
+    "rzu9PA=="
+)
+_WEIGHTS = _decode(_FITTED_BLOB, _FITTED_SHAPES)
+# -- end of fitted weights --
