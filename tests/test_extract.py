@@ -59,7 +59,7 @@ def test_tons_quantity(seeds):
     assert c is not None and c.text == "7.3 tons"
 
 
-@pytest.mark.xfail(strict=False, reason="known miss: '260 tons of precursor chemicals seized' sits nearer 'seized'")
+@pytest.mark.xfail(strict=True, reason="known miss: '260 tons of precursor chemicals seized' sits nearer 'seized'")
 def test_tons_safe_mekong_known_miss(seeds):
     a = _ask(seeds, A0, "2,534 drug crime suspects", "How many tons of drugs were seized in Safe Mekong?")
     assert a is not None and a.text == "9.8 tons"
@@ -82,7 +82,7 @@ def test_person(seeds):
     assert b is not None and b.text == "Chen Jie"
 
 
-@pytest.mark.xfail(strict=False, reason="known miss: the name is 15 tokens (an appositive) before 'made the pledge'")
+@pytest.mark.xfail(strict=True, reason="known miss: the name is 15 tokens (an appositive) before 'made the pledge'")
 def test_person_after_appositive_known_miss(seeds):
     a = _ask(seeds, A0, "made the pledge", "Who made the pledge at the first ASOD plus China Coordination Meeting?")
     assert a is not None and a.text == "Wei Xiaojun"
