@@ -11,9 +11,11 @@ and the seeds gold **dev** split. The held-out half and the seeds test split are
 2. Features: :func:`qa.features.candidate_features`.
 3. Model choice by 5-fold cross-validation over tune articles (:func:`qa.reqa.tune_folds`): LightGBM binary
    log-loss vs LambdaRank, and the number of boosting rounds; metric: top-1 accuracy over all tune questions.
-4. Calibration of the out-of-fold raw scores → P(correct): isotonic regression on the raw score, or a logistic
-   model over each score's place among its question's candidates followed by isotonic regression
-   (:class:`qa.rerank.RelativeCalibration`); the one with the lower cross-fitted top-hit ECE is kept.
+4. Calibration of the out-of-fold raw scores → P(correct), four candidates cross-fitted over the folds: isotonic
+   regression on the raw score; a logistic model over each score's place among its question's candidates, then
+   isotonic (:class:`qa.rerank.RelativeCalibration`); the same with 8 evidence features; and that logistic fit
+   also on the questions asked without their article, isotonic on answerable ones. Rule: top-hit ECE ≤ 0.05,
+   then the highest AUROC between answerable questions and questions asked without their article.
 5. "Answerable" threshold: the 4th percentile of the out-of-fold top confidence of answerable tune questions (so
    ≥ 95% keep ``answerable: true``); its effect is also shown on tune questions asked of an index without their
    articles (every other tune article dropped).
@@ -344,7 +346,8 @@ of every hit, and a hit whose top confidence is below {spec['answerable_threshol
 on every load.
 
 **Training data.** SQuAD v1.1 dev, tune half only (even-numbered articles): {d['squad_tune_questions']} questions,
-plus {d['squad_tune_unanswerable']} of them asked of an index without their article (threshold only), and the
+plus {d['squad_tune_unanswerable']} of them asked of an index without their article (for the calibration's logistic
+part and the threshold report), and the
 seeds gold dev split ({d['seeds_dev_questions']} questions). The SQuAD held-out half and the seeds test split were
 not read. SQuAD file sha256 `{d['squad_file_sha256'][:16]}…`.
 
