@@ -60,11 +60,11 @@ class Reranker(Protocol):
 
 # -- trees ------------------------------------------------------------------------------------------------------
 def _floats(s: str) -> np.ndarray:
-    return np.array([float(x) for x in s.split()], dtype=np.float64) if s.strip() else np.zeros(0)
+    return np.array(s.split(), dtype=np.float64)
 
 
 def _ints(s: str) -> np.ndarray:
-    return np.array([int(x) for x in s.split()], dtype=np.int64) if s.strip() else np.zeros(0, dtype=np.int64)
+    return np.array(s.split(), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class TreeEnsemble:
     right: np.ndarray  # (T, M) int64
     leaf_value: np.ndarray  # (T, L) float64
     start: np.ndarray  # (T,) int64: 0, or -1 (= leaf 0) for a single-leaf tree
-    depth: int
+    depth: int  # an upper bound on the path length (raw() stops once every row is in a leaf)
     n_features: int
     objective: str
 
@@ -134,7 +134,7 @@ class TreeEnsemble:
             miss[i, :m] = (dt >> 2) & 3
             left[i, :m] = _ints(t["left_child"])
             right[i, :m] = _ints(t["right_child"])
-            depth = max(depth, _tree_depth(left[i], right[i]))
+            depth = max(depth, nl)  # a bound: raw() stops as soon as every row has reached a leaf
         return cls(feat, thr, dleft, miss, left, right, leaf, start, depth, n_features, meta.get("objective", ""))
 
     def raw(self, X: np.ndarray) -> np.ndarray:
@@ -167,17 +167,6 @@ class TreeEnsemble:
 
 
 _ZERO = float(np.float32(1e-35))  # LightGBM kZeroThreshold = 1e-35f (1.0000000180025095e-35)
-
-
-def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
-    best, stack = 0, [(0, 1)]
-    while stack:
-        j, d = stack.pop()
-        best = max(best, d)
-        for c in (left[j], right[j]):
-            if c >= 0:
-                stack.append((int(c), d + 1))
-    return best
 
 
 # -- calibration -----------------------------------------------------------------------------------------------
