@@ -128,6 +128,29 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mu) / np.sqrt(var + eps) * w + b
 
 
+def _max_length(folder: Path) -> int:
+    """Word pieces a text is truncated to: sentence-transformers' ``max_seq_length``, at most the positions."""
+    st = _read_json(Path(folder) / "sentence_bert_config.json") or {}
+    cfg = _read_json(Path(folder) / "config.json") or {}
+    return int(min(st.get("max_seq_length") or 512, cfg.get("max_position_embeddings", 512)))
+
+
+_TOKENIZERS: dict[tuple[str, int], object] = {}
+
+
+def _tokenizer(folder: str, max_length: int):
+    """The fast tokenizer of a model folder (no padding, truncated to ``max_length``), loaded once per process."""
+    key = (folder, max_length)
+    if key not in _TOKENIZERS:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(max_length)
+        _TOKENIZERS[key] = tok
+    return _TOKENIZERS[key]
+
+
 class LightEncoder:
     """Mean-pooled, L2-normalised BERT sentence embeddings computed with numpy (float32)."""
 
@@ -138,7 +161,7 @@ class LightEncoder:
             raise ValueError(f"{self.folder}: the light encoder cannot run this model ({why})")
         self.config = _read_json(self.folder / "config.json")
         st = _read_json(self.folder / "sentence_bert_config.json") or {}
-        self.max_length = int(min(st.get("max_seq_length") or 512, self.config.get("max_position_embeddings", 512)))
+        self.max_length = _max_length(self.folder)
         self.do_lower_case = bool(st.get("do_lower_case", False))
         self.heads = int(self.config["num_attention_heads"])
         self.eps = float(self.config.get("layer_norm_eps", 1e-12))
@@ -150,12 +173,7 @@ class LightEncoder:
 
     @cached_property
     def tokenizer(self):
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        tok.no_padding()
-        tok.enable_truncation(self.max_length)
-        return tok
+        return _tokenizer(str(self.folder), self.max_length)
 
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
@@ -269,12 +287,9 @@ class WordVectors:
 
     @cached_property
     def tokenizer(self):
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        tok.no_padding()
-        tok.no_truncation()
-        return tok
+        # the query encoder's own tokenizer (one load per folder); its truncation (the model's max length, 256+
+        # pieces) never touches a single word
+        return _tokenizer(str(self.folder), _max_length(self.folder))
 
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         """Rows of unit vectors, one per word (a word with no pieces gets a zero row)."""
