@@ -706,8 +706,10 @@ class Index:
         if featured and ranked:
             pool = ranked[:cand_depth]
             rows = np.array([d for d, _ in pool], dtype=np.int64)
-            idf, cands, q_words = self.rerank_inputs(
-                question, tokens, rows, bm.get(rows), self.vectors[rows] @ qv.astype(self.vectors.dtype, copy=False), qv)
+            # dense scores as the hits carry them (and as training read them); bm25 mode has none yet
+            pool_dn = (np.array([float(dn[d]) for d in rows]) if dn is not None
+                       else dense_scores(self.vectors[rows], qv))
+            idf, cands, q_words = self.rerank_inputs(question, tokens, rows, bm.get(rows), pool_dn, qv)
             conf_raw = None
             if with_confidence:
                 conf_model = default_confidence_model()
