@@ -365,7 +365,7 @@ def evaluate_squad(
     answer — held-out questions asked of the index without every other held-out article, plus SQuAD 2.0
     ``is_impossible`` questions asked of the full index.
     """
-    from .evaluate import abstention, reliability, score_rankings, significance
+    from .evaluate import score_rankings, significance
 
     for m in modes:
         if m not in EVAL_MODES:
@@ -433,8 +433,7 @@ def evaluate_squad(
     if confidence and RERANK_MODE in runs:
         say("confidence: reliability on the held-out half, abstention without every other held-out article")
         report["confidence"] = _confidence_report(
-            idx, paragraphs, task, runs[RERANK_MODE], half_of_q, vectors, docid_of, rerank, fusion, alpha, k,
-            reliability, abstention)
+            idx, paragraphs, task, runs[RERANK_MODE], half_of_q, vectors, docid_of, rerank, fusion, alpha, k)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     rp = out / "squad.json"
     rp.parent.mkdir(parents=True, exist_ok=True)
@@ -443,8 +442,8 @@ def evaluate_squad(
     return report
 
 
-def _confidence_report(idx, paragraphs, task, run, half_of_q, vectors, docid_of, rerank, fusion, alpha, k,
-                       reliability, abstention) -> dict[str, Any]:
+def _confidence_report(idx, paragraphs, task, run, half_of_q, vectors, docid_of, rerank, fusion, alpha, k) -> dict[str, Any]:
+    from .evaluate import abstention, reliability
     from .rerank import default_confidence_model
 
     thr = default_confidence_model().threshold
