@@ -252,7 +252,6 @@ def run_questions(
     docid_of: Callable[["Hit"], str] = _hit_docid,
     slack: int = 0,
     rerank: str | None = None,
-    index_for: Callable[[str], "Index"] | None = None,
 ) -> ModeRun:
     """Ask every ``(qid, question)`` in ``mode`` and keep the ``k`` best docids.
 
@@ -261,7 +260,7 @@ def run_questions(
     the search is timed. ``docid_of`` maps a hit to a document id; hits mapping to an id already ranked are
     skipped (ask ``slack`` extra hits to make up for them). A question that cannot be asked gets an empty ranking.
     ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
-    modes are run without a second stage. ``index_for(qid)`` may pick another index per question.
+    modes are run without a second stage.
     """
     from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
 
@@ -279,7 +278,7 @@ def run_questions(
         qv = vectors[i] if (vectors is not None and mode != "bm25") else None
         t0 = time.perf_counter()
         try:
-            ans = (index_for(qid) if index_for else index).ask(
+            ans = index.ask(
                 q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name
             )
         except QueryError as e:
