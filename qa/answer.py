@@ -46,6 +46,7 @@ class Hit:
     retrieval_score: float | None = None  # the mode's score before reranking (fused score for hybrid)
     rerank_score: float | None = None  # None: not reranked
     confidence: float | None = None  # calibrated P(this sentence answers the question); None in bm25 mode
+    answer: Any = None  # qa.extract.ShortAnswer: the phrase of this sentence that answers; None: none fits
 
     @property
     def citation(self) -> str:
@@ -74,6 +75,7 @@ class Hit:
             "scores": self.scores,
             "ranks": self.ranks,
             "path": self.path,
+            "answer": None if self.answer is None else self.answer.to_dict(),
         }
         if self.before or self.after:
             d["context"] = {
@@ -98,6 +100,15 @@ class Answer:
     def top(self) -> Hit | None:
         return self.hits[0] if self.hits else None
 
+    @property
+    def short(self) -> Any:
+        """The short answer promoted to the top: the top hit's ``answer``, unless the corpus does not seem to
+        answer the question (``answerable`` is False) or no phrase of that sentence fits."""
+        top = self.top
+        if top is None or self.answerable is False:
+            return None
+        return top.answer
+
     def to_dict(self, id: str | int | None = None) -> dict[str, Any]:
         return {
             "id": id,
@@ -106,5 +117,7 @@ class Answer:
             "fusion": self.fusion,
             "rerank": self.rerank,
             "answerable": self.answerable,
+            "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
+                                                      "sentence": self.top.sentence},
             "hits": [h.to_dict() for h in self.hits],
         }
