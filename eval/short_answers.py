@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python eval/short_answers.py [--squad ../shared/data/squad-dev-v1.1.json] [--out eval/short-answers.md]
-    .venv/bin/python eval/short_answers.py fit [--squad ...] [--folds]   # refit qa/extract.py's weights (tune half)
+    .venv/bin/python eval/short_answers.py fit [--squad ...] [--folds]   # refit the model qa/models/qa-extract (tune half)
 
 Metrics are SQuAD v1.1's official ones (``evaluate-v1.1.py``): answers normalised (lowercase, punctuation and the
 articles a/an/the removed, whitespace collapsed); exact match and token F1, each the max over the gold answers;
@@ -21,7 +21,7 @@ a ``None`` prediction scores 0 on both. They are computed **given the gold sente
 
 Rows are the question's answer type (``qa.extract.answer_type``; ``no fact`` = the questions it answers
 ``None`` to). ``fit`` refits the linear scorer on the tune half (softmax over each question's candidates, target
-= the candidates of best F1) and rewrites the weights block at the end of ``qa/extract.py``; ``--folds`` instead
+= the candidates of best F1) and writes the model folder ``qa/models/qa-extract`` (safetensors + ``extractor.json``); ``--folds`` instead
 fits on tune folds 1–4 and reports fold 0 (``qa.reqa.tune_folds``), the validation used to choose features.
 """
 
@@ -31,8 +31,6 @@ import argparse
 import bisect
 import collections
 import json
-import re
-import string
 import sys
 import time
 from dataclasses import dataclass
@@ -46,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import extract as ex  # noqa: E402
 from qa.corpus import Article, load_corpus  # noqa: E402
-from qa.evaluate import load_gold, quote_spans  # noqa: E402
+from qa.evaluate import em_f1, load_gold, normalize_answer, quote_spans  # noqa: E402,F401
 from qa.reqa import HELD_OUT, TUNE, article_halves, load_squad, tune_folds  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
 
@@ -57,42 +55,8 @@ ROW_ORDER = (*ex.ANSWER_TYPES, "no fact")
 NUMERIC = frozenset({"number", "quantity", "money", "percent", "date"})  # the issue's "number and date questions"
 
 
-# -- SQuAD's official normalisation and scores ------------------------------------------------------------------
-def normalize_answer(s: str) -> str:
-    """SQuAD v1.1's normalisation: lowercase, punctuation and articles removed, whitespace collapsed.
-
-    >>> normalize_answer("The  2,534 drug-crime Suspects!")
-    '2534 drugcrime suspects'
-    """
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def _f1(pred: str, gold: str) -> float:
-    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
-    common = collections.Counter(p) & collections.Counter(g)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(p), same / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
-def score(pred: str | None, golds: Sequence[str]) -> tuple[float, float]:
-    """(exact match, token F1) of a prediction against gold answers, each the max over the golds; ``None``
-    (no answer) scores ``(0.0, 0.0)``.
-
-    >>> score("2,534 drug crime suspects", ["2,534"])
-    (0.0, 0.4)
-    >>> score("the 2,534", ["2,534"]), score(None, ["2,534"])
-    ((1.0, 1.0), (0.0, 0.0))
-    """
-    if pred is None or not golds:
-        return 0.0, 0.0
-    em = max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)
-    return em, max(_f1(pred, g) for g in golds)
+# -- SQuAD's official normalisation and scores: qa.evaluate's (one implementation, also used by `qa eval`) ----------
+score = em_f1
 
 
 # -- data ---------------------------------------------------------------------------------------------------------
@@ -156,18 +120,25 @@ def gold_items(path: str | Path = GOLD, seeds: str | Path = ROOT / "seeds") -> l
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------
-def predict(item: Item, context: bool = True) -> ex.ShortAnswer | None:
+def predict(item: Item, context: bool = True, weights: dict | None = None) -> ex.ShortAnswer | None:
     if context:
-        return ex.extract(item.question, item.sentence, item.start, before=item.before, after=item.after)
-    return ex.extract(item.question, item.sentence, item.start)
+        return ex.extract(item.question, item.sentence, item.start, before=item.before, after=item.after,
+                          weights=weights)
+    return ex.extract(item.question, item.sentence, item.start, weights=weights)
 
 
-def evaluate(items: Iterable[Item], context: bool = True) -> dict[str, dict[str, float]]:
+def _sha256(path: Path) -> str:
+    from qa.modelfiles import sha256_file
+
+    return sha256_file(Path(path))
+
+
+def evaluate(items: Iterable[Item], context: bool = True, weights: dict | None = None) -> dict[str, dict[str, float]]:
     """Per answer-type row (plus ``number+date``: the number, quantity, money, percent and date rows together,
     and ``all``): n, EM, F1 and the share of ``None``."""
     acc: dict[str, list[tuple[float, float, bool]]] = collections.defaultdict(list)
     for it in items:
-        a = predict(it, context)
+        a = predict(it, context, weights)
         row = ex.answer_type(it.question) or "no fact"
         em, f1 = score(a.text if a else None, it.golds)
         acc[row].append((em, f1, a is None))
@@ -319,31 +290,35 @@ def fit(items: Sequence[Item] | tuple, hidden: int = 16, l2: float = 30.0, l2_le
     return {k: v.astype(np.float16).astype(np.float64) for k, v in unpack(res.x).items()}
 
 
-_BEGIN = "# -- fitted weights (generated by eval/short_answers.py fit; do not edit by hand) --"
-_END = "# -- end of fitted weights --"
+MODEL_DIR = ROOT / "qa" / "models" / ex.DEFAULT_EXTRACTOR
 
 
-def write_weights(w: dict, path: Path = ROOT / "qa" / "extract.py", note: str = "") -> None:
-    """Replace the generated weights block at the end of ``qa/extract.py`` (or append one): the arrays as
-    little-endian float16, base64, decoded by ``qa.extract._decode``."""
-    import base64
+def write_model(w: dict, folder: Path = MODEL_DIR, training: dict | None = None) -> dict:
+    """Write the fitted arrays as ``weights.safetensors`` (float32 holding float16-rounded values) and
+    ``extractor.json`` (format, features, lexicon, answer types, the file's size and sha256, the training record)
+    into ``folder``; ``MODEL_CARD.md`` there is kept as is. Returns the spec."""
+    from safetensors.numpy import save_file
 
-    order = [k for k in ("linear", "lex", "w1", "b1", "w2") if k in w]
-    blob = base64.b64encode(b"".join(np.asarray(w[k], dtype="<f2").tobytes() for k in order)).decode("ascii")
-    shapes = {k: tuple(int(d) for d in np.shape(w[k])) for k in order}
-    lines = [_BEGIN, f"# {note}" if note else "# fitted on the SQuAD v1.1 dev tune half",
-             f"_FITTED_SHAPES = {shapes!r}", "_FITTED_BLOB = ("]
-    lines += [f'    "{blob[k:k + 112]}"' for k in range(0, len(blob), 112)]
-    lines += [")", "_WEIGHTS = _decode(_FITTED_BLOB, _FITTED_SHAPES)", _END]
-    block = "\n".join(lines) + "\n"
-    src = path.read_text(encoding="utf-8")
-    if _BEGIN in src:
-        a = src.index(_BEGIN)
-        b = src.index(_END) + len(_END) + 1
-        src = src[:a] + block + src[b:]
-    else:
-        src = src.rstrip("\n") + "\n\n\n" + block
-    path.write_text(src, encoding="utf-8")
+    from qa.modelfiles import sha256_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in ex.WEIGHT_NAMES if k in w}
+    path = folder / "weights.safetensors"
+    save_file(arrays, str(path), metadata={"format": ex.EXTRACTOR_FORMAT})
+    spec = {
+        "format": ex.EXTRACTOR_FORMAT,
+        "format_version": ex.EXTRACTOR_FORMAT_VERSION,
+        "name": folder.name,
+        "weights": path.name,
+        "hidden": int(arrays["w2"].shape[0]) if "w2" in arrays else 0,
+        "answer_types": list(ex.ANSWER_TYPES),
+        "features": list(ex.FEATURES),
+        "lexicon": list(ex.LEXICON),
+        "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}},
+        "training": training or {},
+    }
+    (folder / "extractor.json").write_text(json.dumps(spec, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return spec
 
 
 # -- main ---------------------------------------------------------------------------------------------------------
@@ -402,15 +377,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         tune = [it for it in items if it.group == TUNE]
         if args.folds:
             w = fit([it for it in tune if it.fold != 0], hidden=args.hidden)
-            ex._WEIGHTS = w
             val = [it for it in tune if it.fold == 0]
-            print(table(evaluate(val)))
+            print(table(evaluate(val, weights=w)))
             gd = [it for it in gold_items(args.gold) if it.group == "dev"]
-            print(table(evaluate(gd)))
+            print(table(evaluate(gd, weights=w)))
             return 0
         w = fit(tune, hidden=args.hidden)
-        write_weights(w, note=f"fitted on the SQuAD v1.1 dev tune half ({len(tune)} questions)")
-        print("weights written to qa/extract.py", file=sys.stderr)
+        spec = write_model(w, training={
+            "command": "python eval/short_answers.py fit --squad ../shared/data/squad-dev-v1.1.json",
+            "data": f"SQuAD v1.1 dev, tune half (even-numbered articles, qa.reqa.article_halves): {len(tune)} questions",
+            "objective": "softmax over each question's candidate spans, target = best-F1 candidates; L2; L-BFGS",
+            "hidden": args.hidden, "seed": 0, "squad_sha256": _sha256(args.squad)})
+        print(f"model written to {MODEL_DIR} (sha256 {spec['files']['weights.safetensors']['sha256'][:12]}…)",
+              file=sys.stderr)
         return 0
     print(report(args.squad, args.gold, None if args.no_write else args.out))
     return 0

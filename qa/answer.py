@@ -26,6 +26,30 @@ class Context:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The phrase of a cited sentence that answers the question (:func:`qa.extract.extract`):
+    ``source[start:end] == text``, offsets in the same frame as the sentence's, the span always inside it."""
+
+    text: str
+    start: int
+    end: int
+    type: str  # one of qa.extract.ANSWER_TYPES
+    score: float  # the extractor's probability for this span among the sentence's candidates (higher = better)
+    uses_context: bool = False  # True when a neighbouring sentence was needed to choose it
+
+    def to_dict(self) -> dict:
+        """JSON form: ``{"text", "start", "end", "type"}`` (+ ``"uses_context": True`` when it applies).
+
+        >>> ShortAnswer("2,534", 10, 15, "number", 0.9).to_dict()
+        {'text': '2,534', 'start': 10, 'end': 15, 'type': 'number'}
+        """
+        d: dict = {"text": self.text, "start": self.start, "end": self.end, "type": self.type}
+        if self.uses_context:
+            d["uses_context"] = True
+        return d
+
+
+@dataclass(frozen=True)
 class Hit:
     """One cited sentence: ``original_text[start:end] == text`` for the article's source file."""
 
@@ -46,6 +70,7 @@ class Hit:
     retrieval_score: float | None = None  # the mode's score before reranking (fused score for hybrid)
     rerank_score: float | None = None  # None: not reranked
     confidence: float | None = None  # calibrated P(this sentence answers the question); None in bm25 mode
+    answer: ShortAnswer | None = None  # the phrase of this sentence that answers; None: no fact asked / none fits
 
     @property
     def citation(self) -> str:
@@ -74,6 +99,7 @@ class Hit:
             "scores": self.scores,
             "ranks": self.ranks,
             "path": self.path,
+            "answer": None if self.answer is None else self.answer.to_dict(),
         }
         if self.before or self.after:
             d["context"] = {
@@ -98,6 +124,15 @@ class Answer:
     def top(self) -> Hit | None:
         return self.hits[0] if self.hits else None
 
+    @property
+    def short(self) -> ShortAnswer | None:
+        """The short answer promoted to the top: the top hit's ``answer``, unless the corpus does not seem to
+        answer the question (``answerable`` is False) or no phrase of that sentence fits."""
+        top = self.top
+        if top is None or self.answerable is False:
+            return None
+        return top.answer
+
     def to_dict(self, id: str | int | None = None) -> dict[str, Any]:
         return {
             "id": id,
@@ -106,5 +141,7 @@ class Answer:
             "fusion": self.fusion,
             "rerank": self.rerank,
             "answerable": self.answerable,
+            "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
+                                                      "sentence": self.top.sentence},
             "hits": [h.to_dict() for h in self.hits],
         }

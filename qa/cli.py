@@ -169,7 +169,14 @@ def _read_questions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _highlight(text: str, terms: set[str], tokenizer, color: bool) -> str:
+def _highlight(text: str, terms: set[str], tokenizer, color: bool, span: tuple[int, int] | None = None) -> str:
+    """Query terms in bold (``**``, or yellow on a terminal); the short-answer ``span`` (offsets into ``text``)
+    marked apart: ``[[...]]``, or underlined green on a terminal."""
+    if span is not None:
+        a, b = span
+        on, off = ("\x1b[4;32m", "\x1b[0m") if color else ("[[", "]]")
+        return (_highlight(text[:a], terms, tokenizer, color) + on + _highlight(text[a:b], terms, tokenizer, color)
+                + (on if color else "") + off + _highlight(text[b:], terms, tokenizer, color))
     on, off = ("\x1b[1;33m", "\x1b[0m") if color else ("**", "**")
     out, pos = [], 0
     for s, e, tok in tokenizer.spans(text):
@@ -191,6 +198,10 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
     how = answer.mode + (f", {answer.fusion}" if answer.fusion else "") + (f", reranked by {answer.rerank}" if answer.rerank else "")
     typer.echo(f"{head}Q: {answer.question}   ({how}; {len(idx)} sentences)")
     low = answer.answerable is False
+    short = answer.short
+    if short is not None:
+        ctx = "  (chosen with the sentence before/after)" if short.uses_context else ""
+        typer.echo(f"A: {short.text}  [{answer.top.article} §{answer.top.sentence}]{ctx}")
     if low and answer.hits:
         from .rerank import default_confidence_model
 
@@ -205,7 +216,8 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
         )
         for c in h.before:
             typer.echo(f"     … {c.text}")
-        typer.echo(f"   {_highlight(h.text, terms, idx.tokenizer, color)}")
+        span = (h.answer.start - h.start, h.answer.end - h.start) if h.answer is not None and not low else None
+        typer.echo(f"   {_highlight(h.text, terms, idx.tokenizer, color, span)}")
         for c in h.after:
             typer.echo(f"     … {c.text}")
         typer.echo(f"   {h.path or h.article} chars {h.start}-{h.end}" + (f"  — {h.title}" if h.title else ""))

@@ -214,6 +214,8 @@ class QueryRun:
     error: str | None = None  # the question could not be asked (e.g. no searchable words): empty ranking
     top_confidence: float | None = None  # the top hit's calibrated confidence (dense, hybrid and rerank rows)
     answerable: bool | None = None
+    short: str | None = None  # the top hit's short answer (Answer.short), if any
+    short_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,9 @@ def run_questions(
         top = ans.hits[0] if ans.hits else None
         out.append(
             QueryRun(qid, tuple(ids), tuple(scores), dt, top.bm25_score if top else None, top.dense_score if top else None,
-                     top_confidence=top.confidence if top else None, answerable=ans.answerable)
+                     top_confidence=top.confidence if top else None, answerable=ans.answerable,
+                     short=ans.short.text if ans.short is not None else None,
+                     short_type=ans.short.type if ans.short is not None else None)
         )
     hyb = ask_mode == "hybrid"
     tag = f"qa-{ask_mode}" + (f"-{fusion}" + (f"{alpha:g}" if fusion == "convex" else "") if hyb else "")
@@ -582,6 +586,47 @@ def tune_threshold(run: ModeRun, gold: Sequence[GoldQuestion]) -> float | None:
     return float(max(good, key=lambda t: float(np.min(np.abs(s_arr - t)))))
 
 
+# -- short answers ----------------------------------------------------------------------------------------------
+def normalize_answer(s: str) -> str:
+    """SQuAD v1.1's official answer normalisation: lower case, no punctuation, no articles (a, an, the), single
+    spaces.
+
+    >>> normalize_answer("The  2,534 suspects!")
+    '2534 suspects'
+    """
+    import re
+    import string
+
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def em_f1(prediction: str | None, golds: Sequence[str]) -> tuple[float, float]:
+    """Exact match and token F1 of ``prediction`` against the best of ``golds`` (SQuAD's official script);
+    no prediction scores 0.
+
+    >>> em_f1("2,534 drug crime suspects", ["2,534"])
+    (0.0, 0.4)
+    """
+    from collections import Counter
+
+    if prediction is None or not golds:
+        return 0.0, 0.0
+    p = normalize_answer(prediction)
+    em = max(float(p == normalize_answer(g)) for g in golds)
+    best = 0.0
+    pt = p.split()
+    for g in golds:
+        gt = normalize_answer(g).split()
+        common = sum((Counter(pt) & Counter(gt)).values())
+        if common:
+            prec, rec = common / len(pt), common / len(gt)
+            best = max(best, 2 * prec * rec / (prec + rec))
+    return em, best
+
+
 # -- confidence -----------------------------------------------------------------------------------------------------
 def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict[str, Any]:
     """Reliability table and expected calibration error (Guo et al., ICML 2017): confidences in ``bins`` equal-width
@@ -722,7 +767,22 @@ def evaluate_gold(
         for q in run.queries:
             if q.qid in qrels:
                 first_rel[q.qid] = next((r for r, d in enumerate(q.docids, 1) if d in qrels[q.qid]), None)
+        by_q = {q.qid: q for q in run.queries}
+        short_rows = {g.id: em_f1(by_q[g.id].short, g.answers) for g in chosen if g.answerable and g.id in by_q}
+        short_by_type: dict[str, dict[str, float]] = {}
+        for t in sorted({types[q] for q in short_rows}):
+            sel = [v for q, v in short_rows.items() if types[q] == t]
+            short_by_type[t] = {"n": len(sel), "EM": round(sum(e for e, _ in sel) / len(sel), 4),
+                                "F1": round(sum(f for _, f in sel) / len(sel), 4)}
         report["modes"][mode] = {
+            "short_answer": {
+                "note": "top hit's short answer (Answer.short) vs the gold answers; SQuAD normalisation; "
+                        "no short answer scores 0",
+                "EM": round(sum(e for e, _ in short_rows.values()) / max(len(short_rows), 1), 4),
+                "F1": round(sum(f for _, f in short_rows.values()) / max(len(short_rows), 1), 4),
+                "answered": round(sum(by_q[q].short is not None for q in short_rows) / max(len(short_rows), 1), 4),
+                "by_type": short_by_type,
+            },
             "run_file": str(path),
             "tag": run.tag,
             "settings": run.settings,

@@ -26,7 +26,8 @@ Method (answer-type classification + candidate extraction + a learned span score
    part-of-speech proxy) just before, first in, last in and just after the span. Score = per-answer-type
    linear weights + boundary-word tables + one ReLU layer of 16 units over the features and the type's one-hot
    (the interactions add 1.5 points F1 over a linear scorer with the same features on the tune validation fold:
-   ``eval/short-answers.md``). The weights (:data:`_WEIGHTS`, generated block at the end of this file) are
+   ``eval/short-answers.md``). The weights (model folder ``qa/models/qa-extract``: safetensors + sha256-listed
+   ``extractor.json`` + model card; :func:`default_weights`) are
    fitted by ``eval/short_answers.py fit`` — softmax over each question's candidates, the target being the
    candidates of best token F1 against the gold answers, L2-penalised, L-BFGS — on the **tune half** of SQuAD
    v1.1 dev only (even-numbered articles, ``qa.reqa.article_halves``); the held-out half is for reporting.
@@ -50,14 +51,19 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
+from .answer import ShortAnswer
+from .errors import ModelLoadError
 from .features import question_type
+from .modelfiles import sha256_file
 from .tokens import ENGLISH_STOPWORDS
 
 ANSWER_TYPES: tuple[str, ...] = (
@@ -66,27 +72,8 @@ ANSWER_TYPES: tuple[str, ...] = (
 MAX_SPAN = 12  # tokens; longer SQuAD answers are rare (< 3 % of the tune half) and mostly why/how answers
 
 
-@dataclass(frozen=True)
-class ShortAnswer:
-    """The answering phrase: ``source[start:end] == text`` (offsets in the same frame as the sentence's)."""
-
-    text: str
-    start: int
-    end: int
-    type: str  # one of ANSWER_TYPES
-    score: float  # the extractor's probability for this span among the sentence's candidates (higher = better)
-    uses_context: bool = False  # True when a neighbouring sentence was needed to choose it
-
-    def to_dict(self) -> dict:
-        """JSON form: ``{"text", "start", "end", "type"}`` (+ ``"uses_context": True`` when it applies).
-
-        >>> ShortAnswer("2,534", 10, 15, "number", 0.9).to_dict()
-        {'text': '2,534', 'start': 10, 'end': 15, 'type': 'number'}
-        """
-        d: dict = {"text": self.text, "start": self.start, "end": self.end, "type": self.type}
-        if self.uses_context:
-            d["uses_context"] = True
-        return d
+class ExtractorError(ModelLoadError):
+    """The short-answer model folder is missing, damaged (checksum) or fitted on other features."""
 
 
 # -- question analysis -------------------------------------------------------------------------------------------
@@ -573,7 +560,7 @@ def candidates(question: _Question, sentence_text: str, before: str = "", after:
 def _scores(atype: str, spans: _Spans, weights: dict | None = None) -> np.ndarray:
     """One score per candidate: per-type linear + boundary-word tables + (when fitted) a small ReLU layer over
     the features and the answer type's one-hot."""
-    w = _WEIGHTS if weights is None else weights
+    w = default_weights() if weights is None else weights
     k = ANSWER_TYPES.index(atype)
     x = spans.x
     s = x @ w["linear"][k]
@@ -594,10 +581,11 @@ _TYPE_NEEDS = {  # answer types that need such a token in the sentence, else the
 
 
 def extract(question: str, sentence_text: str, sentence_start: int, *, before: str = "",
-            after: str = "") -> ShortAnswer | None:
+            after: str = "", weights: dict[str, np.ndarray] | None = None) -> ShortAnswer | None:
     """The phrase of ``sentence_text`` that answers ``question``, with offsets in the source (the sentence
     starts at ``sentence_start``); ``before``/``after`` are the neighbouring sentences' texts (optional).
 
+    ``weights``: another fitted model (:func:`load_weights`); default :func:`default_weights`.
     ``None`` when the question asks for no checkable fact (:func:`answer_type`), when a number, quantity,
     money, percent or date question meets a sentence with no number or date word, or when no span of the
     sentence has a word the question lacks.
@@ -628,7 +616,7 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
             x[:, _F["has_month"]] > 0)))
         if not bare.all():
             need, ok = (), ~bare
-    s = _scores(atype, spans)
+    s = _scores(atype, spans, weights)
     if need is not None:
         s = np.where(ok, s, -np.inf)
     best = int(np.argmax(s))
@@ -638,7 +626,7 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
     if (before or after) and spans.x[:, list(spans.ctx_cols)].any():
         x0 = spans.x.copy()
         x0[:, list(spans.ctx_cols)] = 0.0
-        s0 = _scores(atype, _Spans(spans.tokens, spans.i, spans.j, x0, spans.lex))
+        s0 = _scores(atype, _Spans(spans.tokens, spans.i, spans.j, x0, spans.lex), weights)
         if need is not None:
             s0 = np.where(ok, s0, -np.inf)
         uses_context = int(np.argmax(s0)) != best
@@ -660,143 +648,74 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
                        round(prob, 6) if math.isfinite(prob) else 0.0, uses_context)
 
 
-# -- weights (written by `eval/short_answers.py fit`, trained on the SQuAD v1.1 dev tune half only) -------------
-def _hand_weights() -> dict:
-    """The hand-set starting point (what was tried first): type fit, closeness, shortness."""
-    dense = {}
-    for t in ANSWER_TYPES:
-        w = np.zeros(len(FEATURES))
-        w[_F["q_frac"]] = -3.0
-        w[_F["q_left3"]] = w[_F["q_right3"]] = 2.0
-        w[_F["q_left10"]] = w[_F["q_right10"]] = 1.0
-        w[_F["dist_left"]] = w[_F["dist_right"]] = -0.3
-        w[_F["cuts_cap_left"]] = w[_F["cuts_cap_right"]] = -2.0
-        w[_F["cuts_num"]] = -3.0
-        w[_F["has_comma"]] = -0.5
-        for k, f in enumerate(("len1", "len2", "len3", "len4", "len5_6", "len7_9", "len10+")):
-            w[_F[f]] = -0.3 * k
-        if t in ("number", "quantity", "money", "percent"):
-            w[_F["starts_num"]] = 3.0
-            w[_F["only_num"]] = 1.0 if t == "number" else 0.0
-            w[_F["num_then_unit"]] = 2.0 if t != "number" else 0.0
-            w[_F["has_percent"]] = 3.0 if t == "percent" else -1.0
-            w[_F["has_currency"]] = 3.0 if t == "money" else -1.0
-            w[_F["head_after1"]] = 2.0
-            w[_F["has_year"]] = -2.0
-        elif t == "date":
-            w[_F["has_year"]] = 3.0
-            w[_F["has_month"]] = 3.0
-            w[_F["has_weekday"]] = 2.0
-        elif t in ("person", "organisation", "place"):
-            w[_F["all_cap"]] = 3.0
-            w[_F["cap_frac"]] = 1.0
-            w[_F["has_num"]] = -2.0
-            w[_F["has_org"]] = 1.5 if t == "organisation" else -1.0
-        else:
-            w[_F["cap_frac"]] = 0.5
-        dense[t] = w
-    return {"linear": np.stack([dense[t] for t in ANSWER_TYPES]), "lex": np.zeros((4, len(LEXICON)))}
+# -- the model: fitted weights in a checksummed safetensors file (written by `eval/short_answers.py fit`) -----------
+EXTRACTOR_FORMAT = "qa-extractor"
+EXTRACTOR_FORMAT_VERSION = 1
+DEFAULT_EXTRACTOR = "qa-extract"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+WEIGHT_NAMES = ("linear", "lex", "w1", "b1", "w2")
 
 
-def _decode(blob: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
-    """The fitted arrays from their base64 little-endian float16 form (written by ``eval/short_answers.py``)."""
-    import base64
-
-    raw = np.frombuffer(base64.b64decode("".join(blob)), dtype="<f2").astype(np.float64)
-    out, o = {}, 0
-    for k, shp in shapes.items():
-        n = int(np.prod(shp))
-        out[k] = raw[o:o + n].reshape(shp)
-        o += n
-    if o != len(raw) or out["linear"].shape != (len(ANSWER_TYPES), len(FEATURES)) or out["lex"].shape != (
-            4, len(LEXICON)):
-        raise ValueError("qa.extract: fitted weights do not match FEATURES/LEXICON: refit with eval/short_answers.py")
-    return out
+def weight_shapes(hidden: int = 16) -> dict[str, tuple[int, ...]]:
+    """The arrays :func:`_scores` reads, for the current :data:`FEATURES` / :data:`LEXICON` / answer types."""
+    f, k = len(FEATURES), len(ANSWER_TYPES)
+    shapes: dict[str, tuple[int, ...]] = {"linear": (k, f), "lex": (4, len(LEXICON))}
+    if hidden:
+        shapes.update(w1=(hidden, f + k), b1=(hidden,), w2=(hidden,))
+    return shapes
 
 
-_WEIGHTS: dict = _hand_weights()
+def load_weights(folder: str | Path) -> dict[str, np.ndarray]:
+    """The scorer's arrays from a model folder: ``extractor.json`` (format, the features and boundary-word
+    lexicon the weights were fitted on, each file's size and sha256, the training record) and the safetensors
+    file it names. Every check failing raises :class:`ExtractorError` (a :class:`qa.errors.ModelLoadError`).
 
-__all__ = ["ANSWER_TYPES", "FEATURES", "LEXICON", "MAX_SPAN", "ShortAnswer", "answer_type", "candidates",
-           "extract", "tokenize"]
+    >>> sorted(load_weights(MODELS_DIR / DEFAULT_EXTRACTOR))
+    ['b1', 'lex', 'linear', 'w1', 'w2']
+    """
+    folder = Path(folder)
+    spec_path = folder / "extractor.json"
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ExtractorError(f"cannot read short-answer model {spec_path} ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ExtractorError(f"{spec_path} is not valid JSON ({e}); reinstall qa or refit the model") from None
+    try:
+        if spec.get("format") != EXTRACTOR_FORMAT or spec.get("format_version") != EXTRACTOR_FORMAT_VERSION:
+            raise ExtractorError(f"{spec_path}: not a {EXTRACTOR_FORMAT} v{EXTRACTOR_FORMAT_VERSION} model folder")
+        if tuple(spec["features"]) != FEATURES or tuple(spec["lexicon"]) != LEXICON or tuple(
+                spec["answer_types"]) != ANSWER_TYPES:
+            raise ExtractorError(f"{spec_path}: the model was fitted on other features than this qa computes; refit "
+                                 "it with eval/short_answers.py fit")
+        rel = spec["weights"]
+        want = spec["files"][rel]
+        if "/" in rel or rel.startswith("."):
+            raise ExtractorError(f"{spec_path}: bad file name {rel!r}")
+        path = folder / rel
+        if not path.is_file():
+            raise ExtractorError(f"short-answer model file {path} is missing; reinstall qa or refit the model")
+        if path.stat().st_size != want["bytes"] or sha256_file(path) != want["sha256"]:
+            raise ExtractorError(f"short-answer model file {path}: checksum does not match {spec_path.name}; "
+                                 "reinstall qa or refit the model")
+        from safetensors.numpy import load_file
+
+        raw = load_file(str(path))
+        shapes = weight_shapes(int(spec["hidden"]))
+        if set(raw) != set(shapes) or any(raw[k].shape != s for k, s in shapes.items()):
+            raise ExtractorError(f"{path}: arrays do not match the features; refit the model")
+        return {k: raw[k].astype(np.float64) for k in shapes}
+    except ExtractorError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        raise ExtractorError(f"{spec_path}: bad short-answer model ({type(e).__name__}: {e})") from None
 
 
-# -- fitted weights (generated by eval/short_answers.py fit; do not edit by hand) --
-# fitted on the SQuAD v1.1 dev tune half (5397 questions)
-_FITTED_SHAPES = {'linear': (9, 74), 'lex': (4, 250), 'w1': (16, 83), 'b1': (16,), 'w2': (16,)}
-_FITTED_BLOB = (
-    "AAC5NYCvM7CBqCyp1CkPrcgrsyvipcm0ObJONgM21DZ3rXGw6aEAAEQcBJoKpSWorzcCLvijw6rrrrYp6J/tpFqe8awMKiskfJTWJ8alICzQogKi"
-    "iacxqg0vcK9jrlqpMivSKDSwe6KaKEeg+6jjpt8ttyYPG8qocacgK9WpBSajmQal+ZRyKvIrSa4AAEQpKygAAACAsyhGJE6b6CkIHuWqJapfJ1Kb"
-    "y6F1sxuxnjWgNbktmqlAncaZAAC6qOeqiS8JMsYt0yz6JsKltK9gJ3cmraPToLOoxi4SKfikNCoaqGIv/KAcrimlYaRmLEem0CvzFLmpXqZuJG0T"
-    "MSA6oKies6CqJaqWY5RdL92lVrC6KK8k7ipZpvUWoCjNBQOwAIAIqsMtAAAAAMmotyuOKA2nk6MgnbWhtpymmy6hHaxNq18tgyZbqmmoVKMAAAAA"
-    "RZ04K+gj7SRiLsAuAABWpZyhm6D8jbubk5tEpLAerCnuI8Ye56BZJDGt4C6VIwmskCAAAAAAAAAAABOgtKUAAAAASp5CqCOXTqiuGCacdaQAAEKk"
-    "6yExjJwiTKkyLAAATKlPqQAAAAAAAAAAAICoKEyhKa2PJN0r/aZyGYElaCZxrNGwG7DQMpQxdzIxqyqnvZYAALEtAABaJHkuai8gqHqdBCjXpakn"
-    "96T9oSueFSGum4SqeJx4GeCkKxKOMVMtUan0rD4vGJ53o2WBMiIQo2Wr+CbwqWGkaaYpp44mwhxTGIkviieDHsIofqNOpQWdo6I4oPajUKsAgMkg"
-    "sp0AAAAA2SAgrjQu8jOzqOuwZKyJrW+yryBPr9IoNzHmqKwolDkONs43zjGwomylqR4qqvi0O6fAM2cyPaUxr7uurKtapSopfKx7rkysoaTzKtUp"
-    "Uii+pOMh1ioNrrsnX56Lma+ixSuMMHcqRqtKpF+sC6VkqAsi4x/UqnioRyxQqIomsqlEK5Yl76lJJf8VAAB9q/8o6ywAAPi1WTT4Lf+pcixvp3Yj"
-    "iq7Bsa4rZzdsNBW4CLT4r96r86Rjr+ao/pOlpwenp65krBIoo655r88uKzHtpAk4fbFDnNiwhKPQLlOqpCz7Laiulqe4KtykeaxipwqqzCc+Jkou"
-    "KSstq9SlNyLRsAWvF65PKGyivqBLqqKkZTERpoQoxR5rLv0kcqa7MwCA/iUcpgAAAAAULA8omB2rrfYoRaL5qAMoIzEbLGw17DSUsky0MLDoqFCj"
-    "BKyopFqdcaRtrDap6a+VqBWlUagTrhar7Cz1rfsoFJh9LdmogypDommjOaSgrE8tDSDCKDyrxKddnWMp9p0+MF0hB6mksK0ZSzQEM0wfz6AmHWWl"
-    "AZwYL8SmiKF2LWuiv6GzLCmkQzEAADcpUa0AAACA5qZdqBAp0K+LIjQwUpDyqGmg7aT5MCWqxbRQsiewpK+yqcesLJ2hoZSWDqUfphetqaOLmqgw"
-    "Bi62qRSo0bKaLqaXrK+QqsEgoCI5MXGuBKn5rpCi9SkAJiwp8SfJH8eb/6PFpI8kwaVnLBctqaiqGuOgaZA8qBouhya4JXwvdRvBLJywaJSWLU2m"
-    "AIB1LhGnAAAAgNWwnKpUocwmYaadLHUwRStLMyIve60jMa+yp6W7tC+1L69XstarLQvHLbkiaqzQsECun6yVsjsxVqUGp7iw5bJ0mhwz3zMRKbGh"
-    "Ry8+K8SuAqcvsfUnGIxxMikvSDDRJ/Sy4TCKLV41lK9bJwgnjCsFqHineRQFK7gmfbGyouYvQDF+j+OpdSG0rACAEiwLIgAAujcAAFO9iLajugy0"
-    "RLl4snm7Xq4QtwG2AABGt1aweTbhN12qQLKUupK4Dj1rOt+qqLb1NAaxF7Xzpw0wBbiuIAu5fTTNMaI3LjggpQAAiSZHJCCpYjMAALkwGLCFunmp"
-    "LaTtquQ2LbhdNgk3AAAAAJ8rHzkoOGMy5alzrx4xq7CrNgAALDQTqeGwGrKFOje4KqgAAAAA1ZtELmqoAABrlLOdDqIAAAAAp4kAAPWhWa7LN/mx"
-    "/al5LLU1/jPvtgAAAACOtAAAAACMtgAAAADRrLO3TjCtKgAAAAA0tOCmZjcSrzGyAzKKNcU4izeStAAAAADVJgAA7zSqpHyvAAAAAAAABLQAAAKp"
-    "AAAAAOUwUbS0sgAAAABwNAAAerQAAAAAo6htqqW0BLFTuMI1vKBlOIOlwTh7MUywGTEAAAAAUzGduYA0YLEAAFqhpJT5qwAAAAAAAAAAtp0AAJSo"
-    "AAAAAAAA/jKrMGgwNTI7q2803jUAAH44rrEAAPamDaKAMHmoLbV2sIStha6oN4AzK6iIrBwrzbMbM74yJTIAAAAAQyadMEkxAAAAAMawHbIAAAAA"
-    "XjAQKDQ47zQzKl21QKKmLq22sTgkNtOxUDAAACU0AAAAAAAAAAAAAAAAMZgAAGMyAAAAAAAAk7TnvGyxBjMpMXClF68AAAAAmLGNsru6WzkCNJI0"
-    "vTBhsgAA5rMAAC64bTJrsNe3mLVRtum17SwAALw2AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAXOwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADJNgAA"
-    "4LMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB0OAAAAAAAAAAAAAAhNAAAAAAlOZA+TTmEtdg0NLhnMaCr"
-    "AAAKLwAAPrQfth+2BbwhvI8zgDFksAAAAACvMgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAahAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACDKoq577usuS+8trkAAMO3wrkNuAy8"
-    "AAC8sFe0EyDgNIa0O7oqusq6Iz1cpL80f7QoN4C5ejlLO/0517bHNxa4ijKZOBO5u7U7Lp40vDX7NXY0gy4AAPe0vDEoNJUzwjDvJsi0rbHCqX06"
-    "AAAAAMktHDeCNtyvmzPHqXqwErOIKAAAay3BqlA0WLOMtJ8277AAAAAAp6BwKiQxAAAAAI0yoy0AAPedAAAAAAAAmzD3N46ekpZWqiOse6w3OAAA"
-    "AADoOwAAAAArLiicAABrNPUrY6hvMQAAAABWJZiw1LLCrN+pETB4MvqzLLHVOwAAAAD9rgAA8rSzLCapAAAIsAAA4bFxnZgkAAAAAF+4aJm0KwAA"
-    "AACRqAAAwzQAAAAAvrEjrVWueqpwtEi4Ca+uLz8xsLTurYww/KMAAAAAgrX9NgAA6TYAAE6sUacAANA5AAAAAAAAAAAAAJCbAAAAAAAAS7NoqgsR"
-    "IqFrLlyrrS0AACK8obcAAPiwszErgdY0xqhrq8O2fqwGrMiymKNPLlcqOCuOrAi33zR4rgAA/qXhNMc5AAAAAAossy4AAAAAlqs8OM8wTTpfL4o0"
-    "AACeowIxYbCErd0zzDcAAPKyAAAAAByjAAAAAAAAAAAAAFafAAAAAAAAzJn5uQA8jp0AAF0vAACLquaxea1zrSGedynrLZcxIzNjMn2wkrJBsBY1"
-    "GSzjK0048SrxOM4tA7FfsNQ0mS5npKwoWDRXpL+xorCFsOSlmC1YMS8t9RFSklgvb7EQq1+u9aVys1Oou5QKsAQpGK+Hs3UwpaiJJGSxC7Hzr8yi"
-    "TRFWrAov4bAxpCorD6w+Lr+ssq4jrNapH6ldsCU12rLRr7QnErVZtoKue7IGu/g5/DUnN240jSrZsnqy0J5rp9kviTClM3cwujBDrlwtFrZUr+Cu"
-    "ya2UtVS0urSrsh2ra6iWra2saSvPrlu1Zy14nz8x3DLBNKo07y9kMyYyG6QbrHAoqyhBrIkfq62CrTEsR68ZncGsUilaqgSsTiimq4AvX6hNqwQv"
-    "wa0cKzWtiRypLLYp5aXsKlypFSmarREuUbRDLp+nR60Kr5WkIxVrruEo4ThQstWv9yyds1ekrB3OocegWSBjJLKgq6RSlHEhNqMhJJUmRCcSI5km"
-    "kqPfm4uh/x2LGOWYhxifluKetpiZIRCiZJipIuGidB/NoTWcEyE9HaIcQZZqGhKgqydWJimmaaW0Jo+Q1x2KIEEj054lpo6SJZc4oWWc0BzfJncb"
-    "MROHIlKbXB+Jj8WRMiDWn1CgGhkQHIYhqSYhJdQbdRTsIK0b5JbnH9qiPRGnHmmifaTeFQemPCtfKTuyry+9LKms9rACto2qNyRLF941QKgksfkw"
-    "1CHaJoguviB9qVWtGK28rgiu+ieUItyvNiw4LTIzRDBLKkWmpKZKrR2vOLJDr3805TItMo40orbLJmYld64Erbyv264fq6MpjKX4Lsov8avpq9Yt"
-    "T6sXrGSuky8+rUKsty6ZKaOoOTEukf4pQactsYqp/S/rqrEn4Cz2tNolt5+/Lv0i4xeQJQsy/zAmLmmpD64vtRcqezAfMyQz15jTLDMzAy6fqw6t"
-    "D65NLmwu4S1rLF4ca66cMlEz+Slvspo2ILDfqDCy9K5RMEExPTOuFiSo9jZ1LVquwS5Qre+l7C96LKAxfjG0KgSwprKsrj2kUjC+oemlkxO2Icgs"
-    "nzGIrw+ziC6rNTEmFTD4MvCtry85pC40xS7xpSguay9ooymlyq76LCUu/CiEtLgdFLRPsHIwEim1mNsskzCkMsEyobIKMwS066rwm6IqPTFUqUqz"
-    "xKDCoR+ixCuspCMvkKqVKXU1zS20LWQokzibI4Kl4CykMridFCtdrDWrh6xJs6ogw7G3MDoqUifRnTSsFDDPsvkpnSxeGv2ub6NfKdKsXCDRI5mw"
-    "QKYUKvAxFjDsp5Sta6hNsWSzKq86rQsf762GFxmhxqkDp9cuNKrKLQixDC7FIjs1lK1cpuUlCa9dsmItqauksq4lc7OUMrikVi4dM7Iz1RdQNMEw"
-    "L6qIoamwwKhBrwAmZiIhNgI3hKsipRs0iqG7q/OxETQKpzilxSkNHuKuBJlxq5oibCllJJ0iHy1hJpuhMTB9qJmpkLD8rYAk1KwKJOqnLyV7r56u"
-    "ZLD4qKGqxSnNJYWqCywhtQUw3KBiNSgw3i8wJq+r5y3IM4grHLNksPOuIaMXtDakpjCZMYswmyDRso2nxKWmMVse/K5Qp08w37GhLscusCsHH+4j"
-    "cCehLKin/yBALEihOSUnIqIzsqJSr0SuTqMvK9+riS6ZrRY0axzftAYvCK9+LLGm4J7CrIIxdCRTraElCzHrsUMoezCCME6wxygWqU+wEy20NF0l"
-    "zzNrMGE1Sq2kLc4vvDNgsckyvK5bLOSoHrA4LZirhy7Fqk+mciy1KHkPaQgiHukcCBjbnO6drJdVoDWkjyKlItceUqFIluegbBlgHT+Q6IulkRwZ"
-    "4Rk6mkKWnCFkEQMbFiApHMSaPx8yoECRMSCPGkYfbYbxIx8gAqfxHBmdapR4GdAdfJloH3UOSBuoHHAcMh0Fkaod3hhSpF4VIpiYmnAXlxvHnkgg"
-    "qyINJC+W0xrzH7yUJRaKIG+bHRoJnD+ZNhrTnwgcIRh/jp4ZkxrkoFEovypyqTimmR3wp0ib0ZoNpFYhqyqlKn0nOCETpJ8jTZXBIcWiiiDGk8Gi"
-    "6Z9qn0MfuqCenUekiqP6GWQkOCM7GSOfS5zFoHShFKiYqJAocKOfIg8mm6UXoFqjW6NLGNSmICWZp8ie8yVpJaKcmKEgn5iXmBraIfSm56hZJGin"
-    "RaMSokqovybxKzIgAKV4HWAUeCC8Fyohsx2cnsijj6MDpSclNaSsrWsrBquiKpcp7B0dqF2k7S0dLQktXjJprOsqMya7sEun3ChRKngk9iFLKGuk"
-    "gyv5LM4gga9zHqslpqzJqWizx66vLhct+i6nJCk0VjI6rgqsW7IrpIotDiv+JpYw/SlJKV4wUSzWLLSsASqYIvUtxSYwpb4qbinDLvwoiS59Ml0y"
-    "WKm8LU4tIqJDpaowuyYsKx8o/ZdblfIddrC0JN8g/RwbK/+aWa70rpCjfCcNMR4uEKy2slyzlqTnJkaulTNBJwExBy5LLtYs5yd+p+2o5i6UK6Cp"
-    "VbAnL3AmDq+/rVmj7anSKoUr76WVmvYnpSGHriWxa6tRM0ktlzFds1woyS4XqKoqo7EJplwstK62rEgwcSw7MLutU6VZqT+p5bKDIgivi6zxq4gk"
-    "mSoptBuxs6YGsJWip6KErc6uLajusBu0jTA5MNo0BityoGgj0a9eJK8wxSemLFyxxq6Is0ityiqNrcUkk6wOqhgo5amtsgGqiacNpFyuF6kOL/Wj"
-    "QKdCMJWpma4CMfIr8TRVKKwrFa49oUKptSD+LR40hyibpg4tN6pXrrIZo6kEnzafa68RrjUgwSpOKfShFKhFpVIsC6PEpRyurLALsWippDJ+rs+o"
-    "0itDsK2oHSodr0ep/a37KF8nHah0MbCsLSwtq02rwZhOLtgwPzBwH44uQbLKtK6wxJztNCYwPzLKMdwxXidkINKWDSktLtEpqSjhKTwnGS1dMBUw"
-    "SqcKMxEyEgv3rNW1VK+2LJkr7TBuJHY10TVHsA8s4rKnq6Iwgi1iKg0zDi7WMBosfi5lMc2qhC6aJEEK7Cnanjct9SwJM1em9zDINCY0EC+DMGIs"
-    "Zq/vLwo1CyqGL+Iok6E8JHcowq4gHRAqYSworooYWyl8sPmmqam/MHgfNiQUrfSEOqzVLmYuXazIMvMyrLLzqXUiXi7RmYMjty/0Lk4p3C3YHQmx"
-    "pbMiLEqeYqPksGWuti2PLDslDaplLhqovypcsDGnZ6XvLvsteDCUKAywn6zWGQKmna8nqPAofCRqMpgvVxznLh8qny4+ND4shDF+p/qpezLupf+n"
-    "irMTsOwwKJYLLxQtnhncLFav1apVJhQs9rHCpOUgLzRgNAqwb7Fzsi2sUCqvLhcwdbZwtuA0MjQXLL2c0RS5pJCkfiuXJ7KxDihWKHEpZitJtJOt"
-    "GqkqqQ2wDKp7rk2w2ae0rj0sDqqKLh2pxquRGuckehEFqVgmLS+ALJ+mCDETJpYvPps1KMydjzE+rN6p5Cw1pGWhGigJL8kjgRkDLwGxxSwaMAyx"
-    "z6MeM6AtaTKcL6srUTCDKBezPLE/snsiMjYDOIStGbiztGU2/rBmpFUXEa4yNrIdi7LGtNAuzDLzv569xi+zvGw90LwbPYk8FCw1snQ6JrzeujY9"
-    "rzu9PA=="
-)
-_WEIGHTS = _decode(_FITTED_BLOB, _FITTED_SHAPES)
-# -- end of fitted weights --
+@lru_cache(maxsize=None)
+def default_weights() -> dict[str, np.ndarray]:
+    """qa's shipped short-answer model (``qa/models/qa-extract``), loaded and checked once per process."""
+    return load_weights(MODELS_DIR / DEFAULT_EXTRACTOR)
+
+
+__all__ = ["ANSWER_TYPES", "FEATURES", "LEXICON", "MAX_SPAN", "ExtractorError", "ShortAnswer", "answer_type",
+           "candidates", "default_weights", "extract", "load_weights", "tokenize"]

@@ -609,6 +609,7 @@ class Index:
         rerank: str | None = None,
         rerank_depth: int = RERANK_DEPTH,
         confidence: bool = True,
+        short: bool = True,
     ) -> Answer:
         """Answer ``question`` with the ``k`` best sentences, each cited and scored.
 
@@ -628,6 +629,9 @@ class Index:
         mode every hit carries a calibrated ``confidence`` (qa's model) and the answer says whether the corpus
         seems to answer the question (``answerable``); bm25 mode loads no model and gives neither unless a
         reranker is asked for. ``confidence=False`` skips the confidence model (hits carry ``None``).
+        ``short`` (default on) gives each hit the phrase of its sentence that answers the question
+        (:func:`qa.extract.extract`; ``None`` for why/how questions or when nothing fits), read with its
+        neighbouring sentences.
 
         >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
         7
@@ -740,6 +744,13 @@ class Index:
             elif dn is not None:
                 d_rank = dn_rank.get(d) or rank_of(dn, d)
             before, after = self._context(d, context)
+            phrase = None
+            if short:
+                from .extract import extract
+
+                b1, a1 = self._context(d, 1)
+                phrase = extract(question, s.text, s.start, before=b1[0].text if b1 else "",
+                                 after=a1[0].text if a1 else "")
             hits.append(
                 Hit(
                     article=s.article,
@@ -759,6 +770,7 @@ class Index:
                     retrieval_score=retrieval.get(d),
                     rerank_score=rerank_score.get(d),
                     confidence=conf.get(d),
+                    answer=phrase,
                 )
             )
         answerable = None

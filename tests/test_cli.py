@@ -28,13 +28,19 @@ def test_index_then_ask(tmp_path):
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[0].startswith("Q: tons seized in Safe Mekong")
-    assert lines[1].startswith("1. " + TOP)
+    # the short answer on top, cited to the top hit; marked [[...]] inside that sentence
+    assert lines[1].startswith("A: ") and lines[1].endswith("  " + TOP), lines[1]
+    short = lines[1][3:-len("  " + TOP)]
+    assert lines[2].startswith("1. " + TOP)
     # query terms highlighted (plain output: **term**), the citation line gives file and offsets
-    assert "9.8 **tons** of drugs, 260 **tons** of precursor chemicals **seized**" in lines[2]
-    assert "**Safe** **Mekong**" in lines[2]
+    plain_marks = lines[3].replace("[[", "").replace("]]", "")
+    assert "9.8 **tons** of drugs, 260 **tons** of precursor chemicals **seized**" in plain_marks
+    assert "**Safe** **Mekong**" in plain_marks
+    marked = lines[3].split("[[")[1].split("]]")[0].replace("**", "")
+    assert marked == short
     raw = (SEEDS / "000_8a6680b996ccc773.txt").read_text(encoding="utf-8")
-    start, end = (int(x) for x in lines[3].split("chars ")[1].split("-"))
-    assert raw[start:end] == lines[2].strip().replace("**", "")
+    start, end = (int(x) for x in lines[4].split("chars ")[1].split("-"))
+    assert raw[start:end] == plain_marks.strip().replace("**", "")
     assert sum(1 for ln in lines if ln[:3] in ("1. ", "2. ", "3. ")) == 3
 
 
