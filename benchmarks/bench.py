@@ -609,7 +609,7 @@ def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:
     questions = [q.question for p in paragraphs for q in p.questions][:: max(1, 10570 // n_queries)][:n_queries]
     qvecs = idx.encoder.encode_queries(questions)
     model = default_confidence_model()
-    stage, plain, full, feats = [], [], [], []
+    stage, plain, full, feats, noshort = [], [], [], [], []
     for q, v in zip(questions, qvecs):
         a = idx.ask(q, k=RERANK_DEPTH, mode="hybrid", rerank="none", confidence=False, query_vector=v)
         rows = np.array([idx._row_of[(h.article, h.sentence)] for h in a.hits], dtype=np.int64)
@@ -630,13 +630,19 @@ def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:
         idx.ask(q, k=5, mode="hybrid", rerank="none", confidence=False, query_vector=v)
         plain.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
+        idx.ask(q, k=5, query_vector=v, short=False)
+        noshort.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
         idx.ask(q, k=5, query_vector=v)
         full.append((time.perf_counter() - t) * 1000)
     res.put("rerank", "squad", {
         "index": f"SQuAD dev ReQA index, {len(idx):,} sentences", "queries": len(questions),
         "candidates": RERANK_DEPTH, "trees": int(model.trees.start.shape[0]),
         "stage_ms": pct(np.array(stage)), "features_ms": pct(np.array(feats)),
-        "hybrid_no_rerank_ms": pct(np.array(plain)), "hybrid_rerank_ms": pct(np.array(full)),
+        "hybrid_no_rerank_ms": pct(np.array(plain)), "hybrid_rerank_no_short_ms": pct(np.array(noshort)),
+        "hybrid_rerank_ms": pct(np.array(full)),
+        # what short answers add per question (5 hits, each read with its neighbours), paired per question
+        "short_added_ms": pct(np.array(full) - np.array(noshort)),
     })
 
 
@@ -867,8 +873,11 @@ def render(res: Results, command: str) -> str:
         for key, label in (("features_ms", "features of the 20 candidates"),
                            ("stage_ms", "rerank stage: features + trees + calibration"),
                            ("hybrid_no_rerank_ms", "`Index.ask` hybrid, `rerank=\"none\", confidence=False`"),
-                           ("hybrid_rerank_ms", "`Index.ask` hybrid, default (reranked, confidences)")):
-            L.append(f"| {label} | {rr[key]['p50']:.2f} ms | {rr[key]['p95']:.2f} ms |")
+                           ("hybrid_rerank_no_short_ms", "`Index.ask` hybrid, reranked, `short=False`"),
+                           ("hybrid_rerank_ms", "`Index.ask` hybrid, default (reranked, confidences, short answers)"),
+                           ("short_added_ms", "short answers of the 5 hits (default − `short=False`, per question)")):
+            if key in rr:
+                L.append(f"| {label} | {rr[key]['p50']:.2f} ms | {rr[key]['p95']:.2f} ms |")
         L += [""]
 
     e = d.get("embed", {})
