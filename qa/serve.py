@@ -277,7 +277,8 @@ class HealthOut(BaseModel):
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {400: "Bad question or parameter", 404: "Not found", 413: "Body too large", 415: "Not JSON"}
-    return {c: {"model": ErrorOut, "description": what[c]} for c in codes}
+    schema = {"$ref": "#/components/schemas/ErrorOut"}  # added by _fix_openapi; JSON whatever the route's own type
+    return {c: {"description": what[c], "content": {"application/json": {"schema": schema}}} for c in codes}
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------

@@ -13,23 +13,29 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-// text with its [start, end) code-point spans marked: terms as <mark class="term">, the short answer as
-// <mark class="answer"> (offsets count code points, as qa's do; JS strings count UTF-16 units, hence Array.from)
+// text with the question's terms as <mark class="term"> and the short answer as one <mark class="answer"> around
+// its own term marks. Spans are [start, end) code-point offsets, as qa's are (JS strings count UTF-16 units, hence
+// Array.from).
 function marked(text, termSpans, answerSpan) {
   const cps = Array.from(text);
-  const flags = new Array(cps.length).fill(0);
-  for (const [s, e] of termSpans || []) for (let i = s; i < e && i < cps.length; i++) flags[i] |= 1;
-  if (answerSpan) for (let i = Math.max(0, answerSpan[0]); i < answerSpan[1] && i < cps.length; i++) flags[i] |= 2;
+  const term = new Array(cps.length).fill(false);
+  for (const [s, e] of termSpans || []) for (let i = s; i < e && i < cps.length; i++) term[i] = true;
+  const terms = (from, to) => {
+    const frag = document.createDocumentFragment();
+    let i = from;
+    while (i < to) {
+      let j = i;
+      while (j < to && term[j] === term[i]) j++;
+      const piece = cps.slice(i, j).join("");
+      frag.append(term[i] ? el("mark", {class: "term"}, piece) : piece);
+      i = j;
+    }
+    return frag;
+  };
+  if (!answerSpan) return terms(0, cps.length);
+  const a = Math.max(0, Math.min(answerSpan[0], cps.length)), b = Math.max(a, Math.min(answerSpan[1], cps.length));
   const frag = document.createDocumentFragment();
-  let i = 0;
-  while (i < cps.length) {
-    let j = i;
-    while (j < cps.length && flags[j] === flags[i]) j++;
-    const piece = cps.slice(i, j).join("");
-    if (flags[i] === 0) frag.append(piece);
-    else frag.append(el("mark", {class: [flags[i] & 1 ? "term" : "", flags[i] & 2 ? "answer" : ""].join(" ").trim()}, piece));
-    i = j;
-  }
+  frag.append(terms(0, a), el("mark", {class: "answer"}, terms(a, b)), terms(b, cps.length));
   return frag;
 }
 
@@ -108,7 +114,7 @@ async function ask(q, mode, k) {
   const how = [ans.mode, ans.fusion, ans.rerank ? `reranked by ${ans.rerank}` : null].filter(Boolean).join(", ");
   status.textContent = `${ans.hits.length} sentence(s) · ${how}`;
   const low = ans.answerable === false;
-  summary.append(el("p", {class: "terms"}, "query terms: ",
+  summary.append(el("p", {class: "terms", title: "as qa's tokenizer sees them: case-folded and stemmed"}, "query terms: ",
     ...body.terms.map((t) => el("code", {}, t))));
   const short = shortText(ans.short);
   if (short && !low) summary.append(el("p", {class: "short-answer"}, "Answer: ", el("strong", {}, short)));

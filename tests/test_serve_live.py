@@ -1,0 +1,162 @@
+"""qa serve as a real server (uvicorn in a subprocess): a `qa index` run while requests are in flight, several
+workers, and property-based fuzzing against the server's own OpenAPI document (schemathesis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from .conftest import ROOT, SEEDS
+from .serving import Server, get_json
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = ["tons seized in Safe Mekong", "how many suspects were arrested", "drugs smuggled via Laos"]
+
+
+def _ask(url: str, q: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"{url}/ask?{urllib.parse.urlencode({'q': q, 'k': 5})}", timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return -1, repr(e).encode()
+
+
+def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
+    """`qa index` (another process) builds a new generation while four clients keep asking: every answer is the
+    old index's or the new one's, byte for byte, and none fails."""
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "zz_new.txt").write_text(
+        "Police seized 44 tons of drugs in the Safe Mekong operation and arrested 300 suspects smuggled via Laos.\n",
+        encoding="utf-8")
+    with Server(copy_index, "--cache", "0") as srv:
+        old = {q: _ask(srv.url, q) for q in QUESTIONS}
+        gen_old = get_json(srv.url + "/healthz")["generation"]
+        seen: list[tuple[str, int, bytes]] = []
+        stop = threading.Event()
+
+        def client(n: int) -> None:
+            i = n
+            while not stop.is_set():
+                q = QUESTIONS[i % len(QUESTIONS)]
+                seen.append((q, *_ask(srv.url, q)))
+                i += 1
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        build = subprocess.run(
+            [sys.executable, "-m", "qa.cli", "index", str(SEEDS), str(more), "--index-dir", str(copy_index), "--quiet"],
+            cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+        assert build.returncode == 0, build.stderr
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+        new = {q: _ask(srv.url, q) for q in QUESTIONS}
+        assert get_json(srv.url + "/healthz")["generation"] != gen_old
+    assert all(s == 200 for s, _ in old.values()) and all(s == 200 for s, _ in new.values())
+    assert all(old[q][1] != new[q][1] for q in QUESTIONS)  # the new article changes every answer
+    assert any("zz_new" in json.loads(new[q][1])["hits"][0]["article"] for q in QUESTIONS)
+    bad = [(q, s, b[:200]) for q, s, b in seen if s != 200 or b not in (old[q][1], new[q][1])]
+    assert not bad, bad[:3]
+    n_old = sum(b == old[q][1] for q, _, b in seen)
+    n_new = sum(b == new[q][1] for q, _, b in seen)
+    assert n_old > 0 and n_new > 0 and n_old + n_new == len(seen)
+    assert "now answering from gen-" in srv.output()
+
+
+def test_several_workers_answer_alike(copy_index):
+    with Server(copy_index, "--workers", "2") as srv:
+        got = {_ask(srv.url, QUESTIONS[0]) for _ in range(6)}
+    assert len(got) == 1 and next(iter(got))[0] == 200
+
+
+def test_binds_to_loopback_by_default(copy_index):
+    with Server(copy_index) as srv:
+        listening = _listening_addresses(srv.port)
+    assert listening == {"127.0.0.1"}, listening
+    assert f"on http://127.0.0.1:{srv.port}/" in srv.output()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses listening on ``port`` (from /proc/net/tcp: state 0A is LISTEN)."""
+    out = set()
+    for line in open("/proc/net/tcp", encoding="ascii").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, p = local.split(":")
+        if state == "0A" and int(p, 16) == port:
+            out.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return out
+
+
+# -- fuzzing ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, seeds_index):
+    import shutil
+
+    dst = tmp_path_factory.mktemp("fuzz") / "index"
+    shutil.copytree(seeds_index.folder.parent, dst)
+    with Server(dst) as srv:
+        yield srv
+
+
+def _no_traceback(ctx, response, case) -> None:
+    body = response.text or ""
+    if "Traceback" in body or 'File "' in body:
+        raise AssertionError(f"a traceback in the response body: {body[:300]}")
+
+
+FUZZ_EXAMPLES = 60  # per operation and generation mode: bounded, deterministic (derandomized)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+def test_fuzz_against_own_openapi(live_server, mode):
+    """Property-based requests built from /openapi.json: no 5xx, no traceback, statuses, content types and bodies
+    as documented, and input that breaks the schema refused with a 4xx."""
+    schema = schemathesis.openapi.from_url(live_server.url + "/openapi.json")
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+              _no_traceback]
+    if mode is GenerationMode.NEGATIVE:
+        checks.append(negative_data_rejection)
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {"GET /ask", "POST /ask", "GET /info"}
+    if mode is GenerationMode.NEGATIVE:  # only operations with inputs can be given invalid ones
+        operations = [op for op in operations if op.path in ("/ask", "/ask/highlights", "/source")]
+    calls = []
+    for op in operations:
+
+        @given(case=op.as_strategy(generation_mode=mode))
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def fuzz(case):
+            calls.append(case.call_and_validate(base_url=live_server.url, checks=checks).status_code)
+
+        fuzz()
+    assert len(calls) >= len(operations) * 5
+    assert not [c for c in calls if c >= 500]
+    assert any(400 <= c < 500 for c in calls) and (mode is GenerationMode.NEGATIVE or calls.count(200) > len(calls) // 4)
+    print(f"{mode.value}: {len(calls)} requests, statuses {sorted(set(calls))}")
