@@ -15,6 +15,12 @@ with two idf variants (``method``):
 As in bm25s, the per-posting contribution ``idf·tf-part`` is computed once at build time and stored in a
 CSC-like layout (term → documents), so a query only adds a few precomputed slices: no loop over documents.
 
+:meth:`BM25Engine.top_k` prunes (MaxScore, term-at-a-time): with each term's largest contribution stored
+(``term_bounds``), the terms whose bounds together cannot reach a proven lower bound of the k-th best score are
+"non-essential" — they only top up documents that are still in the running — and every other document is dropped
+without being scored. It accumulates float32 copies of the weights (``weights32``) and re-scores the few survivors
+from the float64 weights in query-term order, so it returns exactly :meth:`BM25Engine.scores`' top k and scores.
+
 >>> eng = BM25Engine.build([["drug", "seiz"], ["ton", "seiz", "seiz"], ["ton"]])
 >>> [int(i) for i in eng.top_k(["ton", "seiz"], k=2)[0]]
 [1, 2]
@@ -23,6 +29,7 @@ CSC-like layout (term → documents), so a query only adds a few precomputed sli
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -173,9 +180,55 @@ class SparseScores:
         return out
 
 
+# Pruned top-k (BM25Engine.top_k): below these sizes the exhaustive sparse search is as fast or faster.
+_PRUNE_MIN_POSTINGS = 4096  # postings of the query's terms, all together
+_PRUNE_MAX_K = 1000
+_RESCORE_MAX = 4096  # candidates re-scored by binary search; beyond that, the exhaustive search is cheaper
+
+
+def term_bounds(indptr: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(max, min)`` of each term's weights, shape ``(terms, 2)`` (``(0, 0)`` for a term without postings): the
+    upper bounds that let :meth:`BM25Engine.top_k` skip documents (MaxScore), and the sign check it needs.
+
+    >>> term_bounds(np.array([0, 2, 2, 3]), np.array([1.5, 0.5, 2.0])).tolist()
+    [[1.5, 0.5], [0.0, 0.0], [2.0, 2.0]]
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    out = np.zeros((max(len(indptr) - 1, 0), 2), dtype=np.float64)
+    nz = np.flatnonzero(np.diff(indptr) > 0)
+    if nz.size:
+        starts = indptr[nz]
+        out[nz, 0] = np.maximum.reduceat(weights, starts)
+        out[nz, 1] = np.minimum.reduceat(weights, starts)
+    return out
+
+
+def f32_sum_error(n_terms: int) -> float:
+    """Relative error bound of a float32 sum of ``n_terms`` non-negative float64 numbers, each rounded to float32
+    and multiplied by a small integer in float32 first: ``(n + 2)·u/(1 − (n + 2)·u)`` with ``u = 2⁻²⁴`` (Higham's
+    γ bound), doubled for slack; also covers the float64 rounding of the reference sum (``2⁻⁵³`` per term)."""
+    g = (n_terms + 2) * 2.0**-24
+    return 2.0 * g / (1.0 - g)
+
+
+def _f32_below(x: float) -> np.float32:
+    """A float32 that is ≤ ``x`` (float32 rounds to nearest, which may round up by half an ulp)."""
+    return np.float32(x * (1.0 - 2.0**-22) if x > 0 else x * (1.0 + 2.0**-22))
+
+
+_F32_TINY = np.nextafter(np.float32(0), np.float32(1))
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    return float(np.partition(values, values.shape[0] - k)[values.shape[0] - k])
+
+
 @dataclass(frozen=True)
 class BM25Engine:
-    """Term → (documents, precomputed weights) postings. Arrays may be memory-mapped."""
+    """Term → (documents, precomputed weights) postings. Arrays may be memory-mapped.
+
+    ``bounds`` (each term's largest and smallest weight) and ``weights32`` (the weights rounded to float32) serve
+    the pruned :meth:`top_k`; without them (an engine made by hand) it falls back to the exhaustive search."""
 
     vocab: dict[str, int]
     indptr: np.ndarray  # int64, len(vocab) + 1
@@ -183,6 +236,8 @@ class BM25Engine:
     weights: np.ndarray  # float64, idf(t) · tf-part(t, d) per posting
     n_docs: int
     params: BM25Params = BM25Params()
+    bounds: np.ndarray | None = None  # float64 (len(vocab), 2): max and min weight per term
+    weights32: np.ndarray | None = None  # float32 copy of weights: what the pruned top-k accumulates
 
     @classmethod
     def build(cls, corpus_tokens: Sequence[Sequence[str]], params: BM25Params = BM25Params()) -> "BM25Engine":
@@ -201,16 +256,23 @@ class BM25Engine:
         np.cumsum(df, out=indptr[1:])
         avgdl = float(lens.mean()) if n and lens.sum() else 1.0
         w = idf(df, n, params.method, params.epsilon)[term] * tf_part(tf, lens[docs], avgdl, params.k1, params.b)
-        return cls(vocab, indptr, docs.astype(np.int32), w.astype(np.float64), n, params)
+        w = w.astype(np.float64)
+        return cls(vocab, indptr, docs.astype(np.int32), w, n, params, term_bounds(indptr, w), w.astype(np.float32))
+
+    def _terms(self, query_tokens: Sequence[str]) -> list[tuple[int, int, int, int]]:
+        """``(term id, start, end, qtf)`` of the query's known terms, in first-occurrence order (the order in which
+        :meth:`scores` adds them)."""
+        out = []
+        for tok, qtf in Counter(query_tokens).items():
+            t = self.vocab.get(tok)
+            if t is not None:
+                out.append((t, int(self.indptr[t]), int(self.indptr[t + 1]), qtf))
+        return out
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every document (float64, zeros where no query term occurs)."""
         out = np.zeros(self.n_docs, dtype=np.float64)
-        for tok, qtf in Counter(query_tokens).items():
-            t = self.vocab.get(tok)
-            if t is None:
-                continue
-            s, e = self.indptr[t], self.indptr[t + 1]
+        for _, s, e, qtf in self._terms(query_tokens):
             out[self.docs[s:e]] += qtf * self.weights[s:e]
         return out
 
@@ -221,22 +283,20 @@ class BM25Engine:
     def search(self, query_tokens: Sequence[str]) -> SparseScores:
         """Scores of the documents matching at least one query term: identical to :meth:`scores` (same float
         operations in the same order), in time proportional to the postings read, not to the corpus."""
-        terms = []
-        for tok, qtf in Counter(query_tokens).items():
-            t = self.vocab.get(tok)
-            if t is not None:
-                terms.append((int(self.indptr[t]), int(self.indptr[t + 1]), qtf))
-        n_post = sum(e - s for s, e, _ in terms)
+        return self._search(self._terms(query_tokens))
+
+    def _search(self, terms: list[tuple[int, int, int, int]]) -> SparseScores:
+        n_post = sum(e - s for _, s, e, _ in terms)
         if not n_post:
             return SparseScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), self.n_docs)
         docs, weights = self._plain
         acc, seen = self._scratch_take()
-        for s, e, qtf in terms:
+        for _, s, e, qtf in terms:
             d = docs[s:e]
             acc[d] += qtf * weights[s:e]
             seen[d] = True
         if n_post * 4096 < self.n_docs:  # a few postings: sorting them beats scanning one flag per document
-            ids = np.sort(np.concatenate([docs[s:e] for s, e, _ in terms]).astype(np.int64))
+            ids = np.sort(np.concatenate([docs[s:e] for _, s, e, _ in terms]).astype(np.int64))
             ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
         else:
             ids = np.flatnonzero(seen)
@@ -252,32 +312,150 @@ class BM25Engine:
         microseconds per slice."""
         return np.asarray(self.docs), np.asarray(self.weights)
 
+    @cached_property
+    def _plain32(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.bounds is None or self.weights32 is None:
+            return None
+        return np.asarray(self.bounds), np.asarray(self.weights32)
+
+    def _pool(self, name: str) -> list:
+        pool = self.__dict__.get(name)
+        if pool is None:
+            pool = []
+            object.__setattr__(self, name, pool)
+        return pool
+
     def _scratch_take(self) -> tuple[np.ndarray, np.ndarray]:
         """A zeroed float64 accumulator and a cleared bool mask of one entry per document, reused across queries
         (allocating and faulting in n fresh floats per query costs more than the query). Thread-safe: each caller
         pops its own pair, or gets a new one."""
-        pool = self.__dict__.get("_pool")
-        if pool is None:
-            pool = []
-            object.__setattr__(self, "_pool", pool)
         try:
-            return pool.pop()
+            return self._pool("_pool_search").pop()
         except IndexError:
             return np.zeros(self.n_docs, dtype=np.float64), np.zeros(self.n_docs, dtype=bool)
 
     def _scratch_give(self, pair: tuple[np.ndarray, np.ndarray]) -> None:
-        pool = self.__dict__["_pool"]
+        pool = self._pool("_pool_search")
         if len(pool) < 4:
             pool.append(pair)
 
     def top_k(self, query_tokens: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, scores)`` of the ``k`` best documents that match at least one term, ordered by (-score, id)."""
-        sp = self.search(query_tokens)
+        """``(ids, scores)`` of the ``k`` best documents that match at least one term, ordered by (-score, id):
+        exactly ``top_k_desc(scores, k, matched)`` and the :meth:`scores` of those documents, bit for bit.
+
+        Large queries go through the pruned search (:meth:`_top_k_pruned`); small ones, large ``k`` and engines
+        without ``bounds`` through the exhaustive sparse search."""
+        k = int(k)
+        terms = self._terms(query_tokens)
+        if k <= 0 or not terms:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if k <= _PRUNE_MAX_K and sum(e - s for _, s, e, _ in terms) >= _PRUNE_MIN_POSTINGS:
+            got = self._top_k_pruned(terms, k)
+            if got is not None:
+                return got
+        return self._top_k_exhaustive(terms, k)
+
+    def _top_k_exhaustive(self, terms: list[tuple[int, int, int, int]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        sp = self._search(terms)
         pos = top_k_desc(sp.values, k)
         return sp.ids[pos], sp.values[pos]
 
+    def _top_k_pruned(self, terms: list[tuple[int, int, int, int]], k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """MaxScore, term at a time, over float32 weights; ``None`` where it does not apply (no bounds, a negative
+        or non-finite weight among the query's terms, too many candidates left).
+
+        Terms are taken by decreasing upper bound ``U = qtf · max weight``. Each is added to a float32 accumulator
+        until the k-th best accumulated score among the documents of the first term with ≥ k postings (a lower
+        bound ``θ`` of the final k-th best score, the sums being partial and the weights ≥ 0) exceeds ``R``, the sum
+        of the bounds of the terms not yet added: a document none of those terms has added to cannot reach ``θ``.
+        The remaining ("non-essential") terms then only add to documents whose sum plus ``R`` still reaches ``θ``.
+        The candidates — documents of the added terms whose sum reaches the last ``θ`` — are re-scored from the
+        float64 weights in query-term order (binary search in each term's postings), exactly as :meth:`scores`
+        adds them, and the best k by (-score, id) returned. Every comparison allows for the float32 rounding
+        (:func:`f32_sum_error`), so no document of the exact top k is ever dropped."""
+        arrs = self._plain32
+        if arrs is None:
+            return None
+        bounds, w32 = arrs
+        bnd = bounds[[t for t, _, _, _ in terms]]
+        lo, hi = bnd[:, 1], bnd[:, 0]
+        if not (np.isfinite(bnd).all() and (lo >= 0).all() and (hi <= 1e30).all() and ((lo == 0) | (lo >= 1e-30)).all()):
+            return None  # partial sums must be lower bounds, and float32 must keep its relative precision
+        docs, weights = self._plain
+        m = len(terms)
+        upper = [float(qtf * bnd[i, 0]) for i, (_, _, _, qtf) in enumerate(terms)]
+        order = sorted(range(m), key=lambda i: (-upper[i], i))
+        # suffix sums of the bounds in that order, rounded up
+        rest = [0.0] * (m + 1)
+        for j in range(m - 1, -1, -1):
+            rest[j] = (rest[j + 1] + upper[order[j]]) * (1.0 + 1e-12)
+        eps = f32_sum_error(m)
+        acc = self._acc32_take()  # not given back if anything below raises: it may be dirty
+        added: list[np.ndarray] = []
+        theta = 0.0  # lower bound of the k-th best score (of documents matching at least one term)
+        top = None  # documents of the first term with >= k postings: k of them score >= the k-th best
+        done = 0.0
+        j = 0
+        while j < m:  # essential terms: every document they hold is accumulated
+            _, s, e, qtf = terms[order[j]]
+            d = docs[s:e]
+            np.add.at(acc, d, w32[s:e] if qtf == 1 else w32[s:e] * np.float32(qtf))
+            added.append(d)
+            done += upper[order[j]]
+            j += 1
+            if top is None and e - s >= k:
+                top = d
+            # theta <= the best partial sum <= done, so theta > rest[j] is only possible once rest[j] < done
+            if j < m and top is not None and rest[j] < done:
+                theta = max(theta, _kth_largest(acc.take(top), k) * (1.0 - eps))
+                if rest[j] < theta:
+                    break
+        while j < m:  # non-essential terms: only documents that can still reach theta
+            _, s, e, qtf = terms[order[j]]
+            d = docs[s:e]
+            # > 0 as well: a document no essential term added to cannot reach theta (and must stay clean)
+            thr = max(_f32_below((theta - rest[j]) / (1.0 + eps)), _F32_TINY)
+            keep = np.flatnonzero(acc.take(d) >= thr)
+            if keep.size:
+                w = w32[s:e][keep]
+                np.add.at(acc, d[keep], w if qtf == 1 else w * np.float32(qtf))
+            j += 1
+        if top is not None:
+            theta = max(theta, _kth_largest(acc.take(top), k) * (1.0 - eps))
+        cat = np.concatenate(added) if len(added) > 1 else added[0]
+        cand = cat[acc.take(cat) >= _f32_below(theta / (1.0 + eps))]
+        acc[cat] = 0.0  # clean again (non-essential terms only added to documents already in `added`)
+        self._acc32_give(acc)
+        if len(added) > 1:
+            cand = np.sort(cand)
+            cand = cand[np.concatenate(([True], cand[1:] != cand[:-1]))]
+        if cand.shape[0] > max(_RESCORE_MAX, 4 * k):
+            return None
+        sc = np.zeros(cand.shape[0], dtype=np.float64)
+        for _, s, e, qtf in terms:  # query-term order: the same float additions as scores()
+            d = docs[s:e]
+            pos = np.searchsorted(d, cand)
+            np.minimum(pos, e - s - 1, out=pos)
+            w = weights[s:e].take(pos)
+            sc += np.where(d.take(pos) == cand, w if qtf == 1 else qtf * w, 0.0)
+        best = np.lexsort((cand, -sc))[:k]
+        return cand[best].astype(np.int64), sc[best]
+
+    def _acc32_take(self) -> np.ndarray:
+        """A zeroed float32 accumulator of one entry per document, reused across queries (thread-safe like
+        :meth:`_scratch_take`)."""
+        try:
+            return self._pool("_pool_top_k").pop()
+        except IndexError:
+            return np.zeros(self.n_docs, dtype=np.float32)
+
+    def _acc32_give(self, acc: np.ndarray) -> None:
+        pool = self._pool("_pool_top_k")
+        if len(pool) < 4:
+            pool.append(acc)
+
     # -- persistence: readable files, no pickle ------------------------------------------------------------------
-    FILES = ("vocab.json", "indptr.npy", "docs.npy", "weights.npy")
+    FILES = ("vocab.json", "indptr.npy", "docs.npy", "weights.npy", "bounds.npy", "weights32.npy")
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -286,6 +464,10 @@ class BM25Engine:
         np.save(folder / "indptr.npy", np.ascontiguousarray(self.indptr))
         np.save(folder / "docs.npy", np.ascontiguousarray(self.docs))
         np.save(folder / "weights.npy", np.ascontiguousarray(self.weights))
+        bounds = self.bounds if self.bounds is not None else term_bounds(self.indptr, self.weights)
+        w32 = self.weights32 if self.weights32 is not None else np.asarray(self.weights, dtype=np.float32)
+        np.save(folder / "bounds.npy", np.ascontiguousarray(bounds, dtype=np.float64))
+        np.save(folder / "weights32.npy", np.ascontiguousarray(w32, dtype=np.float32))
 
     @classmethod
     def load(cls, folder: Path, n_docs: int, params: BM25Params, mmap: bool = True) -> "BM25Engine":
@@ -294,6 +476,16 @@ class BM25Engine:
         indptr = np.load(folder / "indptr.npy", mmap_mode=mode)
         docs = np.load(folder / "docs.npy", mmap_mode=mode)
         weights = np.load(folder / "weights.npy", mmap_mode=mode)
-        if len(indptr) != len(terms) + 1 or len(docs) != len(weights) or (len(indptr) and indptr[-1] != len(docs)):
+        bounds = np.load(folder / "bounds.npy", mmap_mode=mode)
+        w32 = np.load(folder / "weights32.npy", mmap_mode=mode)
+        if (
+            len(indptr) != len(terms) + 1
+            or len(docs) != len(weights)
+            or (len(indptr) and indptr[-1] != len(docs))
+            or bounds.shape != (len(terms), 2)
+            or bounds.dtype != np.float64
+            or w32.shape != weights.shape
+            or w32.dtype != np.float32
+        ):
             raise ValueError("BM25 arrays do not agree with each other")
-        return cls({t: i for i, t in enumerate(terms)}, indptr, docs, weights, n_docs, params)
+        return cls({t: i for i, t in enumerate(terms)}, indptr, docs, weights, n_docs, params, bounds, w32)

@@ -10,7 +10,7 @@ Layout of an index folder (``index/`` by default; ``QA_INDEX_DIR`` or ``--index-
                            content hash per article, size and sha256 of every other file
         articles.jsonl     one article per line: id, title, path, sha256, first sentence row, count, text
         sentences.npy      int64 (n, 4): article row, sentence number, start, end
-        bm25/              vocab.json, indptr.npy, docs.npy, weights.npy  (see qa.bm25)
+        bm25/              vocab.json, indptr.npy, docs.npy, weights.npy, bounds.npy, weights32.npy  (see qa.bm25)
         dense/vectors.npy  float32 (n, dim), L2-normalised
         dense/ann.faiss    optional (``build(..., ann=True)``, ``qa index --ann``): faiss IVF-SQ8 candidate index,
                            its settings in manifest["ann"]
@@ -65,7 +65,7 @@ from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sent
 from .tokens import Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
 DEFAULT_INDEX_DIR = "index"
 # Hybrid defaults, chosen on the dev split of eval/gold.jsonl and the tune half of SQuAD (see eval/README.md):
 # convex 0.5 over each retriever's top 20 beat RRF by +0.032 MRR@10 (seeds dev) and +0.026 MRR (SQuAD tune).

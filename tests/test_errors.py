@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow  # most cases load the real embedding model (once 
 runner = CliRunner()
 QUESTIONS = ("tons seized in Safe Mekong", "how much narcotics was produced in Afghanistan")
 GEN_FILES = ("manifest.json", "articles.jsonl", "sentences.npy", "dense/vectors.npy", "bm25/vocab.json",
-             "bm25/indptr.npy", "bm25/docs.npy", "bm25/weights.npy")
+             "bm25/indptr.npy", "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy")
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -165,14 +165,14 @@ def test_current_names_a_missing_generation(live):
     assert answers(live.dir) == live.expected
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 1, 3, "2", None])  # 1: before the pruned BM25 files (bm25/bounds.npy)
 def test_incompatible_format_version(live, version):
     m = gen_dir(live.dir) / "manifest.json"
     d = json.loads(m.read_text())
     d["format_version"] = version
     m.write_text(json.dumps(d))
     before = snapshot(live.dir)
-    with pytest.raises(IndexFormatError, match=f"index format version {version}, this qa reads version 1; rebuild"):
+    with pytest.raises(IndexFormatError, match=f"index format version {version}, this qa reads version 2; rebuild"):
         qa.Index.load(live.dir)
     one_line_error(cli("ask", "tons seized", "--index-dir", live.dir), 4, f"format version {version}",
                    f"rebuild with `qa index PATHS --index-dir {live.dir}`")

@@ -109,13 +109,14 @@ def test_bad_parameters(seeds_index, bad):
 def test_manifest_describes_the_index(seeds_index):
     gen = resolve_generation(seeds_index.folder.parent)
     m = json.loads((gen / "manifest.json").read_text())
-    assert m["format_version"] == 1 and m["qa_version"] == qa.__version__
+    assert m["format_version"] == 2 and m["qa_version"] == qa.__version__
     assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
                           "dtype": "float32", "embeds": "sentence text"}
     assert set(m["articles"]) == {p.stem for p in SEEDS.glob("*.txt")}
     assert m["bm25"]["method"] == "lucene" and m["tokenizer"]["stemmer"] == "english"
     assert set(m["files"]) == {"articles.jsonl", "sentences.npy", "bm25/vocab.json", "bm25/indptr.npy",
-                               "bm25/docs.npy", "bm25/weights.npy", "dense/vectors.npy"}
+                               "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy",
+                               "dense/vectors.npy"}
     assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
     vec = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
     assert vec.dtype == np.float32 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
