@@ -95,9 +95,13 @@ def test_several_workers_answer_alike(copy_index):
     assert len(got) == 1 and next(iter(got))[0] == 200
 
 
-def test_binds_to_loopback_by_default(copy_index):
+def test_binds_to_loopback_by_default_and_takes_the_longest_question_in_a_url(copy_index):
     with Server(copy_index) as srv:
         listening = _listening_addresses(srv.port)
+        # 10,000 non-ASCII characters are a 60 kB URL: within the limit, so answered; one more is a clean 400
+        assert _ask(srv.url, "é" * 10_000)[0] == 200
+        status, body = _ask(srv.url, "é" * 10_001)
+        assert status == 400 and b"limit is 10,000" in body
     assert listening == {"127.0.0.1"}, listening
     assert f"on http://127.0.0.1:{srv.port}/" in srv.output()
 
