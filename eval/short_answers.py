@@ -285,7 +285,10 @@ def fit(items: Sequence[Item] | tuple, hidden: int = 16, l2: float = 30.0, l2_le
     if H:
         init["w1"][:] = rng.normal(0, 0.1, size=shapes["w1"])
         init["w2"][:] = rng.normal(0, 0.1, size=shapes["w2"])
-    res = minimize(f, theta0, jac=True, method="L-BFGS-B", options={"maxiter": iters})
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS thread: the same sums in the same order, so a refit is bit-identical
+        res = minimize(f, theta0, jac=True, method="L-BFGS-B", options={"maxiter": iters})
     print(f"fit: {nq} questions, {len(Y)} candidates, loss {res.fun:.4f}, {res.nit} iterations", file=sys.stderr)
     return {k: v.astype(np.float16).astype(np.float64) for k, v in unpack(res.x).items()}
 

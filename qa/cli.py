@@ -399,7 +399,7 @@ def eval_(
             ref = report["reqa_reference"]["bm25"]
             typer.echo(f"ReQA paper, plain BM25: MRR {ref['MRR']:.3f}  R@1 {ref['R@1']:.3f}  R@5 {ref['R@5']:.3f}  "
                        f"R@10 {ref['R@10']:.3f}")
-            for extra in (reqa.format_halves(report), reqa.format_confidence(report)):
+            for extra in (reqa.format_halves(report), reqa.format_confidence(report), reqa.format_short_answers(report)):
                 if extra:
                     typer.echo(extra)
             _echo_tail(report)
@@ -421,9 +421,9 @@ def eval_(
                    f"({report['index']['sentences']} sentences)")
         typer.echo(ev.format_table(report))
         _echo_tail(report)
-        na = ev.format_no_answer(report)
-        if na:
-            typer.echo(na)
+        for extra in (ev.format_no_answer(report), ev.format_short_answers(report)):
+            if extra:
+                typer.echo(extra)
 
 
 def _echo_tail(report: dict) -> None:

@@ -216,6 +216,7 @@ class QueryRun:
     answerable: bool | None = None
     short: str | None = None  # the top hit's short answer (Answer.short), if any
     short_type: str | None = None
+    question: str | None = None  # the question asked (short answers are scored per its answer type)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def run_questions(
                 q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name
             )
         except QueryError as e:
-            out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e)))
+            out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e), question=q))
             continue
         dt = time.perf_counter() - t0
         ids: list[str] = []
@@ -304,7 +305,7 @@ def run_questions(
             QueryRun(qid, tuple(ids), tuple(scores), dt, top.bm25_score if top else None, top.dense_score if top else None,
                      top_confidence=top.confidence if top else None, answerable=ans.answerable,
                      short=ans.short.text if ans.short is not None else None,
-                     short_type=ans.short.type if ans.short is not None else None)
+                     short_type=ans.short.type if ans.short is not None else None, question=q)
         )
     hyb = ask_mode == "hybrid"
     tag = f"qa-{ask_mode}" + (f"-{fusion}" + (f"{alpha:g}" if fusion == "convex" else "") if hyb else "")
@@ -627,6 +628,79 @@ def em_f1(prediction: str | None, golds: Sequence[str]) -> tuple[float, float]:
     return em, best
 
 
+NUMERIC_TYPES = frozenset({"number", "quantity", "money", "percent", "date"})  # the issue's "number and date"
+
+
+def short_answer_report(queries: Sequence[QueryRun], golds: Mapping[str, Sequence[str]],
+                        top_right: Mapping[str, bool] | None = None) -> dict[str, Any]:
+    """End-to-end short answers: each answerable question's top-hit short answer (``QueryRun.short``) scored
+    with :func:`em_f1` against its gold answers (no short answer scores 0), per answer type of the question
+    (:func:`qa.extract.answer_type`; ``no fact`` for the why/how questions answered ``None`` on purpose), plus
+    ``number+date`` and ``all`` rows. With ``top_right`` (qid → the top hit is a gold sentence) also the ``all``
+    row split by whether retrieval put a gold sentence first, which tells reading errors from retrieval errors.
+
+    >>> q = QueryRun("q1", ("d1",), (1.0,), 0.0, short="2,534", short_type="number")
+    >>> short_answer_report([q], {"q1": ["2,534"]})["rows"]["all"]
+    {'n': 1, 'EM': 1.0, 'F1': 1.0, 'answered': 1.0}
+    """
+    from .extract import answer_type
+
+    rows: dict[str, list[tuple[float, float, bool]]] = {}
+    split: dict[str, list[tuple[float, float, bool]]] = {}
+    for q in queries:
+        if q.qid not in golds:
+            continue
+        em, f1 = em_f1(q.short, golds[q.qid])
+        v = (em, f1, q.short is not None)
+        t = answer_type(q.question) if q.question is not None else q.short_type
+        t = t or "no fact"
+        for row in (t, "number+date" if t in NUMERIC_TYPES else None, "all"):
+            if row:
+                rows.setdefault(row, []).append(v)
+        if top_right is not None:
+            split.setdefault("top hit right" if top_right.get(q.qid) else "top hit wrong", []).append(v)
+
+    def agg(vs: list[tuple[float, float, bool]]) -> dict[str, Any]:
+        n = len(vs)
+        return {"n": n, "EM": round(sum(e for e, _, _ in vs) / n, 4), "F1": round(sum(f for _, f, _ in vs) / n, 4),
+                "answered": round(sum(a for _, _, a in vs) / n, 4)}
+
+    from .extract import ANSWER_TYPES
+
+    order = [*ANSWER_TYPES, "no fact", "number+date", "all"]
+    out: dict[str, Any] = {
+        "note": "the top hit's short answer (Answer.short) vs the gold answers; SQuAD v1.1 normalisation, EM and "
+                "token F1, max over the golds; no short answer scores 0; rows = the question's answer type",
+        "rows": {r: agg(rows[r]) for r in order if r in rows},
+    }
+    if split:
+        out["by_retrieval"] = {k: agg(split[k]) for k in ("top hit right", "top hit wrong") if k in split}
+    if "all" in out["rows"]:
+        out.update(EM=out["rows"]["all"]["EM"], F1=out["rows"]["all"]["F1"])
+    return out
+
+
+def format_short_answers(report: Mapping[str, Any], detail: str | None = None) -> str:
+    """Short answers end to end: one line per row (all questions, number+date questions, answered share), then
+    the per-answer-type table of the ``detail`` row (default: rerank if run, else the last row)."""
+    modes = {m: r["short_answer"] for m, r in report["modes"].items() if r.get("short_answer", {}).get("rows")}
+    if not modes:
+        return ""
+    lines = ["Short answers (top hit; SQuAD EM / F1):", "| mode | EM | F1 | number+date EM | number+date F1 | answered |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m, sa in modes.items():
+        a, nd = sa["rows"]["all"], sa["rows"].get("number+date")
+        lines.append(f"| {m} | {a['EM']:.3f} | {a['F1']:.3f} | " + (f"{nd['EM']:.3f} | {nd['F1']:.3f}" if nd else "— | —")
+                     + f" | {a['answered']:.3f} |")
+    d = detail if detail in modes else (RERANK_MODE if RERANK_MODE in modes else list(modes)[-1])
+    sa = modes[d]
+    lines += ["", f"Short answers per answer type ({d} row):", "| answer type | n | EM | F1 | answered |",
+              "|---|---:|---:|---:|---:|"]
+    for row, v in {**sa["rows"], **sa.get("by_retrieval", {})}.items():
+        lines.append(f"| {row} | {v['n']} | {v['EM']:.3f} | {v['F1']:.3f} | {v['answered']:.3f} |")
+    return "\n".join(lines)
+
+
 # -- confidence -----------------------------------------------------------------------------------------------------
 def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict[str, Any]:
     """Reliability table and expected calibration error (Guo et al., ICML 2017): confidences in ``bins`` equal-width
@@ -767,22 +841,10 @@ def evaluate_gold(
         for q in run.queries:
             if q.qid in qrels:
                 first_rel[q.qid] = next((r for r, d in enumerate(q.docids, 1) if d in qrels[q.qid]), None)
-        by_q = {q.qid: q for q in run.queries}
-        short_rows = {g.id: em_f1(by_q[g.id].short, g.answers) for g in chosen if g.answerable and g.id in by_q}
-        short_by_type: dict[str, dict[str, float]] = {}
-        for t in sorted({types[q] for q in short_rows}):
-            sel = [v for q, v in short_rows.items() if types[q] == t]
-            short_by_type[t] = {"n": len(sel), "EM": round(sum(e for e, _ in sel) / len(sel), 4),
-                                "F1": round(sum(f for _, f in sel) / len(sel), 4)}
+        short = short_answer_report(run.queries, {g.id: g.answers for g in chosen if g.answerable},
+                                    {q: r == 1 for q, r in first_rel.items()})
         report["modes"][mode] = {
-            "short_answer": {
-                "note": "top hit's short answer (Answer.short) vs the gold answers; SQuAD normalisation; "
-                        "no short answer scores 0",
-                "EM": round(sum(e for e, _ in short_rows.values()) / max(len(short_rows), 1), 4),
-                "F1": round(sum(f for _, f in short_rows.values()) / max(len(short_rows), 1), 4),
-                "answered": round(sum(by_q[q].short is not None for q in short_rows) / max(len(short_rows), 1), 4),
-                "by_type": short_by_type,
-            },
+            "short_answer": short,
             "run_file": str(path),
             "tag": run.tag,
             "settings": run.settings,

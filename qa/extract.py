@@ -131,7 +131,19 @@ _PLACE_Q = re.compile(
     r"\b(what|which) (\w+ ){0,2}?(province|provinces|nation|nations|county|island|islands|border|capital|village|"
     r"district|territory|territories|port|airport|stadium|street|mountain|mountains|lake|sea|ocean|planet|"
     r"neighborhood|neighbourhood|site|venue|states|countries|cities|regions|areas|towns|hotel|building|park|"
-    r"valley|bay|coast|desert|forest|canal|peninsula|municipality|borough|colony|kingdom|empire|republic)\b")
+    r"valley|bay|coast|desert|forest|canal|peninsula|municipality|borough|colony|kingdom|empire|republic|"
+    r"country|city|state|place|region|town|continent|location|area|river)\b")
+_PERSON_Q = re.compile(  # "which linebacker", "what Panther defender", "which French king": a person's role
+    r"\b(what|which) (\w+ ){0,2}?(person|people|man|men|woman|women|player|players|linebacker|quarterback|"
+    r"defender|receiver|kicker|punter|coach|athlete|king|queen|emperor|empress|president|author|writer|poet|"
+    r"painter|artist|scientist|physicist|chemist|mathematician|philosopher|composer|singer|actor|actress|leader|"
+    r"commander|officer|minister|pope|bishop|archbishop|priest|monk|saint|owner|founder|inventor|explorer|"
+    r"architect|engineer|physician|professor|teacher|ruler|monarch|pharaoh|sultan|caliph|chancellor|governor|"
+    r"senator|judge|lawyer|character|champion|winner|candidate|successor|predecessor|son|daughter|father|"
+    r"mother|wife|husband|brother|sister|prince|princess|duke|duchess|lord|general|economist|historian|"
+    r"theologian|reformer|missionary|politician|director|producer|designer|researcher|astronomer|biologist|"
+    r"explorer|navigator|prophet|disciple|apostle|student|pupil|musician|guitarist|drummer|rapper|host|"
+    r"anchor|journalist|spokesman|spokeswoman|official|officials|diplomat|ambassador|mayor|premier)\b")
 TITLES = frozenset("mr mrs ms dr prof sir lord lady king queen prince princess president minister secretary "
                    "general gen col lt capt sgt gov governor senator sen rep judge justice pope saint st bishop "
                    "emperor chairman director spokesman spokeswoman chief ambassador mayor premier".split())
@@ -155,7 +167,7 @@ def answer_type(question: str) -> str | None:
     ...     "Why did China act?", "How did the police find them?")]
     ['number', 'quantity', 'percent', 'money', 'date', 'person', 'organisation', 'place', 'other', None, None]
     """
-    q = " ".join(question.casefold().split())
+    q = _main_clause(" ".join(question.casefold().split()))
     coarse = question_type(q)
     if coarse == "reason" or (coarse == "other" and _NO_FACT.search(q)):
         return None
@@ -180,12 +192,38 @@ def answer_type(question: str) -> str | None:
         return "quantity"
     if _ORG_Q.search(q):
         return "organisation"
+    if _PERSON_Q.search(q):
+        return "person"
     if _PLACE_Q.search(q):
         return "place"
     words = set(re.findall(r"[\w%]+", q))
     if not re.search(r"\b(what|which|who|whom|whose|where|when|how)\b", q) and words & UNITS - {"m", "l", "g"}:
         return "quantity"  # a keyword query naming a unit: "tons seized in Safe Mekong"
     return "other"
+
+
+_WH = re.compile(r"\b(what|which|who|whom|whose|where|when|how|why)\b")
+
+
+def _main_clause(q: str) -> str:
+    """The question without a *when*-clause that is not what it asks: "when many people are arrested, what is
+    the tactic?" → "what is the tactic?"; "what does he do when his body is damaged?" → "what does he do?"
+    (a *when* after another wh-word starts a subordinate clause).
+
+    >>> _main_clause("when many people are arrested, what is a common tactic?")
+    'what is a common tactic?'
+    >>> _main_clause("what does the doctor do when his body is damaged?")
+    'what does the doctor do'
+    """
+    m = re.match(r"(when|while|if|after|before|once|as)\b[^,]*,\s*(?=(what|which|who|whom|whose|where|how|why)\b)", q)
+    if m:
+        q = q[m.end():]
+    first = _WH.search(q)
+    if first and first.group(1) != "when":
+        later = re.search(r"\s+\bwhen\b", q[first.end():])
+        if later:
+            q = q[: first.end() + later.start()]
+    return q
 
 
 # -- tokens ------------------------------------------------------------------------------------------------------
@@ -576,8 +614,7 @@ def _scores(atype: str, spans: _Spans, weights: dict | None = None) -> np.ndarra
 
 _TYPE_NEEDS = {  # answer types that need such a token in the sentence, else there is nothing to return
     "number": ("has_num",), "quantity": ("has_num",), "money": ("has_num",), "percent": ("has_num",),
-    "date": ("has_num", "has_year", "has_month", "has_weekday", "has_dateword"),
-}
+}  # a date question takes any span: eras and events answer them too ("during the Roman Empire", "Oligocene")
 
 
 def extract(question: str, sentence_text: str, sentence_start: int, *, before: str = "",

@@ -65,6 +65,7 @@ class SquadQA:
     question: str
     answer_starts: tuple[int, ...]
     impossible: bool = False
+    answers: tuple[str, ...] = ()  # the gold answer texts (distinct, in file order), scored by short answers
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def load_squad(path: str | os.PathLike[str]) -> list[SquadParagraph]:
                                          '(a SQuAD 2.0 unanswerable question needs "is_impossible": true)')
                     if any(not 0 <= s < len(ctx) for s in starts):
                         raise SquadError(f"{p}: question {qid}: answer_start outside its paragraph")
-                    qas.append(SquadQA(qid, str(qa["question"]), starts))
+                    texts = tuple(dict.fromkeys(str(a.get("text", "")) for a in qa["answers"] if a.get("text")))
+                    qas.append(SquadQA(qid, str(qa["question"]), starts, answers=texts))
                 out.append(SquadParagraph(f"{title}#{n}", title, ctx, tuple(qas)))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         at = f" in {where}" if where else ""
@@ -430,6 +432,17 @@ def evaluate_squad(
     if RERANK_MODE in files and qrels_half[HELD_OUT]:
         report.setdefault("significance", {"test": test})["rerank_vs_held_out"] = significance(
             qrels_half[HELD_OUT], files, SQUAD_METRICS, baseline=RERANK_MODE, n_permutations=1000)
+    from .evaluate import short_answer_report
+
+    golds = {q.id: q.answers for p in paragraphs for q in p.questions if q.answers}
+    for name, run in runs.items():
+        if name == "bm25-reqa":
+            continue
+        top_right = {q.qid: bool(q.docids) and q.docids[0] in task.qrels.get(q.qid, {}) for q in run.queries}
+        report["modes"][name]["short_answer"] = short_answer_report(run.queries, golds, top_right)
+        report["modes"][name]["short_answer_halves"] = {
+            h: short_answer_report(run.queries, {q: a for q, a in golds.items() if half_of_q.get(q) == h}, top_right)
+            for h in (TUNE, HELD_OUT)}
     if confidence and RERANK_MODE in runs:
         say("confidence: reliability on the held-out half, abstention without every other held-out article")
         report["confidence"] = _confidence_report(
@@ -517,6 +530,17 @@ def format_confidence(report: Mapping[str, Any]) -> str:
                          f"coverage@90% precision {a.get('coverage_at_90', 0):.3f}, answerable kept "
                          f"{a['answerable_kept']:.3f}, unanswerable rejected {a['unanswerable_rejected']:.3f}")
     return "\n".join(lines)
+
+
+def format_short_answers(report: Mapping[str, Any], half: str = HELD_OUT) -> str:
+    """The end-to-end short-answer tables (:func:`qa.evaluate.format_short_answers`) on one half (default: the
+    held-out half, where nothing was trained)."""
+    from .evaluate import format_short_answers as fmt
+
+    sub = {"modes": {m: {"short_answer": r["short_answer_halves"][half]} for m, r in report["modes"].items()
+                     if "short_answer_halves" in r}}
+    text = fmt(sub)
+    return text.replace("Short answers (", f"Short answers, {half} half (", 1) if text else ""
 
 
 def format_halves(report: Mapping[str, Any]) -> str:

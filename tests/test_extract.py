@@ -5,8 +5,6 @@ inside the sentence whose text is the slice. No model runs here (the word-vector
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -152,23 +150,6 @@ def test_tokenize_offsets():
     s = "The U.S. paid $1.2 billion (13%) to Yunnan's agencies."
     for t, a, b in tokenize(s):
         assert s[a:b] == t and t.strip() == t
-
-
-def test_speed_warm(seeds):
-    text, sents = seeds[A0]
-    qs = ["how many suspects were arrested in Safe Mekong?", "Who made the pledge?", "When did the operation end?",
-          "Which regional bloc did China vow to work with?", "What is the main drug source to China?"]
-    for q in qs:
-        for s in sents:
-            extract(q, s.text, s.start)
-    t0 = time.perf_counter()
-    n = 0
-    for q in qs:
-        for s in sents:
-            extract(q, s.text, s.start)
-            n += 1
-    ms = (time.perf_counter() - t0) * 1000 / n
-    assert ms < 25, f"{ms:.1f} ms per question"  # ~1-2 ms on an idle core; generous for a shared machine
 
 
 # -- properties -----------------------------------------------------------------------------------------------

@@ -35,3 +35,4 @@ def test_python_quickstart_runs_as_written(tmp_path, monkeypatch, capsys, encode
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("[000_8a6680b996ccc773 §7]")
+    assert out.splitlines()[-1] == "2,534 drug crime suspects number True"
