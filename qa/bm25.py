@@ -263,11 +263,18 @@ class BM25Engine:
         """``(term id, start, end, qtf)`` of the query's known terms, in first-occurrence order (the order in which
         :meth:`scores` adds them)."""
         out = []
+        indptr = self._indptr
         for tok, qtf in Counter(query_tokens).items():
             t = self.vocab.get(tok)
             if t is not None:
-                out.append((t, int(self.indptr[t]), int(self.indptr[t + 1]), qtf))
+                s, e = indptr[t : t + 2].tolist()
+                if e > s:
+                    out.append((t, s, e, qtf))
         return out
+
+    @cached_property
+    def _indptr(self) -> np.ndarray:
+        return np.asarray(self.indptr)
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every document (float64, zeros where no query term occurs)."""
@@ -313,10 +320,16 @@ class BM25Engine:
         return np.asarray(self.docs), np.asarray(self.weights)
 
     @cached_property
-    def _plain32(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def _plain32(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``bounds``, ``weights32`` and, per term, whether the pruned top-k may use it: finite weights ≥ 0 (so that
+        partial sums are lower bounds) in float32's normal range (so that its relative error bound holds)."""
         if self.bounds is None or self.weights32 is None:
             return None
-        return np.asarray(self.bounds), np.asarray(self.weights32)
+        b = np.asarray(self.bounds)
+        hi, lo = b[:, 0], b[:, 1]
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(hi) & np.isfinite(lo) & (lo >= 0) & (hi <= 1e30) & ((lo == 0) | (lo >= 1e-30))
+        return b, np.asarray(self.weights32), ok
 
     def _pool(self, name: str) -> list:
         pool = self.__dict__.get(name)
@@ -376,14 +389,12 @@ class BM25Engine:
         arrs = self._plain32
         if arrs is None:
             return None
-        bounds, w32 = arrs
-        bnd = bounds[[t for t, _, _, _ in terms]]
-        lo, hi = bnd[:, 1], bnd[:, 0]
-        if not (np.isfinite(bnd).all() and (lo >= 0).all() and (hi <= 1e30).all() and ((lo == 0) | (lo >= 1e-30)).all()):
-            return None  # partial sums must be lower bounds, and float32 must keep its relative precision
+        bounds, w32, prunable = arrs
+        if not all(prunable[t] for t, _, _, _ in terms):
+            return None
         docs, weights = self._plain
         m = len(terms)
-        upper = [float(qtf * bnd[i, 0]) for i, (_, _, _, qtf) in enumerate(terms)]
+        upper = [qtf * float(bounds[t, 0]) for t, _, _, qtf in terms]
         order = sorted(range(m), key=lambda i: (-upper[i], i))
         # suffix sums of the bounds in that order, rounded up
         rest = [0.0] * (m + 1)
@@ -431,13 +442,17 @@ class BM25Engine:
             cand = cand[np.concatenate(([True], cand[1:] != cand[:-1]))]
         if cand.shape[0] > max(_RESCORE_MAX, 4 * k):
             return None
-        sc = np.zeros(cand.shape[0], dtype=np.float64)
-        for _, s, e, qtf in terms:  # query-term order: the same float additions as scores()
-            d = docs[s:e]
-            pos = np.searchsorted(d, cand)
-            np.minimum(pos, e - s - 1, out=pos)
-            w = weights[s:e].take(pos)
-            sc += np.where(d.take(pos) == cand, w if qtf == 1 else qtf * w, 0.0)
+        # each candidate's position in each term's postings (rows in query-term order), then one gather of all
+        pos = np.empty((m, cand.shape[0]), dtype=np.int64)
+        last, first, qtfs = np.empty((m, 1), dtype=np.int64), np.empty((m, 1), dtype=np.int64), np.empty((m, 1))
+        for i, (_, s, e, qtf) in enumerate(terms):
+            pos[i] = docs[s:e].searchsorted(cand)
+            last[i, 0], first[i, 0], qtfs[i, 0] = e - s - 1, s, qtf
+        np.minimum(pos, last, out=pos)
+        pos += first
+        contrib = weights.take(pos) * qtfs  # qtf · weight, as scores() computes it
+        contrib *= docs.take(pos) == cand  # 0.0 where the term is absent: adding it changes nothing
+        sc = np.cumsum(contrib, axis=0)[-1]  # row by row in query-term order: the same additions as scores()
         best = np.lexsort((cand, -sc))[:k]
         return cand[best].astype(np.int64), sc[best]
 
