@@ -656,8 +656,12 @@ def bench_cold(squad: Squad, res: Results, runs: int = 5) -> None:
     """Cold ``qa ask`` on the seeds index, each run a fresh process: the light query path vs the torch path."""
     import qa
 
+    from qa.errors import IndexFormatError
+
     index_dir = DATA / "index-seeds"
-    if not (index_dir / "CURRENT").is_file():
+    try:
+        qa.Index.load(index_dir, verify=False)
+    except (qa.IndexNotFoundError, IndexFormatError):  # none yet, or written by an older index format
         qa.Index.build([ROOT / "seeds"], index_dir)
     exe = str(Path(sys.executable).with_name("qa"))
     cmd = [exe, "ask", QUESTION, "--index-dir", str(index_dir)]
@@ -666,7 +670,10 @@ def bench_cold(squad: Squad, res: Results, runs: int = 5) -> None:
     def run(extra_env: dict[str, str], args: list[str] | None = None) -> tuple[float, str]:
         t = time.perf_counter()
         p = subprocess.run(args or cmd, capture_output=True, text=True, env={**env, **extra_env}, timeout=300)
-        return time.perf_counter() - t, p.stdout
+        dt = time.perf_counter() - t
+        if p.returncode != 0:  # a failing command is not a timing
+            raise RuntimeError(f"cold qa ask failed (exit {p.returncode}): {p.stderr.strip()[:300]}")
+        return dt, p.stdout
 
     out: dict[str, Any] = {"command": " ".join(["qa", "ask", repr(QUESTION), "--index-dir", "benchmarks/data/index-seeds"])}
     light = [run({}) for _ in range(runs)]

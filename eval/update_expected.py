@@ -24,12 +24,15 @@ EXPECTED = ROOT / "eval" / "expected.json"
 
 def expected_defaults() -> dict:
     """The settings the scores depend on: fusion defaults, the reranker and the sha256 of its trees."""
+    from qa import extract
     from qa.rerank import default_confidence_model
 
     model = default_confidence_model()
+    spec = json.loads((extract.MODELS_DIR / extract.DEFAULT_EXTRACTOR / "extractor.json").read_text(encoding="utf-8"))
     return {"fusion": qa_index.DEFAULT_FUSION, "alpha": qa_index.DEFAULT_ALPHA, "depth": qa_index.DEFAULT_DEPTH,
             "rerank": qa_index.DEFAULT_RERANK, "rerank_depth": qa_index.RERANK_DEPTH,
-            "rerank_model_sha256": model.spec["files"]["model.txt"]["sha256"]}
+            "rerank_model_sha256": model.spec["files"]["model.txt"]["sha256"],
+            "extract_model_sha256": spec["files"][spec["weights"]]["sha256"]}
 
 
 def main() -> None:
@@ -47,6 +50,9 @@ def main() -> None:
         "defaults": expected_defaults(),
         "answerable": {s: r["gold"]["answerable"] for s, r in reports.items()},
         "splits": {s: {m: v["metrics"] for m, v in r["modes"].items()} for s, r in reports.items()},
+        # the top hit's short answer (SQuAD EM / token F1 against the gold answers), per split and row
+        "short_answer": {s: {m: {"EM": v["short_answer"]["EM"], "F1": v["short_answer"]["F1"]}
+                             for m, v in r["modes"].items()} for s, r in reports.items()},
     }
     old = json.loads(EXPECTED.read_text(encoding="utf-8")) if EXPECTED.is_file() else {"splits": {}}
     for s, modes in new["splits"].items():
@@ -55,6 +61,12 @@ def main() -> None:
                 was = old.get("splits", {}).get(s, {}).get(m, {}).get(k)
                 mark = "" if was == v else "   <-- changed"
                 print(f"{s:<5} {m:<7} {k:<9} {was if was is not None else '-':>7} -> {v:.4f}{mark}")
+    for s, modes in new["short_answer"].items():
+        for m, metrics in modes.items():
+            for k, v in metrics.items():
+                was = old.get("short_answer", {}).get(s, {}).get(m, {}).get(k)
+                mark = "" if was == v else "   <-- changed"
+                print(f"{s:<5} {m:<7} short {k:<3} {was if was is not None else '-':>7} -> {v:.4f}{mark}")
     if args.write:
         EXPECTED.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {EXPECTED}")

@@ -154,6 +154,7 @@ _HEAD_FRAME = frozenset("type types kind kinds sort sorts form forms name part p
 _QUESTION_FRAME = frozenset("many much name named called kind type sort".split())
 
 
+@lru_cache(maxsize=4096)
 def answer_type(question: str) -> str | None:
     """The answer type a question asks for (one of :data:`ANSWER_TYPES`), or ``None`` when it asks for no
     checkable fact: questions with *why*, *how did/does/do/can/could/would/will/should/might/is/are/was/were*
@@ -305,6 +306,7 @@ class _Question:
     object: bool = False  # an auxiliary follows the wh-phrase ("What did … design?"): the answer follows them
 
 
+@lru_cache(maxsize=4096)  # every hit of one question reuses its analysis
 def _question(question: str, atype: str) -> _Question:
     toks = [t for t, _, _ in tokenize(question)]
     words = [_norm(t) for t in toks if _ALNUM.search(t)]

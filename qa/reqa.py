@@ -212,14 +212,20 @@ def prepare_index(
     else built (embedding only what changed)."""
     from .corpus import load_corpus
     from .dense import resolve_model
+    from .errors import IndexFormatError
     from .index import DEFAULT_TITLE_CONTEXT, Index, index_exists
 
     title_context = DEFAULT_TITLE_CONTEXT if title_context is None else bool(title_context)
     work = Path(work_dir)
     corpus = write_corpus(paragraphs, work / "paragraphs.jsonl")
     index_dir = work / ("index-title" if title_context else "index")
+    idx = None
     if index_exists(index_dir):
-        idx = Index.load(index_dir, verify=False)
+        try:
+            idx = Index.load(index_dir, verify=False)
+        except IndexFormatError:  # written by an older qa: qa's own work folder, so rebuild it (vectors reused)
+            idx = None
+    if idx is not None:
         want = {a.id: a.sha256 for a in load_corpus([corpus])}
         if (
             idx.manifest.get("articles") == want

@@ -54,6 +54,11 @@ def test_no_score_drops(reports, expected, split):
             have = got[mode]["metrics"][name]
             if have < want - TOLERANCE:
                 drops.append(f"{split} {mode} {name}: {have:.4f} < expected {want:.4f}")
+    for mode, metrics in expected["short_answer"][split].items():
+        for name, want in metrics.items():
+            have = got[mode]["short_answer"][name]
+            if have < want - TOLERANCE:
+                drops.append(f"{split} {mode} short-answer {name}: {have:.4f} < expected {want:.4f}")
     assert not drops, "; ".join(drops)
     assert reports[split]["gold"]["answerable"] == expected["answerable"][split]
 
@@ -85,6 +90,15 @@ def test_issue_8_targets_on_the_test_split(reports):
     m = reports["test"]["modes"]["rerank"]
     assert m["metrics"]["P@1"] >= 0.95 and m["metrics"]["R@5"] == 1.0
     assert m["by_type"]["paraphrase"]["P@1"] >= 0.90
+
+
+@pytest.mark.xfail(strict=True, reason="target not met yet: end-to-end short-answer F1 0.586 and number/date EM "
+                                       "13/17 = 0.765 on the test split (see eval/short-answers.md)")
+def test_issue_9_short_answer_targets_on_the_test_split(reports):
+    """Issue 9: the default pipeline's top short answer reaches token F1 >= 0.80 on the answerable test questions
+    and EM >= 0.85 on the number and date questions."""
+    sa = reports["test"]["modes"]["rerank"]["short_answer"]
+    assert sa["F1"] >= 0.80 and sa["rows"]["number+date"]["EM"] >= 0.85
 
 
 def test_unanswerable_seed_questions_get_a_confidence(reports):
