@@ -63,7 +63,7 @@ import numpy as np
 from .answer import ShortAnswer
 from .errors import ModelLoadError
 from .features import question_type
-from .modelfiles import sha256_file
+from .modelfiles import map_safetensors, sha256_file
 from .tokens import ENGLISH_STOPWORDS
 
 ANSWER_TYPES: tuple[str, ...] = (
@@ -737,9 +737,7 @@ def load_weights(folder: str | Path) -> dict[str, np.ndarray]:
         if path.stat().st_size != want["bytes"] or sha256_file(path) != want["sha256"]:
             raise ExtractorError(f"short-answer model file {path}: checksum does not match {spec_path.name}; "
                                  "reinstall qa or refit the model")
-        from safetensors.numpy import load_file
-
-        raw = load_file(str(path))
+        raw = map_safetensors(path)  # numpy reader: no safetensors/torch import on the ask path
         shapes = weight_shapes(int(spec["hidden"]))
         if set(raw) != set(shapes) or any(raw[k].shape != s for k, s in shapes.items()):
             raise ExtractorError(f"{path}: arrays do not match the features; refit the model")

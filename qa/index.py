@@ -66,6 +66,9 @@ from .tokens import Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
+# Index formats whose articles.jsonl and dense/vectors.npy a rebuild may reuse (their layout is unchanged since
+# format 1): a format bump re-reads and re-tokenises, but never re-embeds what did not change.
+VECTOR_FORMATS = frozenset({1, 2})
 DEFAULT_INDEX_DIR = "index"
 # Hybrid defaults, chosen on the dev split of eval/gold.jsonl and the tune half of SQuAD (see eval/README.md):
 # convex 0.5 over each retriever's top 20 beat RRF by +0.032 MRR@10 (seeds dev) and +0.026 MRR (SQuAD tune).
@@ -87,6 +90,93 @@ _REQUIRED_FILES = frozenset(
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
+
+# What opening an index checks (README "Integrity"): every file's size and the arrays' shapes always; every file's
+# sha256 too when the whole index is at most this large (the seeds: a few ms). Larger indexes are checksummed in
+# full after each build (the build hashes what it wrote), before a rebuild reuses old vectors, and on
+# `qa info` / `Index.load(verify=True)`; hashing 2 GB on every `qa ask` would cost seconds.
+VERIFY_ON_OPEN_BYTES = 64 << 20
+ARTICLE_OFFSETS = "articles.offsets.npy"  # byte offset of each line of articles.jsonl (+ the file's end)
+
+
+class ArticleTable(Sequence):
+    """The articles of an index, read on demand from the memory-mapped ``articles.jsonl``: one JSON line per
+    article, found through its byte offsets, parsed when first asked for (a few thousand kept). Opening a
+    1M-sentence index therefore parses none of its 200 MB of article text.
+
+    >>> t = ArticleTable.from_lines([b'{"id": "a", "text": "x"}\\n', b'{"id": "b", "text": "y"}\\n'])
+    >>> len(t), t[1]["id"], [a["id"] for a in t]
+    (2, 'b', ['a', 'b'])
+    """
+
+    CACHE = 4096
+
+    def __init__(self, data: Any, offsets: np.ndarray, where: str = "articles.jsonl"):
+        self._data = data  # bytes or an mmap of articles.jsonl
+        self._offsets = offsets
+        self._where = where
+        self._cache: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    def open(cls, path: Path, offsets: np.ndarray | None = None) -> "ArticleTable":
+        """``path`` memory-mapped; ``offsets`` from :data:`ARTICLE_OFFSETS`, else found by one scan for newlines."""
+        import mmap
+
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        if offsets is None:
+            offsets = _line_offsets(path, size)
+        if offsets.ndim != 1 or offsets.size < 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size:
+            raise ValueError("article offsets do not match articles.jsonl")
+        return cls(data, offsets, str(path))
+
+    @classmethod
+    def from_lines(cls, lines: Sequence[bytes]) -> "ArticleTable":
+        return cls(b"".join(lines), np.cumsum([0, *map(len, lines)], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self._offsets.shape[0]) - 1
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        i = int(i)
+        a = self._cache.get(i)
+        if a is None:
+            n = len(self)
+            if not -n <= i < n:
+                raise IndexError(i)
+            i %= n
+            raw = self._data[int(self._offsets[i]):int(self._offsets[i + 1])]
+            try:
+                a = json.loads(raw)
+                if not isinstance(a, dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise IndexCorruptError(f"{self._where}: line {i + 1} is not a valid article ({str(e)[:80]}); "
+                                        "run `qa info` to check the index, or rebuild it") from None
+            if len(self._cache) >= self.CACHE:
+                self._cache.clear()
+            self._cache[i] = a
+        return a
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def _line_offsets(path: Path, size: int) -> np.ndarray:
+    """Start of every line of ``path`` plus its size (an index written before :data:`ARTICLE_OFFSETS` existed)."""
+    out = [np.zeros(1, dtype=np.int64)]
+    pos = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 23):
+            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + pos + 1
+            out.append(nl.astype(np.int64))
+            pos += len(chunk)
+    offs = np.concatenate(out)
+    if offs[-1] != size:  # no final newline
+        offs = np.append(offs, size)
+    return offs
 
 
 def default_index_dir() -> Path:
@@ -213,7 +303,7 @@ def _previous(index_dir: Path, model_name: str, segmenter: dict, title_context: 
         gen = resolve_generation(index_dir)
         man = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
         if (
-            man.get("format_version") != FORMAT_VERSION
+            man.get("format_version") not in VECTOR_FORMATS
             or man.get("model", {}).get("name") != model_name
             or man.get("segmenter") != segmenter
             or bool(man.get("title_context", False)) != title_context  # the vectors embed other text: re-embed
@@ -243,7 +333,7 @@ class Index:
         self,
         folder: Path,
         manifest: dict[str, Any],
-        articles: list[dict[str, Any]],
+        articles: Sequence[dict[str, Any]],
         spans: np.ndarray,
         bm25: BM25Engine,
         vectors: np.ndarray,
@@ -404,10 +494,12 @@ class Index:
 
     @classmethod
     def load(
-        cls, index_dir: str | os.PathLike[str] | None = None, *, model: str | None = None, verify: bool = True
+        cls, index_dir: str | os.PathLike[str] | None = None, *, model: str | None = None,
+        verify: bool | None = None,
     ) -> "Index":
-        """Open an index. ``model`` (optional) must be the one it was built with; ``verify`` checks every
-        file's size and sha256 against the manifest.
+        """Open an index. ``model`` (optional) must be the one it was built with. Every file's size and the
+        arrays' shapes are always checked; ``verify=True`` also checks every file's sha256 against the manifest,
+        ``False`` never, ``None`` (default) when the index is at most :data:`VERIFY_ON_OPEN_BYTES` (64 MiB).
 
         Raises :class:`IndexNotFoundError`, :class:`IndexFormatError`, :class:`IndexCorruptError` or
         :class:`ModelMismatchError`.
@@ -426,7 +518,7 @@ class Index:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @classmethod
-    def _open(cls, gen: Path, *, model: str | None, verify: bool) -> "Index":
+    def _open(cls, gen: Path, *, model: str | None, verify: bool | None) -> "Index":
         rebuild = f"rebuild with `qa index PATHS --index-dir {gen.parent if gen.name.startswith('gen-') else gen}`"
         try:
             manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
@@ -465,6 +557,8 @@ class Index:
                 f"{gen}: index was built with model {built_with!r}, not {model!r}; "
                 f"rebuild with `qa index --model {model}` or omit --model"
             )
+        if verify is None:
+            verify = sum(size for size, _ in files.values()) <= VERIFY_ON_OPEN_BYTES
         for rel, (size, sha) in files.items():
             p = gen / rel
             if not p.is_file():
@@ -474,8 +568,8 @@ class Index:
             if verify and _sha256_file(p) != sha:
                 raise IndexCorruptError(f"{p}: checksum does not match the manifest (file altered or damaged); {rebuild}")
         try:
-            with open(gen / "articles.jsonl", encoding="utf-8") as f:
-                articles = [json.loads(line) for line in f]
+            offsets = np.load(gen / ARTICLE_OFFSETS, mmap_mode="r") if ARTICLE_OFFSETS in files else None
+            articles = ArticleTable.open(gen / "articles.jsonl", offsets)
             spans = np.load(gen / "sentences.npy", mmap_mode="r")
             vectors = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
             bm25 = BM25Engine.load(gen / "bm25", int(spans.shape[0]), BM25Params(**manifest["bm25"]))
@@ -489,7 +583,6 @@ class Index:
             or vectors.ndim != 2
             or vectors.shape[0] != n
             or len(articles) != n_articles
-            or not all(isinstance(a, dict) for a in articles)
         ):
             raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; {rebuild}")
         if vectors.shape[1] != dimension:
@@ -1045,7 +1138,8 @@ def _write_files(
     """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced."""
     tmp.mkdir(parents=True)
     art_row = {a.id: i for i, a in enumerate(articles)}
-    with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+    offsets = [0]
+    with open(tmp / "articles.jsonl", "wb") as f:
         for a, first in zip(articles, firsts):
             rec = {
                 "id": a.id,
@@ -1058,7 +1152,10 @@ def _write_files(
                 "count": _count(sentences, first),
                 "text": a.text,
             }
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
+            f.write(line)
+            offsets.append(offsets[-1] + len(line))
+    np.save(tmp / ARTICLE_OFFSETS, np.array(offsets, dtype=np.int64))
     spans = np.array([(art_row[s.article], s.number, s.start, s.end) for s in sentences], dtype=np.int64)
     np.save(tmp / "sentences.npy", spans.reshape(-1, 4))
     engine.save(tmp / "bm25")

@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .modelfiles import map_safetensors
+
 _POOLING = "sentence_transformers.models.Pooling"
 _MODULES = (
     "sentence_transformers.models.Transformer",
@@ -72,28 +74,6 @@ def supported(folder: str | Path) -> str | None:
         if not (folder / f).is_file():
             return f"no {f}"
     return None
-
-
-_ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
-
-
-def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Tensors of a ``.safetensors`` file as read-only memory-mapped numpy arrays (no copy); falls back to the
-    ``safetensors`` loader for dtypes numpy cannot map (bf16). Format: u64 header size, JSON header, raw data."""
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
-    if any(h["dtype"] not in _ST_DTYPES for h in header.values()):
-        from safetensors.numpy import load_file
-
-        return load_file(str(path))
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for k, h in header.items():
-        s, e = h["data_offsets"]
-        out[k] = raw[s:e].view(_ST_DTYPES[h["dtype"]]).reshape(h["shape"])
-    return out
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -177,7 +157,7 @@ class LightEncoder:
 
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
-        w = _map_safetensors(self.folder / "model.safetensors")
+        w = map_safetensors(self.folder / "model.safetensors")
         out = {}
         for k in list(w):
             v = w.pop(k)
@@ -279,7 +259,7 @@ class WordVectors:
 
     @cached_property
     def table(self) -> np.ndarray:
-        w = _map_safetensors(self.folder / "model.safetensors")
+        w = map_safetensors(self.folder / "model.safetensors")
         for key in ("embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"):
             if key in w:
                 return w[key]

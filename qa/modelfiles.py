@@ -11,8 +11,11 @@ The default model is ``sentence-transformers/all-MiniLM-L6-v2``, loaded from the
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ModelLoadError
 
@@ -59,3 +62,25 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a ``.safetensors`` file as read-only memory-mapped numpy arrays (no copy); falls back to the
+    ``safetensors`` loader for dtypes numpy cannot map (bf16). Format: u64 header size, JSON header, raw data."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    if any(h["dtype"] not in _ST_DTYPES for h in header.values()):
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    for k, h in header.items():
+        s, e = h["data_offsets"]
+        out[k] = raw[s:e].view(_ST_DTYPES[h["dtype"]]).reshape(h["shape"])
+    return out

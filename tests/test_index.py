@@ -116,7 +116,7 @@ def test_manifest_describes_the_index(seeds_index):
     assert m["bm25"]["method"] == "lucene" and m["tokenizer"]["stemmer"] == "english"
     assert set(m["files"]) == {"articles.jsonl", "sentences.npy", "bm25/vocab.json", "bm25/indptr.npy",
                                "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy",
-                               "dense/vectors.npy"}
+                               "dense/vectors.npy", "articles.offsets.npy"}
     assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
     vec = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
     assert vec.dtype == np.float32 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
@@ -178,3 +178,75 @@ def test_model_given_as_a_folder_path(tmp_path):
     assert again.model_name == str(folder.resolve())
     with pytest.raises(ModelMismatchError):
         qa.Index.load(tmp_path / "i", model="all-MiniLM-L6-v2")
+
+
+# -- opening large indexes (issue 10): what is checked when, articles read on demand --------------------------------
+def _flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # same size, one bit different
+    path.write_bytes(bytes(data))
+
+
+def test_small_index_is_checksummed_on_every_open(copy_index):
+    _flip_last_byte(resolve_generation(copy_index) / "dense" / "vectors.npy")
+    with pytest.raises(qa.IndexCorruptError, match="checksum"):
+        qa.Index.load(copy_index)  # the seeds index is far below VERIFY_ON_OPEN_BYTES
+
+
+def test_large_index_checks_sizes_on_open_and_checksums_on_qa_info(copy_index, monkeypatch):
+    """Above VERIFY_ON_OPEN_BYTES (here: every index) `qa ask` checks sizes and shapes only; the documented path,
+    `qa info` / Index.load(verify=True), still catches a flipped bit."""
+    from typer.testing import CliRunner
+
+    from qa import index as qa_index
+    from qa.cli import app
+
+    monkeypatch.setattr(qa_index, "VERIFY_ON_OPEN_BYTES", 0)
+    _flip_last_byte(resolve_generation(copy_index) / "dense" / "vectors.npy")
+    qa.Index.load(copy_index)  # sizes match: opened without hashing
+    with pytest.raises(qa.IndexCorruptError, match="checksum does not match the manifest"):
+        qa.Index.load(copy_index, verify=True)
+    r = CliRunner().invoke(app, ["info", "--index-dir", str(copy_index)])
+    assert r.exit_code == 4 and "checksum does not match" in r.stderr and "Traceback" not in r.output
+    # a truncated file is still caught on every open
+    p = resolve_generation(copy_index) / "sentences.npy"
+    p.write_bytes(p.read_bytes()[:-8])
+    with pytest.raises(qa.IndexCorruptError, match="truncated"):
+        qa.Index.load(copy_index)
+
+
+def test_articles_are_read_on_demand(seeds_index):
+    from qa.index import ARTICLE_OFFSETS, ArticleTable, _line_offsets
+
+    gen = resolve_generation(seeds_index.folder.parent)
+    idx = qa.Index.load(seeds_index.folder.parent)
+    table = idx.articles
+    assert isinstance(table, ArticleTable) and not table._cache  # nothing parsed by opening it
+    ans = idx.ask("tons seized in Safe Mekong", k=1, mode="bm25")
+    assert ans.top.article == table[int(idx.spans[7][0])]["id"] and 0 < len(table._cache) <= 3
+    lines = (gen / "articles.jsonl").read_bytes().splitlines(keepends=True)
+    assert [a["id"] for a in table] == [json.loads(x)["id"] for x in lines]
+    # the stored offsets equal a scan for newlines (the fallback for indexes written without the file)
+    size = (gen / "articles.jsonl").stat().st_size
+    assert np.array_equal(np.load(gen / ARTICLE_OFFSETS), _line_offsets(gen / "articles.jsonl", size))
+
+
+def test_damaged_article_line_is_a_clean_error(copy_index):
+    from qa.index import ArticleTable
+
+    t = ArticleTable.from_lines([b'{"id": "a"}\n', b'{"id": \n'])
+    assert t[0]["id"] == "a"
+    with pytest.raises(qa.IndexCorruptError, match="line 2 is not a valid article"):
+        t[1]
+
+
+def test_rebuild_after_a_format_bump_reuses_the_vectors(copy_index):
+    """A format change re-reads and re-tokenises but never re-embeds unchanged articles (hours at 1M)."""
+    gen = resolve_generation(copy_index)
+    m = json.loads((gen / "manifest.json").read_text())
+    m["format_version"] = 1
+    (gen / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(qa.IndexFormatError):
+        qa.Index.load(copy_index)
+    again = qa.Index.build([SEEDS], copy_index)
+    assert again.build_stats["embedded"] == 0 and again.build_stats["reused"] == 47
