@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from .corpus import Article
 
 SEGMENTER = "blingfire"
@@ -66,12 +68,44 @@ def _segment(paragraph: str) -> list[int]:
 
     flat = _WRAP.sub(" ", paragraph)
     try:
-        _, offsets = blingfire.text_to_sentences_and_offsets(flat)
+        ends = _sentence_ends(blingfire, flat)
     except (AssertionError, UnicodeError, ValueError, OverflowError):
-        # blingfire's offset mapping asserts on some inputs (e.g. empty text) and cannot encode lone surrogates:
-        # keep the paragraph whole; _cut_long still bounds its pieces, so no input makes splitting fail
+        # lone surrogates cannot be encoded: keep the paragraph whole; _cut_long still bounds its pieces, so no
+        # input makes splitting fail
         return []
-    return sorted({min(max(e, 0), len(paragraph)) for _, e in offsets})
+    return sorted({min(max(e, 0), len(paragraph)) for e in ends})
+
+
+def _sentence_ends(blingfire, text: str) -> list[int]:
+    """Sentence end offsets (code points, exclusive) of ``text`` from blingfire's ``TextToSentencesWithOffsets``.
+
+    The same ends as ``blingfire.text_to_sentences_and_offsets`` (tested), whose Python wrapper maps byte offsets
+    to code points with a loop over every byte (most of an index build's splitting time); here the byte offsets
+    are mapped with one numpy cumulative sum, or not at all for ASCII text. The library reports each sentence's
+    last byte (inclusive); its code-point end is the number of characters starting at or before that byte.
+    """
+    from ctypes import byref, c_char_p, c_int, c_int32, create_string_buffer
+
+    raw = text.encode("utf-8")
+    n = len(raw)
+    if n == 0:
+        return []
+    cap = n * 2
+    out = create_string_buffer(cap)
+    starts, ends = (c_int32 * cap)(), (c_int32 * cap)()
+    k = blingfire.blingfire.TextToSentencesWithOffsets(c_char_p(raw), c_int(n), byref(out), byref(starts),
+                                                         byref(ends), c_int(cap))
+    if k == -1 or k > cap:
+        return []
+    if not out.value:  # no sentence, only ignorable characters: no cut (the wrapper reports an arbitrary end here)
+        return []
+    m = out.value.count(b"\n") + 1
+    last = np.frombuffer(ends, dtype=np.int32, count=m).astype(np.int64)
+    last = np.clip(last, 0, n - 1)
+    if n == len(text):  # ASCII: bytes are code points
+        return (last + 1).tolist()
+    char_start = (np.frombuffer(raw, dtype=np.uint8) & 0xC0) != 0x80
+    return np.cumsum(char_start)[last].tolist()
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qa.corpus import Article, load_corpus, read_text_file
 from qa.sentences import article_title, split_sentences
@@ -118,3 +120,46 @@ def test_non_ascii_offsets_are_characters(tmp_path):
         "中国禁毒。",
         "结束。",
     ]
+
+
+# -- qa's blingfire offset mapping equals blingfire's own (issue 10: its Python loop was most of the split time) -----
+_PIECES = ["The", "U.S.", "said", "2,534", "9.8", "tons.", "Café", "“quoted.”", "中文句子。", "😀", "e\u0301", "\u200b",
+           "Mr.", "Wei", "?", "!", " ", "  ", ".", "(", ")", "end.", "Next", "one"]
+
+
+def _blingfire_ends(text: str) -> list[int] | None:
+    import blingfire
+
+    try:  # clamped to the text, as qa.sentences._segment uses them
+        found, offsets = blingfire.text_to_sentences_and_offsets(text)
+    except AssertionError:  # the wrapper's own mapping gives up on some inputs
+        return None
+    if not found:  # no sentence (only spaces / zero-width characters): the wrapper's end is arbitrary, qa cuts nothing
+        return None
+    return [min(max(e, 0), len(text)) for _, e in offsets]
+
+
+def test_sentence_ends_equal_blingfires_on_the_seeds_and_non_ascii_text():
+    import blingfire
+
+    from qa.sentences import _WRAP, _sentence_ends
+
+    texts = [_WRAP.sub(" ", p) for path in sorted(SEEDS.glob("*.txt"))
+             for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    texts += ["Café au lait. Ünïcödé text — “quoted.” Next one!", "中文句子。另一个句子。", "😀 emoji here. And there.",
+              "e\u0301 accent. Done.", "x\u200by. z.", "  lead. trail.  ", "a"]
+    for t in texts:
+        want = _blingfire_ends(t)
+        assert want is not None and [min(e, len(t)) for e in _sentence_ends(blingfire, t)] == want, t
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=30).map(" ".join))
+def test_sentence_ends_equal_blingfires_on_any_text(text):
+    import blingfire
+
+    from qa.sentences import _sentence_ends
+
+    want = _blingfire_ends(text)
+    if want is not None:
+        assert [min(e, len(text)) for e in _sentence_ends(blingfire, text)] == want
