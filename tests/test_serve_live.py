@@ -89,10 +89,47 @@ def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
     assert "now answering from gen-" in srv.output()
 
 
-def test_several_workers_answer_alike(copy_index):
-    with Server(copy_index, "--workers", "2") as srv:
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_several_workers_share_the_load_answer_alike_and_fast(copy_index):
+    import http.client
+    import statistics
+
+    with Server(copy_index, "--workers", "2", "--cache", "0") as srv:
+        kids = [int(x) for x in open(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read().split()
+                if b"spawn_main" in open(f"/proc/{x}/cmdline", "rb").read()]  # not multiprocessing's resource tracker
+        assert len(kids) == 2
         got = {_ask(srv.url, QUESTIONS[0]) for _ in range(6)}
+        before = {k: _cpu_seconds(k) for k in kids}
+
+        def client(n: int, ms: list[float]) -> None:  # keep-alive connections, as load tools use
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            for i in range(12):
+                q = QUESTIONS[(n + i) % len(QUESTIONS)]
+                t0 = time.perf_counter()
+                conn.request("GET", "/ask?" + urllib.parse.urlencode({"q": q, "k": 5}))
+                r = conn.getresponse()
+                body = r.read()
+                ms.append((time.perf_counter() - t0) * 1000)
+                assert r.status == 200 and json.loads(body)["question"] == q
+            conn.close()
+
+        threads = [threading.Thread(target=client, args=(n, [])) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        used = {k: _cpu_seconds(k) - before[k] for k in kids}
+        one: list[float] = []
+        client(0, one)  # one connection, sequential
     assert len(got) == 1 and next(iter(got))[0] == 200
+    # both workers answered (SO_REUSEPORT spreads connections; one shared socket left one worker idle)
+    assert min(used.values()) > 0.1 * max(used.values()), used
+    # no ~40 ms delayed-ACK stall per response (Nagle's algorithm is off)
+    assert statistics.median(one) < 40 + statistics.median(sorted(one)[:3]), one
 
 
 def test_binds_to_loopback_by_default_and_takes_the_longest_question_in_a_url(copy_index):
