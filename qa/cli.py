@@ -343,6 +343,37 @@ def info(
             typer.echo(f"  {a['id']}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else ""))
 
 
+@app.command()
+def serve(
+    index_dir: Optional[Path] = IndexDirOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", help="Server processes (each loads the index)."),
+    cache: int = typer.Option(1024, "--cache", help="Answers kept per worker, per index generation (0: none)."),
+) -> None:
+    """Serve qa over HTTP: GET/POST /ask (the objects `qa ask --json` prints), /info, /healthz, /openapi.json
+    and a search page at /. Read-only; picks up a new `qa index` build on the next request. Only --index-dir
+    indexes for now (no --milvus yet)."""
+    with _errors():
+        if workers < 1:
+            raise QueryError(f"--workers must be at least 1, got {workers}")
+        if not 0 < port < 65536:
+            raise QueryError(f"--port must be 1..65535, got {port}")
+        if cache < 0:
+            raise QueryError(f"--cache must be 0 or more, got {cache}")
+        try:
+            from . import serve as server
+        except ImportError as e:
+            raise QAError(f"qa serve needs FastAPI and uvicorn ({e}): reinstall qa (pip install -e .)") from None
+        from .index import default_index_dir
+
+        idx = _open_index(index_dir, None)
+        folder = index_dir or default_index_dir()
+        typer.echo(f"qa serve: {len(idx)} sentences from {idx.folder} on http://{host}:{port}/ "
+                   f"({workers} worker{'s' if workers > 1 else ''}; Ctrl-C stops)", err=True)
+        server.run(folder, index=idx if workers == 1 else None, host=host, port=port, workers=workers, cache=cache)
+
+
 def _parse_modes(modes: str) -> list[str]:
     from .evaluate import EVAL_MODES
 
