@@ -123,6 +123,7 @@ class LiveIndex:
             print(f"qa serve: keeping {old.folder.name}: cannot load the new index ({e})", file=sys.stderr, flush=True)
             return
         self._index = new  # the swap: one assignment; requests that hold the old index finish with it
+        self._cache.clear()  # the old generation's answers (keyed by its folder) would only wait to be evicted
         self._sig = sig
         self._failed = None
         self.reloads += 1
