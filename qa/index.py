@@ -437,9 +437,13 @@ class Index:
                     batch_size=batch_size,
                     progress=lambda n: tick("embed", n, len(todo)),
                 )
-                if vectors is None:
-                    vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
-                vectors[todo] = new
+                if vectors is None and len(todo) == len(sentences):  # a first build: todo is every row, in order
+                    vectors = np.ascontiguousarray(new, dtype=np.float32)  # no second copy (1.5 GB at 1M)
+                else:
+                    if vectors is None:
+                        vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
+                    vectors[todo] = new
+                del new
             assert vectors is not None
             _test_pause("embed")
             removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
