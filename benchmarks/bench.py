@@ -726,17 +726,13 @@ def bench_cold_scale(index_dir: Path, label: str, res: Results, runs: int = 3) -
             raise RuntimeError(f"cold qa ask failed (exit {code}): {' '.join(cmd)}")
         walls.append(float(wall))
         rss.append(int(maxrss_kib) / 1024)
-    gen = qa_generation(index_dir)
+    from qa.index import resolve_generation
+
+    gen = resolve_generation(index_dir)
     res.put("coldscale", label, {"command": " ".join(["qa", "ask", repr(QUESTION), "--mode", "bm25", "--index-dir",
                                                       f"benchmarks/data/{index_dir.name}"]),
                                  "wall_s": sorted(walls), "peak_rss_mib": sorted(rss),
                                  "index_mib": sum(f.stat().st_size for f in gen.rglob("*") if f.is_file()) / 2**20})
-
-
-def qa_generation(index_dir: Path) -> Path:
-    from qa.index import resolve_generation
-
-    return resolve_generation(index_dir)
 
 
 def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:

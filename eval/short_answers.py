@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import extract as ex  # noqa: E402
 from qa.corpus import Article, load_corpus  # noqa: E402
+from qa.modelfiles import sha256_file  # noqa: E402
 from qa.evaluate import em_f1, load_gold, normalize_answer, quote_spans  # noqa: E402,F401
 from qa.reqa import HELD_OUT, TUNE, article_halves, load_squad, tune_folds  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
@@ -125,12 +126,6 @@ def predict(item: Item, context: bool = True, weights: dict | None = None) -> ex
         return ex.extract(item.question, item.sentence, item.start, before=item.before, after=item.after,
                           weights=weights)
     return ex.extract(item.question, item.sentence, item.start, weights=weights)
-
-
-def _sha256(path: Path) -> str:
-    from qa.modelfiles import sha256_file
-
-    return sha256_file(Path(path))
 
 
 def evaluate(items: Iterable[Item], context: bool = True, weights: dict | None = None) -> dict[str, dict[str, float]]:
@@ -302,8 +297,6 @@ def write_model(w: dict, folder: Path = MODEL_DIR, training: dict | None = None)
     into ``folder``; ``MODEL_CARD.md`` there is kept as is. Returns the spec."""
     from safetensors.numpy import save_file
 
-    from qa.modelfiles import sha256_file
-
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in ex.WEIGHT_NAMES if k in w}
     path = folder / "weights.safetensors"
@@ -390,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python eval/short_answers.py fit --squad ../shared/data/squad-dev-v1.1.json",
             "data": f"SQuAD v1.1 dev, tune half (even-numbered articles, qa.reqa.article_halves): {len(tune)} questions",
             "objective": "softmax over each question's candidate spans, target = best-F1 candidates; L2; L-BFGS",
-            "hidden": args.hidden, "seed": 0, "squad_sha256": _sha256(args.squad)})
+            "hidden": args.hidden, "seed": 0, "squad_sha256": sha256_file(args.squad)})
         print(f"model written to {MODEL_DIR} (sha256 {spec['files']['weights.safetensors']['sha256'][:12]}…)",
               file=sys.stderr)
         return 0

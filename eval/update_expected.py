@@ -55,18 +55,13 @@ def main() -> None:
                              for m, v in r["modes"].items()} for s, r in reports.items()},
     }
     old = json.loads(EXPECTED.read_text(encoding="utf-8")) if EXPECTED.is_file() else {"splits": {}}
-    for s, modes in new["splits"].items():
-        for m, metrics in modes.items():
-            for k, v in metrics.items():
-                was = old.get("splits", {}).get(s, {}).get(m, {}).get(k)
-                mark = "" if was == v else "   <-- changed"
-                print(f"{s:<5} {m:<7} {k:<9} {was if was is not None else '-':>7} -> {v:.4f}{mark}")
-    for s, modes in new["short_answer"].items():
-        for m, metrics in modes.items():
-            for k, v in metrics.items():
-                was = old.get("short_answer", {}).get(s, {}).get(m, {}).get(k)
-                mark = "" if was == v else "   <-- changed"
-                print(f"{s:<5} {m:<7} short {k:<3} {was if was is not None else '-':>7} -> {v:.4f}{mark}")
+    for key, label in (("splits", ""), ("short_answer", "short ")):
+        for s, modes in new[key].items():
+            for m, metrics in modes.items():
+                for k, v in metrics.items():
+                    was = old.get(key, {}).get(s, {}).get(m, {}).get(k)
+                    mark = "" if was == v else "   <-- changed"
+                    print(f"{s:<5} {m:<7} {label}{k:<9} {was if was is not None else '-':>7} -> {v:.4f}{mark}")
     if args.write:
         EXPECTED.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {EXPECTED}")

@@ -643,7 +643,7 @@ def short_answer_report(queries: Sequence[QueryRun], golds: Mapping[str, Sequenc
     >>> short_answer_report([q], {"q1": ["2,534"]})["rows"]["all"]
     {'n': 1, 'EM': 1.0, 'F1': 1.0, 'answered': 1.0}
     """
-    from .extract import answer_type
+    from .extract import ANSWER_TYPES, answer_type
 
     rows: dict[str, list[tuple[float, float, bool]]] = {}
     split: dict[str, list[tuple[float, float, bool]]] = {}
@@ -664,8 +664,6 @@ def short_answer_report(queries: Sequence[QueryRun], golds: Mapping[str, Sequenc
         n = len(vs)
         return {"n": n, "EM": round(sum(e for e, _, _ in vs) / n, 4), "F1": round(sum(f for _, f, _ in vs) / n, 4),
                 "answered": round(sum(a for _, _, a in vs) / n, 4)}
-
-    from .extract import ANSWER_TYPES
 
     order = [*ANSWER_TYPES, "no fact", "number+date", "all"]
     out: dict[str, Any] = {

@@ -51,7 +51,6 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ import numpy as np
 from .answer import ShortAnswer
 from .errors import ModelLoadError
 from .features import question_type
-from .modelfiles import map_safetensors, sha256_file
+from .modelfiles import check_model_files, map_safetensors, read_model_spec
 from .tokens import ENGLISH_STOPWORDS
 
 ANSWER_TYPES: tuple[str, ...] = (
@@ -714,12 +713,7 @@ def load_weights(folder: str | Path) -> dict[str, np.ndarray]:
     """
     folder = Path(folder)
     spec_path = folder / "extractor.json"
-    try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ExtractorError(f"cannot read short-answer model {spec_path} ({e.strerror or e})") from None
-    except ValueError as e:
-        raise ExtractorError(f"{spec_path} is not valid JSON ({e}); reinstall qa or refit the model") from None
+    spec = read_model_spec(spec_path, ExtractorError, "short-answer model", "refit the model")
     try:
         if spec.get("format") != EXTRACTOR_FORMAT or spec.get("format_version") != EXTRACTOR_FORMAT_VERSION:
             raise ExtractorError(f"{spec_path}: not a {EXTRACTOR_FORMAT} v{EXTRACTOR_FORMAT_VERSION} model folder")
@@ -728,15 +722,9 @@ def load_weights(folder: str | Path) -> dict[str, np.ndarray]:
             raise ExtractorError(f"{spec_path}: the model was fitted on other features than this qa computes; refit "
                                  "it with eval/short_answers.py fit")
         rel = spec["weights"]
-        want = spec["files"][rel]
-        if "/" in rel or rel.startswith("."):
-            raise ExtractorError(f"{spec_path}: bad file name {rel!r}")
+        check_model_files(folder, spec_path, {rel: spec["files"][rel]}, ExtractorError, "short-answer model",
+                          "refit the model")
         path = folder / rel
-        if not path.is_file():
-            raise ExtractorError(f"short-answer model file {path} is missing; reinstall qa or refit the model")
-        if path.stat().st_size != want["bytes"] or sha256_file(path) != want["sha256"]:
-            raise ExtractorError(f"short-answer model file {path}: checksum does not match {spec_path.name}; "
-                                 "reinstall qa or refit the model")
         raw = map_safetensors(path)  # numpy reader: no safetensors/torch import on the ask path
         shapes = weight_shapes(int(spec["hidden"]))
         if set(raw) != set(shapes) or any(raw[k].shape != s for k, s in shapes.items()):

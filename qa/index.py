@@ -825,6 +825,8 @@ class Index:
                 ranked = sorted(rerank_score.items(), key=lambda x: (-x[1], x[0]))
         ranked = ranked[:k]
 
+        if short:
+            from .extract import extract  # short answers (qa/extract.py), imported once per call
         hits = []
         hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
         hit_bm, hit_matched = bm.get(hit_ids), bm.contains(hit_ids)
@@ -843,10 +845,8 @@ class Index:
             before, after = self._context(d, context)
             phrase = None
             if short:
-                from .extract import extract
-
-                b1, a1 = self._context(d, 1)
-                phrase = extract(question, s.text, s.start, before=b1[0].text if b1 else "",
+                b1, a1 = (before, after) if context >= 1 else self._context(d, 1)  # the neighbours, read once
+                phrase = extract(question, s.text, s.start, before=b1[-1].text if b1 else "",
                                  after=a1[0].text if a1 else "")
             hits.append(
                 Hit(

@@ -64,6 +64,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+
+def read_model_spec(spec_path: Path, error: type[Exception], what: str, fix: str) -> dict:
+    """The JSON object describing one of qa's model folders (``reranker.json``, ``extractor.json``); any
+    problem raises ``error`` with one line naming ``what`` could not be read and ``fix``."""
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise error(f"cannot read {what} {spec_path} ({e.strerror or e})") from None
+    except ValueError as e:
+        raise error(f"{spec_path} is not valid JSON ({e}); reinstall qa or {fix}") from None
+    if not isinstance(spec, dict):
+        raise error(f"{spec_path} is not a JSON object; reinstall qa or {fix}")
+    return spec
+
+
+def check_model_files(folder: Path, spec_path: Path, files: dict, error: type[Exception], what: str,
+                      fix: str) -> None:
+    """Every file listed in a model folder's spec (``{name: {"bytes", "sha256"}}``) exists there, with that size
+    and sha256; otherwise ``error`` says which file and ``fix``."""
+    for rel, want in files.items():
+        if "/" in str(rel) or str(rel).startswith("."):
+            raise error(f"{spec_path}: bad file name {rel!r}")
+        p = folder / rel
+        if not p.is_file():
+            raise error(f"{what} file {p} is missing; reinstall qa or {fix}")
+        if p.stat().st_size != want["bytes"] or sha256_file(p) != want["sha256"]:
+            raise error(f"{what} file {p}: checksum does not match {spec_path.name}; reinstall qa or {fix}")
+
 _ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
 
 

@@ -22,7 +22,6 @@ does not change with ``--rerank``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Mapping, Protocol, Sequence
 import numpy as np
 
 from .errors import ModelLoadError
-from .modelfiles import sha256_file
+from .modelfiles import check_model_files, read_model_spec
 from .features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -327,14 +326,7 @@ class GBDTReranker:
     def __init__(self, folder: str | os.PathLike[str]):
         self.folder = Path(folder)
         spec_path = self.folder / "reranker.json"
-        try:
-            spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise RerankerError(f"cannot read reranker {spec_path} ({e.strerror or e})") from None
-        except ValueError as e:
-            raise RerankerError(f"{spec_path} is not valid JSON ({e}); reinstall qa or retrain the model") from None
-        if not isinstance(spec, dict):
-            raise RerankerError(f"{spec_path} is not a JSON object; reinstall qa or retrain the model")
+        spec = read_model_spec(spec_path, RerankerError, "reranker", "retrain the model")
         try:
             if spec.get("format") != RERANKER_FORMAT or spec.get("format_version") != RERANKER_FORMAT_VERSION:
                 raise RerankerError(
@@ -350,16 +342,7 @@ class GBDTReranker:
                 raise RerankerError(
                     f"{spec_path}: the model file {spec.get('model')!r} is not listed with its checksum; retrain the model"
                 )
-            for rel, want in spec["files"].items():
-                if "/" in str(rel) or str(rel).startswith("."):
-                    raise RerankerError(f"{spec_path}: bad file name {rel!r}")
-                p = self.folder / rel
-                if not p.is_file():
-                    raise RerankerError(f"reranker file {p} is missing; reinstall qa or retrain the model")
-                if p.stat().st_size != want["bytes"] or sha256_file(p) != want["sha256"]:
-                    raise RerankerError(
-                        f"reranker file {p}: checksum does not match {spec_path.name}; reinstall qa or retrain the model"
-                    )
+            check_model_files(self.folder, spec_path, spec["files"], RerankerError, "reranker", "retrain the model")
             self.name = str(spec["name"])
             self.threshold = float(spec["answerable_threshold"])
             self.calibration = calibration_from_dict(spec["calibration"])
