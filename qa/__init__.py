@@ -16,6 +16,7 @@ from .answer import Answer, Context, Hit  # noqa: E402
 from .bm25 import BM25Engine, BM25Params  # noqa: E402
 from .corpus import Article, load_corpus  # noqa: E402
 from .errors import (  # noqa: E402
+    ClusterError,
     CorpusError,
     IndexCorruptError,
     IndexFormatError,
@@ -32,7 +33,7 @@ from .sentences import Sentence, split_sentences  # noqa: E402
 from .tokens import Tokenizer, TokenizerConfig  # noqa: E402
 
 __all__ = [
-    "Answer", "Article", "BM25Engine", "BM25Params", "Context", "CorpusError", "Hit", "Index", "IndexCorruptError",
+    "Answer", "Article", "BM25Engine", "BM25Params", "ClusterError", "Context", "CorpusError", "Hit", "Index", "IndexCorruptError",
     "IndexFormatError", "IndexLockedError", "IndexNotFoundError", "IndexWriteError", "ModelLoadError", "ModelMismatchError", "QAError",
     "QueryError", "Sentence", "Tokenizer", "TokenizerConfig", "load_corpus", "split_sentences",
 ]

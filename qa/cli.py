@@ -97,13 +97,13 @@ class _Progress:
 
 def _build(
     paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False,
-    title_context: Optional[bool] = None,
+    title_context: Optional[bool] = None, encoder=None,
 ):
     from .index import Index
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
         extra = {} if title_context is None else {"title_context": title_context}
-        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, **extra)
+        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, encoder=encoder, **extra)
 
 
 def _open_index(index_dir: Optional[Path], model: Optional[str]):
@@ -138,12 +138,31 @@ def index(
         None, "--title-context/--no-title-context",
         help="Index each sentence with its article's title (BM25 and embedding) [default: the index default]",
     ),
+    ray: bool = typer.Option(False, "--ray", help="Embed with Ray Data actors on a local Ray cluster started for this "
+                                                 "build (pip install 'qa[ray]')."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="Embed on an existing Ray cluster instead: HOST:PORT, ray://HOST:10001 or auto (implies --ray).",
+    ),
+    ray_actors: Optional[int] = typer.Option(
+        None, "--ray-actors", min=1, help="Ray embedding actors [default: one per CPU of the cluster]"
+    ),
 ) -> None:
     """Build or update the index. Only articles whose content changed are re-embedded."""
     with _errors():
-        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context)
+        encoder = None
+        if ray or ray_address is not None or ray_actors is not None:
+            from .ray_embed import RayEncoder  # imports no ray until there is something to embed
+
+            encoder = RayEncoder(model, ray_address, num_actors=ray_actors)
+            encoder.check()
+        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context, encoder=encoder)
         if not quiet:
             typer.echo(_summary(idx))
+            if encoder is not None and encoder.stats:
+                st = encoder.stats
+                where = "a local Ray cluster" if st["cluster"] == "local" else f"the Ray cluster at {st['cluster']}"
+                typer.echo(f"embedded on {where} with {st['actors']} actor(s)")
 
 
 def _read_questions(path: Path) -> list[tuple[str, str]]:

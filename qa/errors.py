@@ -67,3 +67,9 @@ class QueryError(QAError):
     """A question or a search parameter cannot be used (empty, no searchable words, bad k or mode)."""
 
     exit_code = 2
+
+
+class ClusterError(QAError):
+    """``qa index --ray``: Ray is not installed, the cluster cannot be started or reached, or embedding on it failed."""
+
+    exit_code = 7
