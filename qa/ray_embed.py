@@ -239,6 +239,15 @@ class RayEncoder:
         finally:
             if started:
                 ray.shutdown()
+                _forget_cluster(ray)
+
+
+def _forget_cluster(ray) -> None:
+    """Ray Data keeps state of the cluster it ran on in its process-wide DataContext: a later run in this process on
+    another cluster (a local one, then an address) fails its actors with 'cancelled before it started running'
+    unless the context is a fresh one (Ray 2.60)."""
+    with contextlib.suppress(Exception):
+        ray.data.DataContext._set_current(ray.data.DataContext())
 
 
 def _no_restarts() -> dict[str, Any]:
