@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import time
 import warnings
 from functools import cached_property
 from typing import Any, Callable, Iterator, Sequence
@@ -92,9 +93,12 @@ class _EmbedActor:
         if self.error is not None:
             raise ModelLoadError(self.error)
         texts = [str(t) for t in batch["text"]]
+        t0 = time.time()
         vecs = self.encoder.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                          convert_to_numpy=True)
-        return {"row": np.asarray(batch["row"], dtype=np.int64), "vector": np.asarray(vecs, dtype=np.float32)}
+        n = len(texts)
+        return {"row": np.asarray(batch["row"], dtype=np.int64), "vector": np.asarray(vecs, dtype=np.float32),
+                "span": np.tile(np.array([t0, time.time()]), (n, 1))}  # when this batch ran (for stats)
 
 
 class RayEncoder:
@@ -221,9 +225,11 @@ class RayEncoder:
                     ray_remote_args_fn=_no_restarts,
                 )
             out: np.ndarray | None = None
-            seen = 0
+            seen, first, last = 0, float("inf"), 0.0
             for batch in _iterate(ray, ds):
                 rows, vecs = batch["row"], np.asarray(batch["vector"], dtype=np.float32)
+                span = np.asarray(batch["span"])
+                first, last = min(first, float(span[:, 0].min())), max(last, float(span[:, 1].max()))
                 if out is None:
                     out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
                 out[rows] = vecs
@@ -234,7 +240,10 @@ class RayEncoder:
                 raise ClusterError(f"the Ray cluster returned {seen} of {n} vectors")
             self._dimension = int(out.shape[1])
             self.stats = {"actors": actors, "sentences": n, "batch_size": bs,
-                          "cluster": "local" if self.address is None else self.address}
+                          "cluster": "local" if self.address is None else self.address,
+                          # from the first batch's start to the last one's end on the actors: the embedding
+                          # alone, without the cluster start and the model loads
+                          "embed_seconds": max(0.0, last - first)}
             return out
         finally:
             if started:
