@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import re
 import socket
 import time
 import warnings
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from . import errors
 from .errors import ClusterError, ModelLoadError, QAError
-from .modelfiles import resolve_model
+from .modelfiles import DEFAULT_MODEL, resolve_model
 
 CONNECT_TIMEOUT_S = 5.0  # a wrong address fails in seconds: ray.init itself retries for minutes
 
@@ -44,10 +46,25 @@ def _import_ray():
     return ray
 
 
+def _auto_address() -> str:
+    """Where ``ray.init("auto")`` would connect: ``$RAY_ADDRESS``, else the cluster ``ray start`` last started here."""
+    addr = os.environ.get("RAY_ADDRESS", "").strip()
+    if not addr:
+        with contextlib.suppress(OSError):
+            addr = (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").read_text(encoding="utf-8").strip()
+    if not addr or addr == "auto":
+        raise ClusterError("--ray-address auto: no Ray cluster found ($RAY_ADDRESS is unset and `ray start` has not "
+                           "run on this machine); give HOST:PORT, or use --ray for a local cluster")
+    return addr
+
+
 def _probe(address: str) -> None:
-    """Fail fast, with one line, when nothing listens at ``HOST:PORT`` (or ``ray://HOST:PORT``)."""
-    if address in ("auto", "local"):
+    """Fail fast, with one line, when nothing listens at ``HOST:PORT`` (or ``ray://HOST:PORT``; ``auto``: the
+    address Ray would pick): ``ray.init`` itself retries an unreachable address for minutes."""
+    if address == "local":
         return
+    if address == "auto":
+        address = _auto_address()
     u = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
         host, port = u.hostname, u.port
@@ -125,6 +142,9 @@ class RayEncoder:
     ):
         self.name, self.path = resolve_model(model)
         self.model_arg = model
+        # what each actor loads: the default model by name (every node finds its own installed copy), a folder by
+        # its absolute path (an actor's working directory is not this one's)
+        self._actor_model = None if self.name == DEFAULT_MODEL else self.path
         self.address = address
         if num_actors is not None and num_actors < 1:
             raise ClusterError(f"the number of Ray actors must be at least 1, got {num_actors}")
@@ -215,7 +235,7 @@ class RayEncoder:
                 warnings.simplefilter("ignore", DeprecationWarning)  # ray_remote_args_fn, until Ray names max_restarts
                 ds = ds.map_batches(
                     _EmbedActor,
-                    fn_constructor_kwargs={"model": self.model_arg, "device": "cuda" if self.num_gpus else "cpu",
+                    fn_constructor_kwargs={"model": self._actor_model, "device": "cuda" if self.num_gpus else "cpu",
                                            "threads": self.threads},
                     batch_size=bs,
                     batch_format="numpy",

@@ -83,6 +83,22 @@ def test_bad_address_is_one_line(tmp_path, address):
     assert r.stderr.strip().splitlines() == [f"error: bad Ray address {address!r}: use HOST:PORT, ray://HOST:PORT or auto"]
 
 
+def test_auto_address_without_a_cluster_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # no ray_current_cluster file there
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", "auto"])
+    assert r.exit_code == 7, r.output
+    assert r.stderr.strip().splitlines() == ["error: --ray-address auto: no Ray cluster found ($RAY_ADDRESS is unset "
+                                             "and `ray start` has not run on this machine); give HOST:PORT, or use "
+                                             "--ray for a local cluster"]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", "auto"])
+    assert r.exit_code == 7 and "error: cannot connect to the Ray cluster at 127.0.0.1:" in r.stderr, r.output
+
+
 @pytest.mark.slow
 def test_vectors_match_the_single_process_encoder_in_order(encoder):
     import ray
