@@ -67,3 +67,10 @@ class QueryError(QAError):
     """A question or a search parameter cannot be used (empty, no searchable words, bad k or mode)."""
 
     exit_code = 2
+
+
+class StoreError(QAError):
+    """The index's store cannot be used: a Milvus server unreachable, credentials refused, a Milvus Lite file
+    opened by another process, or a Milvus call failing."""
+
+    exit_code = 7

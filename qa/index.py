@@ -364,6 +364,7 @@ class Index(Searcher):
         batch_size: int = 64,
         ann: bool = False,
         title_context: bool = DEFAULT_TITLE_CONTEXT,
+        store: Any = None,
     ) -> "Index":
         """Build (or incrementally rebuild) the index of ``paths`` into ``index_dir`` and return it loaded.
 
@@ -376,7 +377,17 @@ class Index(Searcher):
         title's words are added to its BM25 tokens and the encoder embeds ``"<title>: <sentence>"`` (``_`` in a
         title read as a space). The headline unit and sentences of untitled articles are unchanged; citations
         (``start``, ``end``, ``text``) are the sentence alone. A rebuild that changes the setting re-embeds everything.
+
+        ``store=qa.milvus.Milvus(uri, collection)`` writes the index into Milvus instead of ``index_dir``
+        (:func:`qa.milvus.build`) and returns a :class:`~qa.milvus.MilvusIndex`.
         """
+        if store is not None:
+            from . import milvus
+
+            if ann:
+                raise IndexWriteError("--ann is for the local folder store; Milvus indexes the vectors itself")
+            return milvus.build(paths, store, model=model, tokenizer=tokenizer, bm25=bm25, encoder=encoder,
+                                progress=progress, batch_size=batch_size, title_context=title_context)
         t0 = time.perf_counter()
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
         paths = list(paths)
@@ -495,15 +506,20 @@ class Index(Searcher):
     @classmethod
     def load(
         cls, index_dir: str | os.PathLike[str] | None = None, *, model: str | None = None,
-        verify: bool | None = None,
+        verify: bool | None = None, store: Any = None,
     ) -> "Index":
         """Open an index. ``model`` (optional) must be the one it was built with. Every file's size and the
         arrays' shapes are always checked; ``verify=True`` also checks every file's sha256 against the manifest,
         ``False`` never, ``None`` (default) when the index is at most :data:`VERIFY_ON_OPEN_BYTES` (64 MiB).
 
         Raises :class:`IndexNotFoundError`, :class:`IndexFormatError`, :class:`IndexCorruptError` or
-        :class:`ModelMismatchError`.
+        :class:`ModelMismatchError`. ``store=qa.milvus.Milvus(uri, collection)`` opens an index in Milvus instead
+        (a :class:`~qa.milvus.MilvusIndex`; same searching, same errors, plus :class:`~qa.errors.StoreError`).
         """
+        if store is not None:
+            from .milvus import MilvusIndex
+
+            return MilvusIndex.load(store, model=model)  # type: ignore[return-value]
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
         for attempt in range(3):  # a concurrent build may delete an old generation while we open it
             gen = resolve_generation(index_dir)
@@ -635,6 +651,17 @@ class Index(Searcher):
     def article(self, key: int) -> ArticleRef:
         a = self.articles[key]
         return ArticleRef(int(key), a["id"], a["title"], a["path"], int(a["first"]), int(a["count"]))
+
+    def find_article(self, article_id: str) -> ArticleRef | None:
+        key = self._article_key.get(article_id)
+        return None if key is None else self.article(key)
+
+    @cached_property
+    def _article_key(self) -> dict[str, int]:
+        return {a["id"]: i for i, a in enumerate(self.articles)}
+
+    def article_text(self, ref: ArticleRef) -> str:
+        return self.articles[ref.key]["text"]
 
     def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         return self.vectors[np.asarray(rows, dtype=np.int64)] if len(rows) != 1 else self.vectors[int(rows[0])][None]

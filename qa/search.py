@@ -131,6 +131,7 @@ class Searcher(Store):
         if rerank is not None and (not isinstance(rerank, str) or not rerank.strip()):
             raise QueryError(f"rerank must be a reranker name or folder, or 'none'; got {rerank!r}")
         check_question(question)
+        self.begin()
         tokens = self.tokenizer.tokenize(question)
         if not tokens:
             raise QueryError(

@@ -162,5 +162,21 @@ class Store(ABC):
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
         """Document frequency of each token (0 when absent) and the number of sentences, for BM25's idf."""
 
+    @abstractmethod
+    def find_article(self, article_id: str) -> ArticleRef | None:
+        """The article with id ``article_id``, or ``None``."""
+
+    @abstractmethod
+    def article_text(self, ref: ArticleRef) -> str:
+        """The text the article's sentence offsets index into."""
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages and reports (a folder, or a Milvus URI and collection)."""
+        return str(getattr(self, "folder", "?"))
+
+    def begin(self) -> None:
+        """Called at the start of every question: a remote store drops what may have changed since the last one."""
+
     def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
         """A hint that ``rows`` (and their neighbours) are about to be read; a remote store fetches them at once."""
