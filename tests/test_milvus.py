@@ -306,3 +306,30 @@ def test_same_vectors_as_local(milvus_seeds, seeds_index):
         s = remote.sentence(r)
         np.testing.assert_allclose(remote.vectors_of([r])[0], seeds_index.vectors[seeds_index._row_of[(s.article, s.number)]],
                                    atol=1e-7)
+
+
+def test_eval_gold_same_metrics_as_local(milvus_seeds, seeds_index, tmp_path):
+    """`qa eval --milvus` scores the gold set through the Milvus store exactly as through the folder store."""
+    target, _ = milvus_seeds
+    r = runner.invoke(app, ["eval", "--milvus", target.uri, "--split", "dev", "--modes", "bm25,dense", "--json",
+                            "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    remote = json.loads(r.stdout)
+    r = runner.invoke(app, ["eval", "--index-dir", str(seeds_index.folder.parent), "--split", "dev", "--modes",
+                            "bm25,dense", "--json", "--out", str(tmp_path / "l")])
+    assert r.exit_code == 0, r.output
+    local = json.loads(r.stdout)
+    for mode in ("bm25", "dense"):
+        for metric, value in local["modes"][mode]["metrics"].items():
+            assert remote["modes"][mode]["metrics"][metric] == pytest.approx(value, abs=1e-9), (mode, metric)
+
+
+def test_searching_never_imports_a_store():
+    """The storage boundary: qa/search.py and qa/store.py import neither the folder store nor the Milvus store."""
+    import ast
+
+    for name in ("search.py", "store.py"):
+        tree = ast.parse((ROOT / "qa" / name).read_text(encoding="utf-8"))
+        mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not mods & {"index", "milvus", "qa.index", "qa.milvus", "pymilvus"}, (name, mods)
