@@ -143,15 +143,13 @@ def run_100k(squad: Path) -> dict:
             "milvus bytes": du(DATA / "milvus-100k.db"), "modes": res}
 
 
-def render(results: dict, cmd: str) -> str:
-    load = os.getloadavg()
+def render(results: dict) -> str:
     lines = [
         "# Milvus store vs local folder store",
         "",
-        f"Command: `{cmd}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} at the end (shared machine: other jobs were running); "
-        f"milvus-lite {_version('milvus-lite')}, pymilvus {_version('pymilvus')}.  ",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared: other jobs were "
+        f"running; the load average after each section is given); milvus-lite {_version('milvus-lite')}, "
+        f"pymilvus {_version('pymilvus')}.  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         "Retrieval only (no reranking, confidence or short answers), k = 10, the same question vectors for both "
@@ -161,6 +159,8 @@ def render(results: dict, cmd: str) -> str:
     ]
     for name, r in results.items():
         lines += [f"## {name}: {r['sentences']:,} sentences, {r['questions']:,} questions", "",
+                  f"Command: `{r.get('command', '?')}`; load average after: "
+                  + " / ".join(f"{x:.2f}" for x in r.get("load average", [])) + "  ",
                   f"Milvus build {r['milvus build s']:.1f} s; disk: local {r['local bytes'] / 1e6:.1f} MB, "
                   f"Milvus Lite {r['milvus bytes'] / 1e6:.1f} MB.", ""]
         gold = "local R@1" in next(iter(r["modes"].values()))
@@ -196,13 +196,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="squad,100k")
     ap.add_argument("--md", default=str(ROOT / "benchmarks" / "MILVUS.md"))
     args = ap.parse_args()
-    results = {}
+    saved = DATA / "milvus-results.json"
+    results = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
     for size in args.sizes.split(","):
         print(f"== {size}", flush=True)
         results[size] = run_squad(Path(args.squad)) if size == "squad" else run_100k(Path(args.squad))
-    (DATA / "milvus-results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    cmd = "python benchmarks/milvus_store.py " + " ".join(sys.argv[1:])
-    Path(args.md).write_text(render(results, cmd.strip()), encoding="utf-8")
+        results[size]["command"] = "python benchmarks/milvus_store.py " + " ".join(sys.argv[1:])
+        results[size]["load average"] = os.getloadavg()
+        saved.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")  # each size as soon as it is done
+    Path(args.md).write_text(render(results), encoding="utf-8")
     print(f"wrote {args.md}")
 
 

@@ -301,13 +301,45 @@ def _all_articles(client, target: Milvus) -> list[dict[str, Any]]:
         last = int(rows[-1]["pk"])
 
 
-def _delete_articles(client, target: Milvus, numbers: Sequence[int]) -> None:
+def _ranges(numbers: Iterable[int]) -> list[list[int]]:
+    """Sorted numbers as inclusive ``[first, last]`` runs: a journal stays small however many articles change.
+
+    >>> _ranges([7, 3, 4, 5, 9])
+    [[3, 5], [7, 7], [9, 9]]
+    """
+    out: list[list[int]] = []
+    for n in sorted(set(map(int, numbers))):
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+_PAGE = 2_000  # runs per journal page (NAME_meta rows 2, 3, ...)
+
+
+def _write_journal(client, target: Milvus, phase: str, new: list[list[int]], old: list[list[int]], nxt: int) -> None:
+    pages = [old[i : i + _PAGE] for i in range(0, len(old), _PAGE)]
+    for i, page in enumerate(pages):
+        _write_meta(client, target, 2 + i, {"old": page})
+    _write_meta(client, target, _JOURNAL, {"phase": phase, "new": new, "old_pages": len(pages), "next": nxt})
+
+
+def _journal_old(client, target: Milvus, journal: dict[str, Any]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in range(int(journal.get("old_pages", 0))):
+        out.extend((_read_meta(client, target, 2 + i) or {}).get("old", []))
+    return out
+
+
+def _delete_articles(client, target: Milvus, runs: Sequence[Sequence[int]]) -> None:
     """Article rows first (their sentences become invisible at once), then the sentences."""
     sent, arts, _ = target.names
-    for part in _chunks(list(numbers), _IN):
-        _call("delete", client.delete, arts, filter=f"pk in {list(map(int, part))}")
-    for part in _chunks(list(numbers), _IN):
-        _call("delete", client.delete, sent, filter=f"art in {list(map(int, part))}")
+    for part in _chunks(list(runs), 100):
+        _call("delete", client.delete, arts, filter=" or ".join(f"(pk >= {a} and pk <= {b})" for a, b in part))
+    for part in _chunks(list(runs), 100):
+        _call("delete", client.delete, sent, filter=" or ".join(f"(art >= {a} and art <= {b})" for a, b in part))
 
 
 def _recover(client, target: Milvus, journal: dict[str, Any]) -> None:
@@ -315,7 +347,7 @@ def _recover(client, target: Milvus, journal: dict[str, Any]) -> None:
     if journal.get("phase") == "write":
         _delete_articles(client, target, journal.get("new", []))
     elif journal.get("phase") == "commit":
-        _delete_articles(client, target, journal.get("old", []))
+        _delete_articles(client, target, _journal_old(client, target, journal))
     _write_meta(client, target, _JOURNAL, {"phase": "idle", "next": int(journal.get("next", 0))})
 
 
@@ -400,7 +432,8 @@ def build(
     numbers = list(range(nxt, nxt + len(todo)))
     embedded = 0
     if todo or old:
-        _write_meta(client, target, _JOURNAL, {"phase": "write", "new": numbers, "old": old, "next": nxt + len(todo)})
+        new_runs, old_runs = _ranges(numbers), _ranges(old)
+        _write_journal(client, target, "write", new_runs, old_runs, nxt + len(todo))
         tok = Tokenizer(tokenizer)
         split = []
         for number, a in zip(numbers, todo):
@@ -448,9 +481,9 @@ def build(
                 flush()
         if pending:
             flush()
-        _write_meta(client, target, _JOURNAL, {"phase": "commit", "new": numbers, "old": old, "next": nxt + len(todo)})
+        _write_journal(client, target, "commit", new_runs, old_runs, nxt + len(todo))
         _test_pause("milvus-commit")
-        _delete_articles(client, target, old)
+        _delete_articles(client, target, old_runs)
     n_sent = _count(client, target.names[0])
     manifest.update({
         "qa_version": __version__,
