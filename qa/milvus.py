@@ -207,7 +207,8 @@ def _create(client, target: Milvus, dim: int, bm25: BM25Params) -> None:
     ip = client.prepare_index_params()
     ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                  params={"bm25_k1": bm25.k1, "bm25_b": bm25.b})
-    ip.add_index("vector", index_type="AUTOINDEX", metric_type="IP")  # FLAT in Milvus Lite, HNSW-class on a server
+    # Milvus Lite: FLAT (exact; its AUTOINDEX is approximate once segments seal); a server: AUTOINDEX (HNSW-class)
+    ip.add_index("vector", index_type="FLAT" if target.is_lite else "AUTOINDEX", metric_type="IP")
     _call("create collection", client.create_collection, sent, schema=s, index_params=ip)
 
     a = client.create_schema(auto_id=False)
