@@ -29,6 +29,14 @@ SEEDS_DIR = "seeds"
 IndexDirOpt = typer.Option(
     None, "--index-dir", envvar="QA_INDEX_DIR", help="Index folder [default: index/]", show_default=False
 )
+MilvusOpt = typer.Option(
+    None, "--milvus", envvar="QA_MILVUS_URI", show_default=False,
+    help="Keep the index in Milvus: a .db file (Milvus Lite) or http://host:19530 (credentials from MILVUS_TOKEN or "
+         "MILVUS_USER/MILVUS_PASSWORD) [default: the local --index-dir]",
+)
+CollectionOpt = typer.Option(
+    None, "--collection", envvar="QA_MILVUS_COLLECTION", show_default=False, help="Milvus collection [default: qa]"
+)
 ModelOpt = typer.Option(
     None, "--model", help="sentence-transformers model name or folder [default: all-MiniLM-L6-v2, offline]"
 )
@@ -95,21 +103,35 @@ class _Progress:
         self.bar.update(self.tasks[stage], advance=advance, total=total)
 
 
+def _store(milvus: Optional[str], collection: Optional[str]):
+    """The Milvus target of --milvus/--collection (or their environment variables); None for the local folder."""
+    if not milvus:
+        if collection:
+            raise QueryError("--collection needs --milvus URI (or QA_MILVUS_URI)")
+        return None
+    from .milvus import Milvus
+
+    return Milvus.from_options(milvus, collection)
+
+
 def _build(
     paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False,
-    title_context: Optional[bool] = None, encoder=None,
+    title_context: Optional[bool] = None, store=None, encoder=None,
 ):
     from .index import Index
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
         extra = {} if title_context is None else {"title_context": title_context}
-        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, encoder=encoder, **extra)
+        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, store=store, encoder=encoder,
+                           **extra)
 
 
-def _open_index(index_dir: Optional[Path], model: Optional[str]):
+def _open_index(index_dir: Optional[Path], model: Optional[str], store=None):
     """Load the index; with no --index-dir/QA_INDEX_DIR and no index yet, build the default one from seeds/."""
     from .index import DEFAULT_INDEX_DIR, Index, index_exists
 
+    if store is not None:
+        return Index.load(model=model, store=store)
     if index_dir is None and not index_exists(DEFAULT_INDEX_DIR) and Path(SEEDS_DIR).is_dir():
         typer.echo(f"no index at {DEFAULT_INDEX_DIR}/ yet: building it from {SEEDS_DIR}/ first (once)", err=True)
         idx = _build([SEEDS_DIR], Path(DEFAULT_INDEX_DIR), model)
@@ -122,7 +144,8 @@ def _summary(idx) -> str:
     s = idx.build_stats
     removed = f", removed {len(s['removed'])} article(s)" if s.get("removed") else ""
     return (
-        f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into {idx.folder.parent}/ "
+        f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into "
+        f"{idx.location if idx.folder is None else str(idx.folder.parent) + '/'} "
         f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s"
     )
 
@@ -138,6 +161,8 @@ def index(
         None, "--title-context/--no-title-context",
         help="Index each sentence with its article's title (BM25 and embedding) [default: the index default]",
     ),
+    milvus: Optional[str] = MilvusOpt,
+    collection: Optional[str] = CollectionOpt,
     ray: bool = typer.Option(False, "--ray", help="Embed with Ray Data actors on a local Ray cluster started for this "
                                                  "build (pip install 'qa[ray]')."),
     ray_address: Optional[str] = typer.Option(
@@ -149,14 +174,15 @@ def index(
     ),
 ) -> None:
     """Build or update the index. Only articles whose content changed are re-embedded."""
-    with _errors():
+    with _errors(), contextlib.ExitStack() as stack:
         encoder = None
         if ray or ray_address is not None or ray_actors is not None:
             from .ray_embed import RayEncoder  # imports no ray until there is something to embed
 
-            encoder = RayEncoder(model, ray_address, num_actors=ray_actors)
+            encoder = stack.enter_context(RayEncoder(model, ray_address, num_actors=ray_actors))
             encoder.check()
-        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context, encoder=encoder)
+        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context,
+                     store=_store(milvus, collection), encoder=encoder)
         if not quiet:
             typer.echo(_summary(idx))
             if encoder is not None and encoder.stats:
@@ -266,6 +292,8 @@ def ask(
     color: Optional[bool] = typer.Option(None, "--color/--no-color", help="Highlight with ANSI colours [default: on a terminal]"),
     exact: bool = typer.Option(False, "--exact", help="Exact dense search even if the index has an ANN file."),
     rerank: Optional[str] = RerankOpt,
+    milvus: Optional[str] = MilvusOpt,
+    collection: Optional[str] = CollectionOpt,
 ) -> None:
     """Answer a question with cited sentences: [article §n], character offsets, each retriever's score and a
     calibrated confidence; says so when the corpus does not seem to answer it."""
@@ -307,7 +335,7 @@ def ask(
             from .rerank import load_reranker
 
             load_reranker(rerank)  # a bad --rerank fails once, before any question
-        idx = _open_index(index_dir, model)
+        idx = _open_index(index_dir, model, _store(milvus, collection))
         vectors = None
         if (mode != "bm25" or rerank not in (None, "none")) and len(batch) > 1:
             vectors = idx.encoder.encode_queries([q for _, q in batch])
@@ -339,25 +367,32 @@ def ask(
 def info(
     index_dir: Optional[Path] = IndexDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the full description as JSON."),
+    milvus: Optional[str] = MilvusOpt,
+    collection: Optional[str] = CollectionOpt,
 ) -> None:
     """Describe the index: model, settings, counts, size and articles (checksums are verified)."""
     with _errors():
         from .index import Index
 
-        idx = Index.load(index_dir, verify=True)
+        store = _store(milvus, collection)
+        idx = Index.load(index_dir, verify=True, store=store)
         d = idx.info()
         if as_json:
             typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
             return
         c = d["counts"]
-        typer.echo(f"index      {d['folder']}  (format v{d['format_version']}, qa {d['qa_version']}, {d['created']})")
+        where = d.get("folder") or f"Milvus {d['milvus']}"
+        typer.echo(f"index      {where}  (format v{d['format_version']}, qa {d['qa_version']}, {d['created']})")
         typer.echo(f"model      {d['model']['name']}  (dim {d['model']['dimension']})")
         b = d["bm25"]
         typer.echo(f"bm25       {b['method']} k1={b['k1']} b={b['b']}; tokenizer stem={d['tokenizer']['stemmer']} "
                    f"stopwords={d['tokenizer']['stopwords'] if isinstance(d['tokenizer']['stopwords'], str) else 'custom'}")
         typer.echo(f"segmenter  {d['segmenter']['name']} {d['segmenter']['version']}")
-        typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences, {c['vocabulary']} terms, "
-                   f"{d['bytes'] / 1e6:.2f} MB on disk (checksums OK)")
+        if store is None:
+            typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences, {c['vocabulary']} terms, "
+                       f"{d['bytes'] / 1e6:.2f} MB on disk (checksums OK)")
+        else:
+            typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences (in Milvus)")
         for a in d["articles"]:
             typer.echo(f"  {a['id']}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else ""))
 
@@ -421,6 +456,8 @@ def eval_(
         help="With --squad: index sentences with their article title [default: the index default]",
     ),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker of the rerank row [default: qa-rerank-gbdt]"),
+    milvus: Optional[str] = MilvusOpt,
+    collection: Optional[str] = CollectionOpt,
 ) -> None:
     """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
 
@@ -435,6 +472,9 @@ def eval_(
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise QueryError(f"--alpha must be between 0 and 1, got {alpha}")
         if squad is not None:
+            if _store(milvus, collection) is not None:
+                raise QueryError("--squad builds its own local work index; --milvus works with the gold set "
+                                 "(benchmarks/milvus_store.py compares the stores on SQuAD)")
             from . import reqa
 
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
@@ -459,7 +499,7 @@ def eval_(
         if split not in ev.SPLITS:
             raise QueryError(f"--split must be dev, test or all, got {split!r}")
         questions = ev.load_gold(gold)
-        idx = _open_index(index_dir, model)
+        idx = _open_index(index_dir, model, _store(milvus, collection))
         report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha,
                                   rerank=rerank)
         if as_json:

@@ -69,7 +69,14 @@ class QueryError(QAError):
     exit_code = 2
 
 
+class StoreError(QAError):
+    """The index's store cannot be used: a Milvus server unreachable, credentials refused, a Milvus Lite file
+    opened by another process, or a Milvus call failing."""
+
+    exit_code = 7
+
+
 class ClusterError(QAError):
     """``qa index --ray``: Ray is not installed, the cluster cannot be started or reached, or embedding on it failed."""
 
-    exit_code = 7
+    exit_code = 8

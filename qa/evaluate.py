@@ -179,23 +179,22 @@ def qrels_for(gold: Iterable[GoldQuestion], index: "Index") -> dict[str, dict[st
     A sentence is relevant when its span overlaps an occurrence of an evidence quote. A missing article or a
     quote not found verbatim raises :class:`GoldError`.
     """
-    arts = {a["id"]: a for a in index.articles}
     qrels: dict[str, dict[str, int]] = {}
     for g in gold:
         if not g.answerable:
             continue
         rel: dict[str, int] = {}
         for ev in g.evidence:
-            a = arts.get(ev.article)
+            a = index.find_article(ev.article)
             if a is None:
-                raise GoldError(f"gold {g.id}: article {ev.article!r} is not in the index {index.folder}")
-            spans = quote_spans(a["text"], ev.quote)
+                raise GoldError(f"gold {g.id}: article {ev.article!r} is not in the index {index.location}")
+            spans = quote_spans(index.article_text(a), ev.quote)
             if not spans:
                 raise GoldError(f"gold {g.id}: quote {ev.quote[:60]!r} not found verbatim in article {ev.article}")
-            for row in range(a["first"], a["first"] + a["count"]):
-                _, num, s, e = (int(x) for x in index.spans[row])
-                if any(s < qe and qs < e for qs, qe in spans):
-                    rel[docid(ev.article, num)] = 1
+            for row in range(a.first, a.first + a.count):
+                sent = index.sentence(row)
+                if any(sent.start < qe and qs < sent.end for qs, qe in spans):
+                    rel[docid(ev.article, sent.number)] = 1
         qrels[g.id] = rel
     return qrels
 
@@ -802,7 +801,7 @@ def evaluate_gold(
     report: dict[str, Any] = {
         "gold": {"questions": len(chosen), "answerable": len(qrels), "unanswerable": len(chosen) - len(qrels),
                  "split": split},
-        "index": {"folder": str(index.folder), "sentences": len(index), "model": index.model_name,
+        "index": {"folder": index.location, "sentences": len(index), "model": index.model_name,
                   "bm25": index.manifest.get("bm25"), "tokenizer": index.manifest.get("tokenizer")},
         "defaults": {"fusion": fusion or DEFAULT_FUSION, "alpha": DEFAULT_ALPHA if alpha is None else alpha,
                      "depth": DEFAULT_DEPTH},
@@ -869,11 +868,13 @@ def evaluate_gold(
 
 
 def _seed_text_lookup(index: "Index") -> Callable[[str], str]:
-    rows = {docid(a, n): r for (a, n), r in index._row_of.items()}
-
     def text_of(d: str) -> str:
-        r = rows.get(d)
-        return index.sentence(r).text if r is not None else ""
+        art, _, num = d.rpartition("§")
+        a = index.find_article(art)
+        if a is None or not num.isdigit():
+            return ""
+        row = a.first + int(num) - index.sentence(a.first).number  # an article's sentences are consecutive rows
+        return index.sentence(row).text if a.first <= row < a.first + a.count else ""
 
     return text_of
 

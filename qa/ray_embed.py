@@ -79,6 +79,22 @@ def _probe(address: str) -> None:
                            "is `ray start --head` running there?") from None
 
 
+def _folder_dimension(path: str) -> int | None:
+    """A sentence-transformers folder's output size from its Pooling config, when no later module changes it."""
+    import json
+
+    try:
+        modules = json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))
+        types = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if any(t not in ("Transformer", "Pooling", "Normalize") for t in types):
+            return None
+        pool = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        cfg = json.loads((Path(path) / pool / "config.json").read_text(encoding="utf-8"))
+        return int(cfg["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+
+
 def _one_line(e: BaseException) -> str:
     """The last line of an error's text, without the ``module.Class: `` prefix Ray's wrappers add."""
     text = str(e).strip()
@@ -122,7 +138,9 @@ class RayEncoder:
     """The :class:`~qa.dense.Encoder` interface (``name``, ``dimension``, ``encode``), embedding on Ray actors.
 
     ``num_actors`` defaults to one per CPU of the cluster (one per GPU with ``num_gpus=1``); each actor runs torch on
-    ``threads`` threads. ``name`` is the plain encoder's, so an index built here is the same index: it loads, asks
+    ``threads`` threads. Used in ``with``, a local cluster it starts stays up across ``encode`` calls (a store that
+    embeds in chunks) and stops at the end; otherwise each call starts and stops its own. Each call starts a new
+    actor pool (one model load per actor), so embed in large calls. ``name`` is the plain encoder's, so an index built here is the same index: it loads, asks
     and rebuilds (re-embedding only changed articles) with or without Ray.
 
     >>> RayEncoder().name                                            # doctest: +SKIP
@@ -155,6 +173,25 @@ class RayEncoder:
         self.num_cpus = num_cpus  # CPUs of a local cluster (None: Ray's default, every core)
         self.stats: dict[str, Any] = {}
         self._dimension: int | None = None
+        self._session = False  # inside `with`: the cluster stays up across encode() calls
+        self._started = False  # this object started the cluster it uses (so it stops it)
+
+    def __enter__(self) -> "RayEncoder":
+        self._session = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._session = False
+        self.close()
+
+    def close(self) -> None:
+        """Stop the local cluster this encoder started, if any (an existing cluster is left running)."""
+        if self._started:
+            import ray
+
+            self._started = False
+            ray.shutdown()
+            _forget_cluster(ray)
 
     @cached_property
     def _local(self):
@@ -164,8 +201,9 @@ class RayEncoder:
 
     @property
     def dimension(self) -> int:
+        """The vectors' length: read from the model folder where it says (no torch here), else loaded locally."""
         if self._dimension is None:
-            self._dimension = self._local.dimension
+            self._dimension = _folder_dimension(self.path) or self._local.dimension
         return self._dimension
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -224,7 +262,8 @@ class RayEncoder:
         if n == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         ray = _import_ray()
-        started = self._connect(ray)
+        if self._connect(ray):
+            self._started = True
         try:
             actors = self._pool(ray)
             order = sorted(range(n), key=lambda i: len(texts[i]))
@@ -259,16 +298,17 @@ class RayEncoder:
             if out is None or seen != n:
                 raise ClusterError(f"the Ray cluster returned {seen} of {n} vectors")
             self._dimension = int(out.shape[1])
-            self.stats = {"actors": actors, "sentences": n, "batch_size": bs,
+            prev = self.stats
+            self.stats = {"actors": actors, "sentences": prev.get("sentences", 0) + n, "batch_size": bs,
+                          "calls": prev.get("calls", 0) + 1,
                           "cluster": "local" if self.address is None else self.address,
                           # from the first batch's start to the last one's end on the actors: the embedding
-                          # alone, without the cluster start and the model loads
-                          "embed_seconds": max(0.0, last - first)}
+                          # alone, without the cluster start and the model loads (summed over calls)
+                          "embed_seconds": prev.get("embed_seconds", 0.0) + max(0.0, last - first)}
             return out
         finally:
-            if started:
-                ray.shutdown()
-                _forget_cluster(ray)
+            if not self._session:
+                self.close()
 
 
 def _forget_cluster(ray) -> None:

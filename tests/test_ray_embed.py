@@ -62,7 +62,9 @@ def test_ray_is_not_imported_by_the_cli_or_the_ask_path():
 def test_ray_encoder_has_the_plain_encoder_name(encoder):
     from qa.ray_embed import RayEncoder
 
-    assert RayEncoder().name == encoder.name
+    enc = RayEncoder()
+    assert enc.name == encoder.name
+    assert enc.dimension == encoder.dimension == 384 and "_local" not in enc.__dict__  # read from the folder
     with pytest.raises(ClusterError):
         RayEncoder(num_actors=0)
 
@@ -70,7 +72,7 @@ def test_ray_encoder_has_the_plain_encoder_name(encoder):
 def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "idx"
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out), "--ray-address", f"127.0.0.1:{_free_port()}"])
-    assert r.exit_code == ClusterError.exit_code == 7, r.output
+    assert r.exit_code == ClusterError.exit_code == 8, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot connect to the Ray cluster at 127.0.0.1:"), r.stderr
     assert "Traceback" not in r.output and not out.exists()
@@ -79,7 +81,7 @@ def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path):
 @pytest.mark.parametrize("address", ["garbage", "host:notaport", "ray://"])
 def test_bad_address_is_one_line(tmp_path, address):
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", address])
-    assert r.exit_code == 7, r.output
+    assert r.exit_code == 8, r.output
     assert r.stderr.strip().splitlines() == [f"error: bad Ray address {address!r}: use HOST:PORT, ray://HOST:PORT or auto"]
 
 
@@ -90,13 +92,13 @@ def test_auto_address_without_a_cluster_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "tempdir", None)
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", "auto"])
-    assert r.exit_code == 7, r.output
+    assert r.exit_code == 8, r.output
     assert r.stderr.strip().splitlines() == ["error: --ray-address auto: no Ray cluster found ($RAY_ADDRESS is unset "
                                              "and `ray start` has not run on this machine); give HOST:PORT, or use "
                                              "--ray for a local cluster"]
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", "auto"])
-    assert r.exit_code == 7 and "error: cannot connect to the Ray cluster at 127.0.0.1:" in r.stderr, r.output
+    assert r.exit_code == 8 and "error: cannot connect to the Ray cluster at 127.0.0.1:" in r.stderr, r.output
 
 
 @pytest.mark.slow
@@ -134,10 +136,10 @@ def test_actor_that_cannot_load_the_model_is_one_error(tmp_path):
     assert "\n" not in msg and str(bad) in msg
 
 
-def _hits(index_dir: Path) -> list[list[tuple[str, int]]]:
+def _hits(index_dir: Path | None, *where: str) -> list[list[tuple[str, int]]]:
     out = []
     for q in QUESTIONS:
-        r = runner.invoke(app, ["ask", q, "--index-dir", str(index_dir), "--json", "-k", "5"])
+        r = runner.invoke(app, ["ask", q, *(where or ("--index-dir", str(index_dir))), "--json", "-k", "5"])
         assert r.exit_code == 0, r.output
         out.append([(h["article"], h["sentence"]) for h in json.loads(r.stdout)["hits"]])
     return out
@@ -159,6 +161,16 @@ def test_cli_ray_build_answers_like_the_plain_build(tmp_path, seeds_index):
     # the same index: a plain rebuild reuses every vector the Ray build wrote
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out)])
     assert r.exit_code == 0 and f"embedded 0, reused {len(seeds_index)}" in r.stdout, r.output
+
+
+@pytest.mark.slow
+def test_cli_ray_build_into_milvus_answers_like_the_plain_build(tmp_path, seeds_index):
+    pytest.importorskip("pymilvus", reason="qa[milvus] is not installed")
+    db = str(tmp_path / "ray.db")
+    r = runner.invoke(app, ["index", str(SEEDS), "--milvus", db, "--ray", "--ray-actors", "2"])
+    assert r.exit_code == 0, r.output
+    assert "embedded on a local Ray cluster with 2 actor(s)" in r.stdout and "Milvus" in r.stdout
+    assert _hits(None, "--milvus", db) == _hits(seeds_index.folder.parent)
 
 
 @pytest.mark.slow

@@ -1,0 +1,182 @@
+"""The storage boundary: what searching reads from an index, wherever the index lives.
+
+Searching (:class:`qa.search.Searcher`: retrieval, fusion, reranking inputs, short answers, citations) reads an index
+only through the methods of :class:`Store`. Two implementations exist:
+
+* :class:`qa.index.Index` — a local folder of readable files (the default, ``qa index``), written and read by
+  :mod:`qa.index`;
+* :class:`qa.milvus.MilvusIndex` — collections in Milvus (``qa index --milvus URI``; Milvus Lite for a local file,
+  a server or cluster for ``http://host:19530``), written and read by :mod:`qa.milvus`.
+
+**Rows.** Every sentence has an integer row. An article's sentences are the rows ``first … first + count − 1`` in
+sentence order (:class:`ArticleRef`), so a sentence's neighbours are row ± 1 inside that range. Rows break score
+ties (ascending), so they are stable for one opened index. The local store numbers rows 0…n−1; the Milvus store
+uses its primary keys (article number · 2²⁰ + sentence number).
+
+**Retrieval results.** :meth:`Store.bm25_hits` and :meth:`Store.dense_hits` return lazily scored result sets:
+``top_k(k)`` / ``top(k)`` give the best rows (ties by row), ``get`` / ``[row]`` score any row exactly, and ``rank``
+gives a row's rank in the full ranking when the store knows it (an exhaustive local search), or ``None`` outside the
+candidates it fetched (an ANN index, Milvus).
+
+>>> from qa.index import Index                                    # doctest: +SKIP
+>>> isinstance(Index.load("index"), Store)                        # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .bm25 import rank_of, top_k_desc
+from .sentences import Sentence
+from .tokens import Tokenizer
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """An article as searching sees it: its store key, id, title, source path and its rows."""
+
+    key: int  # the store's article key (local: article row; Milvus: article number)
+    id: str
+    title: str
+    path: str
+    first: int  # the row of its sentence 0
+    count: int  # its number of sentences
+
+
+class BM25Hits(Protocol):
+    """BM25 scores of one query (:class:`qa.bm25.SparseScores` for the local store)."""
+
+    def top_k(self, k: int) -> np.ndarray: ...
+    def get(self, rows: Sequence[int] | np.ndarray) -> np.ndarray: ...
+    def contains(self, rows: Sequence[int] | np.ndarray) -> np.ndarray: ...
+    def rank(self, row: int) -> int | None: ...
+
+
+class DenseHits(Protocol):
+    """Cosine scores of one query vector."""
+
+    def top(self, k: int) -> np.ndarray: ...
+    def __getitem__(self, row: Any) -> float: ...
+    def rank(self, row: int) -> int | None: ...
+
+
+class ExactDense:
+    """Every row's cosine (an exhaustive scan): exact top-k and exact ranks.
+
+    >>> d = ExactDense(np.array([0.1, 0.9, 0.9]))
+    >>> [int(r) for r in d.top(2)], d[1], d.rank(0)
+    ([1, 2], 0.9, 3)
+    """
+
+    def __init__(self, scores: np.ndarray):
+        self.scores = scores
+
+    def top(self, k: int) -> np.ndarray:
+        return top_k_desc(self.scores, k)
+
+    def __getitem__(self, row: Any) -> float:
+        return float(self.scores[int(row)])
+
+    def rank(self, row: int) -> int | None:
+        return rank_of(self.scores, int(row))
+
+
+class CandidateDense:
+    """Exact cosines of a candidate set (an ANN's or a remote engine's top rows), indexable like the full score
+    array; a row outside the candidates is scored on demand by ``score_row`` (still exactly) and has no rank.
+
+    >>> d = CandidateDense(np.array([7, 3]), np.array([0.5, 0.8]), lambda row: 0.0)
+    >>> [int(r) for r in d.top(2)], d[9], d.rank(9)
+    ([3, 7], 0.0, None)
+    """
+
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, score_row: Callable[[int], float]):
+        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        self.ids = np.asarray(ids, dtype=np.int64)[order]  # sorted: the tie-break by row in top_k_desc holds
+        self.scores = np.asarray(scores, dtype=np.float64)[order]
+        self._score_row = score_row
+        self._of = {int(d): float(x) for d, x in zip(self.ids, self.scores)}
+
+    def top(self, k: int) -> np.ndarray:
+        return self.ids[top_k_desc(self.scores, k)]
+
+    def __getitem__(self, row: Any) -> float:
+        row = int(row)
+        if row not in self._of:
+            self._of[row] = float(self._score_row(row))
+        return self._of[row]
+
+    def rank(self, row: int) -> int | None:
+        return None
+
+
+class Store(ABC):
+    """The read interface of an index. Subclasses set ``manifest`` (format, model, tokenizer and BM25 settings,
+    counts) and ``tokenizer`` (built from ``manifest["tokenizer"]``)."""
+
+    manifest: dict[str, Any]
+    tokenizer: Tokenizer
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of sentences."""
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]["name"]
+
+    @abstractmethod
+    def embed_query(self, question: str) -> np.ndarray:
+        """The question's vector, from the model the index was built with."""
+
+    @abstractmethod
+    def bm25_hits(self, tokens: Sequence[str], depth: int) -> BM25Hits:
+        """BM25 scores of the query ``tokens``; ``depth`` is how many top rows searching will ask for."""
+
+    @abstractmethod
+    def dense_hits(self, query: np.ndarray, depth: int, exact: bool | None) -> DenseHits:
+        """Cosine scores of ``query``; ``exact=True`` asks for an exhaustive scan where the store can do one."""
+
+    @abstractmethod
+    def locate(self, row: int) -> tuple[int, int]:
+        """``(article key, sentence number)`` of ``row``."""
+
+    @abstractmethod
+    def article(self, key: int) -> ArticleRef:
+        """The article with store key ``key``."""
+
+    @abstractmethod
+    def sentence(self, row: int) -> Sentence:
+        """Sentence ``row`` with its citation: article id, number, character offsets and text."""
+
+    @abstractmethod
+    def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The float32 vectors of ``rows``, shape ``(len(rows), dimension)``."""
+
+    @abstractmethod
+    def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
+        """Document frequency of each token (0 when absent) and the number of sentences, for BM25's idf."""
+
+    @abstractmethod
+    def find_article(self, article_id: str) -> ArticleRef | None:
+        """The article with id ``article_id``, or ``None``."""
+
+    @abstractmethod
+    def article_text(self, ref: ArticleRef) -> str:
+        """The text the article's sentence offsets index into."""
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages and reports (a folder, or a Milvus URI and collection)."""
+        return str(getattr(self, "folder", "?"))
+
+    def begin(self) -> None:
+        """Called at the start of every question: a remote store drops what may have changed since the last one."""
+
+    def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
+        """A hint that ``rows`` (and their neighbours) are about to be read; a remote store fetches them at once."""
