@@ -475,10 +475,13 @@ def build(
             embedded += len(texts)
             pending, n_pending = [], 0
 
+        # sentences embedded and inserted per step; an encoder with a per-call start-up cost (Ray's actor pool)
+        # asks for larger steps
+        chunk = int(getattr(enc, "chunk_sentences", 4 * _BATCH))
         for number, a, sents in split:
             pending.append((number, a, sents, _indexed_texts([a], [0], sents, title_context)))
             n_pending += len(sents)
-            if n_pending >= 4 * _BATCH:
+            if n_pending >= chunk:
                 flush()
         if pending:
             flush()

@@ -147,6 +147,8 @@ class RayEncoder:
     'sentence-transformers/all-MiniLM-L6-v2'
     """
 
+    chunk_sentences = 100_000  # the Milvus store's embedding step: each encode call starts an actor pool (~20 s)
+
     def __init__(
         self,
         model: str | None = None,
