@@ -61,8 +61,8 @@ from .errors import (
 from .features import Candidate, QuestionWords, question_entities
 from .fusion import RRF_K, Fusion, convex, rrf
 from .modelfiles import sha256_file
-from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sentences
-from .tokens import Tokenizer, TokenizerConfig
+from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_spans, article_title
+from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
@@ -391,6 +391,9 @@ class Index:
             except QAError:
                 raise IndexWriteError("--ann needs faiss-cpu: pip install 'qa[ann]' (nothing was written)") from None
         with build_lock(index_dir):
+            for stale in index_dir.glob(".tmp-vectors-*"):  # left by a killed build; we hold the lock
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             files = list(_files_progress(paths, tick))
             if not files:
                 raise CorpusError(
@@ -400,86 +403,68 @@ class Index:
                 )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
             _test_pause("read")
-            sentences: list[Sentence] = []
-            firsts: list[int] = []
-            for a in articles:
-                firsts.append(len(sentences))
-                sentences.extend(split_sentences(a))
+            spans, firsts, counts = _split_all(articles)
+            n_rows = int(spans.shape[0])
             tick("split", len(articles), len(articles))
-            if not sentences:  # pragma: no cover - every non-empty article has a sentence
+            if not n_rows:  # pragma: no cover - every non-empty article has a sentence
                 raise QAError("the corpus has no sentences")
 
-            tok = Tokenizer(tokenizer)
-            indexed = _indexed_texts(articles, firsts, sentences, title_context)
-            corpus_tokens = [tok.tokenize(t) for t in indexed]
-            engine = BM25Engine.build(corpus_tokens, bm25)
-            tick("bm25", len(sentences), len(sentences))
+            engine = _bm25_of(articles, spans, Tokenizer(tokenizer), bm25, title_context)
+            tick("bm25", n_rows, n_rows)
 
             enc = encoder or Encoder(model)
             seg = _segmenter_settings()
             prev = _previous(index_dir, enc.name, seg, bool(title_context))
-            vectors: np.ndarray | None = None
-            todo: list[int] = []
-            reused = 0
-            for a, first in zip(articles, firsts):
-                n = _count(sentences, first)
+            src = np.full(n_rows, -1, dtype=np.int64)  # the previous generation's row of each reused row
+            for a, first, cnt in zip(articles, firsts.tolist(), counts.tolist()):
                 old = prev.rows.get(a.id) if prev else None
-                if old and old[0] == a.sha256 and old[2] == n:
-                    if vectors is None:
-                        vectors = np.zeros((len(sentences), prev.vectors.shape[1]), dtype=np.float32)
-                    vectors[first : first + n] = prev.vectors[old[1] : old[1] + n]
-                    reused += n
-                else:
-                    todo.extend(range(first, first + n))
-            if todo:
-                new = enc.encode(
-                    [indexed[i] for i in todo],
-                    batch_size=batch_size,
-                    progress=lambda n: tick("embed", n, len(todo)),
+                if old and old[0] == a.sha256 and old[2] == cnt:
+                    src[first : first + cnt] = np.arange(old[1], old[1] + cnt)
+            todo = np.flatnonzero(src < 0)
+            reused = n_rows - int(todo.shape[0])
+            vec_file = index_dir / f".tmp-vectors-{secrets.token_hex(4)}.npy"
+            try:
+                dim = _write_vectors(
+                    vec_file, src, todo, prev, enc,
+                    lambda rows: _indexed_texts(articles, spans, rows, title_context),
+                    batch_size, lambda k: tick("embed", k, len(todo)),
                 )
-                if vectors is None and len(todo) == len(sentences):  # a first build: todo is every row, in order
-                    vectors = np.ascontiguousarray(new, dtype=np.float32)  # no second copy (1.5 GB at 1M)
-                else:
-                    if vectors is None:
-                        vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
-                    vectors[todo] = new
-                del new
-            assert vectors is not None
-            _test_pause("embed")
-            removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
-
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "qa_version": __version__,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "model": {
-                    "name": enc.name,
-                    "dimension": int(vectors.shape[1]),
-                    "normalized": True,
-                    "dtype": "float32",
-                    "embeds": "title + sentence text" if title_context else "sentence text",
-                },
-                "title_context": bool(title_context),
-                "bm25": bm25.to_dict(),
-                "tokenizer": tokenizer.to_dict(),
-                "segmenter": seg,
-                "counts": {
-                    "articles": len(articles),
-                    "sentences": len(sentences),
-                    "vocabulary": len(engine.vocab),
-                    "postings": int(engine.docs.shape[0]),
-                },
-                "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
-                "articles": {a.id: a.sha256 for a in articles},
-            }
-            ann_index = None
-            if ann:
-                ann_index = AnnIndex.build(vectors)
-                manifest["ann"] = ann_index.params
-                tick("ann", len(sentences), len(sentences))
-            gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors, ann_index)
-            tick("write", 1, 1)
+                _test_pause("embed")
+                removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
+                manifest = {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "qa_version": __version__,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "model": {
+                        "name": enc.name,
+                        "dimension": dim,
+                        "normalized": True,
+                        "dtype": "float32",
+                        "embeds": "title + sentence text" if title_context else "sentence text",
+                    },
+                    "title_context": bool(title_context),
+                    "bm25": bm25.to_dict(),
+                    "tokenizer": tokenizer.to_dict(),
+                    "segmenter": seg,
+                    "counts": {
+                        "articles": len(articles),
+                        "sentences": n_rows,
+                        "vocabulary": len(engine.vocab),
+                        "postings": int(engine.docs.shape[0]),
+                    },
+                    "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
+                    "articles": {a.id: a.sha256 for a in articles},
+                }
+                ann_index = None
+                if ann:
+                    ann_index = AnnIndex.build(np.load(vec_file, mmap_mode="r"))
+                    manifest["ann"] = ann_index.params
+                    tick("ann", n_rows, n_rows)
+                gen = _write_generation(index_dir, manifest, articles, firsts, counts, spans, engine, vec_file, ann_index)
+                tick("write", 1, 1)
+            finally:
+                vec_file.unlink(missing_ok=True)  # moved into the generation, unless the build failed
             idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
             idx._encoder = encoder
@@ -487,8 +472,8 @@ class Index:
             idx._encoder = enc  # already loaded: keep it warm
         idx.build_stats = {
             "articles": len(articles),
-            "sentences": len(sentences),
-            "embedded": len(todo),
+            "sentences": n_rows,
+            "embedded": int(todo.shape[0]),
             "reused": reused,
             "removed": removed,
             "generation": gen.name,
@@ -1034,30 +1019,149 @@ def check_question(question: object) -> None:
         ) from None
 
 
+EMBED_CHUNK = 65_536  # rows per encoder call, written to the vectors file as they come (100 MB at 384 floats)
+TOKENIZE_CHUNK = 16_384  # sentences tokenised per batch
+
+
+def _split_all(articles: Sequence[Article]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(spans, firsts, counts)``: the rows of ``sentences.npy`` (int64 ``(n, 4)``: article row, number, start,
+    end) of every article's sentences, and each article's first row and number of rows."""
+    art, num, bounds = [], [], []
+    for i, a in enumerate(articles):
+        first, sp = article_spans(a.text)
+        art.append(len(sp))
+        num.append(first)
+        bounds.extend(sp)
+    counts = np.array(art, dtype=np.int64)
+    n = int(counts.sum())
+    firsts = np.zeros(len(articles), dtype=np.int64)
+    np.cumsum(counts[:-1], out=firsts[1:])
+    spans = np.empty((n, 4), dtype=np.int64)
+    spans[:, 0] = np.repeat(np.arange(len(articles), dtype=np.int64), counts)
+    # numbers count up from each article's first (0 with a headline, else 1)
+    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - np.array(num, dtype=np.int64), counts)
+    if n:
+        spans[:, 2:] = np.array(bounds, dtype=np.int64).reshape(n, 2)
+    return spans, firsts, counts
+
+
 def _indexed_texts(
-    articles: Sequence[Article], firsts: Sequence[int], sentences: Sequence[Sentence], title_context: bool
+    articles: Sequence[Article], spans: np.ndarray, rows: np.ndarray, title_context: bool
 ) -> list[str]:
-    """What BM25 tokenizes and the encoder embeds per sentence: its text, or with ``title_context``
-    ``"<title>: <text>"`` (not for the headline unit itself, nor for an article without a title)."""
-    texts = [s.text for s in sentences]
+    """What BM25 tokenizes and the encoder embeds for each of ``rows``: the sentence text, or with
+    ``title_context`` ``"<title>: <text>"`` (not for the headline unit itself, nor for an article without a title)."""
+    sel = spans[rows]
+    texts = [articles[a].text[s:e] for a, s, e in sel[:, [0, 2, 3]].tolist()]
     if not title_context:
         return texts
-    for a, first in zip(articles, firsts):
-        title = " ".join((article_title(a) or "").replace("_", " ").split())
-        if not title:
+    titles: dict[int, str] = {}
+    for i, (a, num) in enumerate(sel[:, :2].tolist()):
+        if num == 0:
             continue
-        for i in range(first, first + _count(sentences, first)):
-            if not sentences[i].is_title:
-                texts[i] = f"{title}: {sentences[i].text}"
+        title = titles.get(a)
+        if title is None:
+            title = titles[a] = " ".join((article_title(articles[a]) or "").replace("_", " ").split())
+        if title:
+            texts[i] = f"{title}: {texts[i]}"
     return texts
 
 
-def _count(sentences: Sequence[Sentence], first: int) -> int:
-    art = sentences[first].article
-    n = 0
-    while first + n < len(sentences) and sentences[first + n].article == art:
-        n += 1
-    return n
+def _bm25_of(
+    articles: Sequence[Article], spans: np.ndarray, tok: Tokenizer, params: BM25Params, title_context: bool
+) -> BM25Engine:
+    """The BM25 engine of every row's indexed text, tokenised in batches into term ids (:class:`TermIds`)."""
+    ids = TermIds(tok)
+    parts, lens = [], []
+    n = spans.shape[0]
+    for lo in range(0, n, TOKENIZE_CHUNK):
+        flat, cnt = ids.add(_indexed_texts(articles, spans, np.arange(lo, min(lo + TOKENIZE_CHUNK, n)), title_context))
+        parts.append(flat)
+        lens.append(cnt)
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    del parts
+    return BM25Engine.from_ids(flat, np.concatenate(lens), ids.terms, params)
+
+
+def _write_vectors(
+    path: Path,
+    src: np.ndarray,
+    todo: np.ndarray,
+    prev: _Previous | None,
+    enc: Any,
+    texts_of: Callable[[np.ndarray], list[str]],
+    batch_size: int,
+    progress: Callable[[int], None],
+) -> int:
+    """Write ``dense/vectors.npy`` (the same bytes as ``np.save``) to ``path`` row by row: the previous generation's
+    vector where ``src`` names its row, else the encoder's, embedded :data:`EMBED_CHUNK` rows (``todo``) per call.
+    Nothing holds all the vectors in memory (1.5 GB at 1M sentences). Returns the dimension."""
+    n = int(src.shape[0])
+    chunks = [todo[i : i + EMBED_CHUNK] for i in range(0, todo.shape[0], EMBED_CHUNK)]
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        v = np.asarray(enc.encode(texts_of(rows), batch_size=batch_size, progress=progress), dtype=np.float32)
+        if v.ndim != 2 or v.shape[0] != rows.shape[0]:
+            raise QAError(f"the encoder returned an array of shape {v.shape} for {rows.shape[0]} texts")
+        return v
+
+    new = embed(chunks[0]) if chunks else None
+    if new is not None:
+        dim = int(new.shape[1])
+    else:
+        assert prev is not None
+        dim = int(prev.vectors.shape[1])
+    old = open(prev.vectors.filename, "rb") if prev is not None and (src >= 0).any() else None  # type: ignore[union-attr]
+    try:
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                    "shape": (n, dim)}
+            )
+            pos = 0
+            for c, rows in enumerate(chunks):
+                if c:
+                    new = embed(rows)
+                assert new is not None
+                if new.shape[1] != dim:
+                    raise QAError(f"the encoder returned vectors of dimension {new.shape[1]}, expected {dim}")
+                end = int(rows[-1]) + 1
+                block = np.empty((end - pos, dim), dtype=np.float32)
+                block[rows - pos] = new
+                _fill_reused(block, pos, src, old, prev, dim)
+                f.write(block.data)
+                del block
+                pos = end
+            while pos < n:  # reused rows after the last embedded one
+                end = min(pos + EMBED_CHUNK, n)
+                block = np.empty((end - pos, dim), dtype=np.float32)
+                _fill_reused(block, pos, src, old, prev, dim)
+                f.write(block.data)
+                pos = end
+            f.flush()
+    finally:
+        if old is not None:
+            old.close()
+    return dim
+
+
+def _fill_reused(block: np.ndarray, pos: int, src: np.ndarray, old: Any, prev: _Previous | None, dim: int) -> None:
+    """Copy the reused rows of ``block`` (rows ``pos`` onwards) from the previous vectors file, one read per run of
+    consecutive rows (read, not memory-mapped: the pages do not count towards this process's memory)."""
+    s = src[pos : pos + block.shape[0]]
+    have = np.flatnonzero(s >= 0)
+    if not have.size:
+        return
+    assert old is not None and prev is not None
+    # runs where both the new and the old row go up by one
+    brk = np.flatnonzero((np.diff(have) != 1) | (np.diff(s[have]) != 1)) + 1
+    row_bytes = dim * 4
+    base = int(prev.vectors.offset)  # type: ignore[attr-defined]
+    for a, b in zip(np.concatenate(([0], brk)).tolist(), np.concatenate((brk, [have.size])).tolist()):
+        i, j = int(have[a]), int(have[b - 1]) + 1
+        old.seek(base + int(s[i]) * row_bytes)
+        view = memoryview(block[i:j]).cast("B")
+        if old.readinto(view) != view.nbytes:
+            raise OSError("the previous vectors file is shorter than its manifest says")
 
 
 def _files_progress(paths: list, tick: Progress) -> Iterator[Path]:
@@ -1072,10 +1176,11 @@ def _write_generation(
     index_dir: Path,
     manifest: dict[str, Any],
     articles: list[Article],
-    firsts: list[int],
-    sentences: list[Sentence],
+    firsts: np.ndarray,
+    counts: np.ndarray,
+    spans: np.ndarray,
     engine: BM25Engine,
-    vectors: np.ndarray,
+    vectors: Path,
     ann: AnnIndex | None = None,
 ) -> Path:
     """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
@@ -1088,7 +1193,7 @@ def _write_generation(
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     tmp = index_dir / f".tmp-{name}"
     try:
-        _write_files(tmp, manifest, articles, firsts, sentences, engine, vectors, ann)
+        _write_files(tmp, manifest, articles, firsts, counts, spans, engine, vectors, ann)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise IndexWriteError(
@@ -1133,18 +1238,19 @@ def _write_files(
     tmp: Path,
     manifest: dict[str, Any],
     articles: list[Article],
-    firsts: list[int],
-    sentences: list[Sentence],
+    firsts: np.ndarray,
+    counts: np.ndarray,
+    spans: np.ndarray,
     engine: BM25Engine,
-    vectors: np.ndarray,
+    vectors: Path,
     ann: AnnIndex | None = None,
 ) -> None:
-    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced."""
+    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced;
+    ``vectors`` (the file :func:`_write_vectors` wrote) is moved in."""
     tmp.mkdir(parents=True)
-    art_row = {a.id: i for i, a in enumerate(articles)}
     offsets = [0]
     with open(tmp / "articles.jsonl", "wb") as f:
-        for a, first in zip(articles, firsts):
+        for a, first, count in zip(articles, firsts.tolist(), counts.tolist()):
             rec = {
                 "id": a.id,
                 "title": article_title(a),
@@ -1153,19 +1259,18 @@ def _write_files(
                 "date": a.date,
                 "sha256": a.sha256,
                 "first": first,
-                "count": _count(sentences, first),
+                "count": count,
                 "text": a.text,
             }
             line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
             f.write(line)
             offsets.append(offsets[-1] + len(line))
     np.save(tmp / ARTICLE_OFFSETS, np.array(offsets, dtype=np.int64))
-    spans = np.array([(art_row[s.article], s.number, s.start, s.end) for s in sentences], dtype=np.int64)
-    np.save(tmp / "sentences.npy", spans.reshape(-1, 4))
+    np.save(tmp / "sentences.npy", np.ascontiguousarray(spans, dtype=np.int64).reshape(-1, 4))
     engine.save(tmp / "bm25")
     (tmp / "dense").mkdir()
     _test_pause("write")
-    np.save(tmp / "dense" / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    os.replace(vectors, tmp / "dense" / "vectors.npy")
     if ann is not None:
         ann.save(tmp / ANN_FILE)
     manifest["files"] = {
