@@ -266,7 +266,8 @@ class RandomUnitEncoder:
     name: str = "benchmark:random-unit-384"
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
+        # one stream across calls: Index.build embeds 65,536 rows per call, and the rows must not repeat
+        rng = self.__dict__.setdefault("_rng", np.random.default_rng(self.seed))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         step = 65_536
         for s in range(0, len(texts), step):
@@ -278,7 +279,7 @@ class RandomUnitEncoder:
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        return RandomUnitEncoder(self.dimension, self.seed, self.name).encode([text])[0]
 
 
 # -- building --------------------------------------------------------------------------------------------------------

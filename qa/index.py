@@ -403,13 +403,14 @@ class Index:
                 )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
             _test_pause("read")
-            spans, firsts, counts = _split_all(articles)
+            spans, firsts, counts, ids, lens, terms = _split_and_tokenize(articles, Tokenizer(tokenizer), title_context)
             n_rows = int(spans.shape[0])
-            tick("split", len(articles), len(articles))
+            tick("split", len(articles), len(articles))  # and tokenised: the two run together, batch by batch
             if not n_rows:  # pragma: no cover - every non-empty article has a sentence
                 raise QAError("the corpus has no sentences")
 
-            engine = _bm25_of(articles, spans, Tokenizer(tokenizer), bm25, title_context)
+            engine = BM25Engine.from_ids(ids, lens, terms, bm25)
+            del ids, lens, terms
             tick("bm25", n_rows, n_rows)
 
             enc = encoder or Encoder(model)
@@ -1020,29 +1021,75 @@ def check_question(question: object) -> None:
 
 
 EMBED_CHUNK = 65_536  # rows per encoder call, written to the vectors file as they come (100 MB at 384 floats)
-TOKENIZE_CHUNK = 16_384  # sentences tokenised per batch
 
 
-def _split_all(articles: Sequence[Article]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(spans, firsts, counts)``: the rows of ``sentences.npy`` (int64 ``(n, 4)``: article row, number, start,
-    end) of every article's sentences, and each article's first row and number of rows."""
-    art, num, bounds = [], [], []
-    for i, a in enumerate(articles):
-        first, sp = article_spans(a.text)
-        art.append(len(sp))
-        num.append(first)
-        bounds.extend(sp)
-    counts = np.array(art, dtype=np.int64)
+SPLIT_CHUNK = 2048  # articles split per batch (about 10k sentences)
+
+
+def _split_batches(articles: Sequence[Article]) -> Iterator[list[tuple[int, list[tuple[int, int]]]]]:
+    """:func:`~qa.sentences.article_spans` of every article, in batches of :data:`SPLIT_CHUNK` articles, in order.
+    A worker thread splits the next batch while the caller works on this one: blingfire's C code, most of the
+    splitting time, runs without holding the GIL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def split(lo: int) -> list[tuple[int, list[tuple[int, int]]]]:
+        return [article_spans(a.text) for a in articles[lo : lo + SPLIT_CHUNK]]
+
+    starts = range(0, len(articles), SPLIT_CHUNK)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-split") as pool:
+        ahead = [pool.submit(split, lo) for lo in starts[:2]]
+        for i in range(len(starts)):
+            batch = ahead[i].result()
+            ahead[i] = None  # type: ignore[call-overload]
+            if i + 2 < len(starts):
+                ahead.append(pool.submit(split, starts[i + 2]))
+            yield batch
+
+
+def _split_and_tokenize(
+    articles: Sequence[Article], tok: Tokenizer, title_context: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Split every article and tokenise every sentence's indexed text (:func:`_indexed_texts`) batch by batch.
+
+    Returns ``(spans, firsts, counts, ids, lens, terms)``: the rows of ``sentences.npy`` (int64 ``(n, 4)``: article
+    row, number, start, end), each article's first row and number of rows, and the BM25 input of
+    :meth:`BM25Engine.from_ids` (every row's term ids one after the other, each row's number of tokens, the terms).
+    No per-sentence object is kept: only these arrays outlive a batch."""
+    term_ids = TermIds(tok)
+    n_of, num_of, bounds, ids, lens = [], [], [], [], []
+    lo = 0
+    for batch in _split_batches(articles):
+        texts: list[str] = []
+        flat: list[tuple[int, int]] = []
+        for j, (first, sp) in enumerate(batch):
+            a = articles[lo + j]
+            text = a.text
+            n_of.append(len(sp))
+            num_of.append(first)
+            flat.extend(sp)
+            if not title_context:
+                texts.extend([text[s:e] for s, e in sp])
+                continue
+            title = " ".join((article_title(a) or "").replace("_", " ").split())
+            for k, (s, e) in enumerate(sp):
+                texts.append(f"{title}: {text[s:e]}" if title and first + k != 0 else text[s:e])
+        lo += len(batch)
+        bounds.append(np.array(flat, dtype=np.int64).reshape(-1, 2))
+        got, cnt = term_ids.add(texts)
+        ids.append(got)
+        lens.append(cnt)
+    counts = np.array(n_of, dtype=np.int64)
     n = int(counts.sum())
     firsts = np.zeros(len(articles), dtype=np.int64)
     np.cumsum(counts[:-1], out=firsts[1:])
     spans = np.empty((n, 4), dtype=np.int64)
     spans[:, 0] = np.repeat(np.arange(len(articles), dtype=np.int64), counts)
     # numbers count up from each article's first (0 with a headline, else 1)
-    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - np.array(num, dtype=np.int64), counts)
+    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - np.array(num_of, dtype=np.int64), counts)
     if n:
-        spans[:, 2:] = np.array(bounds, dtype=np.int64).reshape(n, 2)
-    return spans, firsts, counts
+        spans[:, 2:] = np.concatenate(bounds)
+    cat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
+    return spans, firsts, counts, cat, (np.concatenate(lens) if lens else np.zeros(0, dtype=np.int64)), term_ids.terms
 
 
 def _indexed_texts(
@@ -1050,12 +1097,12 @@ def _indexed_texts(
 ) -> list[str]:
     """What BM25 tokenizes and the encoder embeds for each of ``rows``: the sentence text, or with
     ``title_context`` ``"<title>: <text>"`` (not for the headline unit itself, nor for an article without a title)."""
-    sel = spans[rows]
-    texts = [articles[a].text[s:e] for a, s, e in sel[:, [0, 2, 3]].tolist()]
+    art, num, start, end = spans[rows].T.tolist()
+    texts = [articles[a].text[s:e] for a, s, e in zip(art, start, end)]
     if not title_context:
         return texts
     titles: dict[int, str] = {}
-    for i, (a, num) in enumerate(sel[:, :2].tolist()):
+    for i, (a, num) in enumerate(zip(art, num)):
         if num == 0:
             continue
         title = titles.get(a)
@@ -1064,22 +1111,6 @@ def _indexed_texts(
         if title:
             texts[i] = f"{title}: {texts[i]}"
     return texts
-
-
-def _bm25_of(
-    articles: Sequence[Article], spans: np.ndarray, tok: Tokenizer, params: BM25Params, title_context: bool
-) -> BM25Engine:
-    """The BM25 engine of every row's indexed text, tokenised in batches into term ids (:class:`TermIds`)."""
-    ids = TermIds(tok)
-    parts, lens = [], []
-    n = spans.shape[0]
-    for lo in range(0, n, TOKENIZE_CHUNK):
-        flat, cnt = ids.add(_indexed_texts(articles, spans, np.arange(lo, min(lo + TOKENIZE_CHUNK, n)), title_context))
-        parts.append(flat)
-        lens.append(cnt)
-    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-    del parts
-    return BM25Engine.from_ids(flat, np.concatenate(lens), ids.terms, params)
 
 
 def _write_vectors(

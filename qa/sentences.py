@@ -66,16 +66,29 @@ def headline_span(text: str) -> tuple[int, int] | None:
 
 def _segment(paragraph: str) -> list[int]:
     """Cut points (sentence end offsets) that blingfire finds in one paragraph (wrapped lines joined)."""
-    import blingfire  # the native library costs ~20 ms to load; only building an index needs it
-
     flat = _WRAP.sub(" ", paragraph)
     try:
-        ends = _sentence_ends(blingfire, flat)
+        ends = _sentence_ends(_blingfire(), flat)
     except (AssertionError, UnicodeError, ValueError, OverflowError):
         # lone surrogates cannot be encoded: keep the paragraph whole; _cut_long still bounds its pieces, so no
         # input makes splitting fail
         return []
-    return sorted({min(max(e, 0), len(paragraph)) for e in ends})
+    n = len(paragraph)
+    return sorted({min(max(e, 0), n) for e in ends})
+
+
+_BF: Any = None
+
+
+def _blingfire() -> Any:
+    """The blingfire module, imported on first use (the native library costs ~20 ms to load; only building an
+    index needs it)."""
+    global _BF
+    if _BF is None:
+        import blingfire
+
+        _BF = blingfire
+    return _BF
 
 
 def _sentence_ends(blingfire, text: str) -> list[int]:
@@ -102,12 +115,11 @@ def _sentence_ends(blingfire, text: str) -> list[int]:
     if not value:  # no sentence, only ignorable characters: no cut (the wrapper reports an arbitrary end here)
         return []
     m = value.count(b"\n") + 1
-    last = np.frombuffer(ends, dtype=np.int32, count=m).astype(np.int64)
-    last = np.clip(last, 0, n - 1)
+    last = ends[:m]  # a list of ints
     if n == len(text):  # ASCII: bytes are code points
-        return (last + 1).tolist()
+        return [min(max(e, 0), n - 1) + 1 for e in last]
     char_start = (np.frombuffer(raw, dtype=np.uint8) & 0xC0) != 0x80
-    return np.cumsum(char_start)[last].tolist()
+    return np.cumsum(char_start)[np.clip(np.array(last, dtype=np.int64), 0, n - 1)].tolist()
 
 
 _local = threading.local()
