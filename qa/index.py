@@ -61,7 +61,7 @@ from .errors import (
 from .features import Candidate, QuestionWords, question_entities
 from .fusion import RRF_K, Fusion, convex, rrf
 from .modelfiles import sha256_file
-from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_spans, article_title
+from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
 from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
@@ -1024,26 +1024,91 @@ EMBED_CHUNK = 65_536  # rows per encoder call, written to the vectors file as th
 
 
 SPLIT_CHUNK = 2048  # articles split per batch (about 10k sentences)
+SPLIT_PROCESS_MIN = 8 * SPLIT_CHUNK  # articles from which a worker process splits (its start costs ~0.3 s)
+
+Spans = tuple[np.ndarray, np.ndarray, np.ndarray]  # a batch's first numbers, sentence counts, (start, end) bounds
 
 
-def _split_batches(articles: Sequence[Article]) -> Iterator[list[tuple[int, list[tuple[int, int]]]]]:
-    """:func:`~qa.sentences.article_spans` of every article, in batches of :data:`SPLIT_CHUNK` articles, in order.
-    A worker thread splits the next batch while the caller works on this one: blingfire's C code, most of the
-    splitting time, runs without holding the GIL."""
+def _spans_here(texts: list[str]) -> Spans:
+    got = texts_spans(texts)
+    firsts = np.fromiter((first for first, _ in got), dtype=np.int64, count=len(got))
+    counts = np.fromiter((len(sp) for _, sp in got), dtype=np.int64, count=len(got))
+    bounds = np.array([x for _, sp in got for pair in sp for x in pair], dtype=np.int64).reshape(-1, 2)
+    return firsts, counts, bounds
+
+
+def _split_batches(articles: Sequence[Article]) -> Iterator[Spans]:
+    """:func:`~qa.sentences.article_spans` of every article as arrays, in batches of :data:`SPLIT_CHUNK` articles,
+    in order, split ahead of the caller (who tokenises one batch while the next ones are split). Large corpora on a
+    machine with more than one core are split by a worker process (:mod:`qa.splitworker`: splitting holds the GIL
+    a third of its time); otherwise, or if the process fails, by a worker thread here (blingfire's C code, the
+    other two thirds, runs without the GIL). Both run :func:`~qa.sentences.texts_spans`."""
+    starts = list(range(0, len(articles), SPLIT_CHUNK))
+
+    def texts(lo: int) -> list[str]:
+        return [a.text for a in articles[lo : lo + SPLIT_CHUNK]]
+
+    done = 0
+    if len(articles) >= SPLIT_PROCESS_MIN and len(os.sched_getaffinity(0)) > 1:
+        for batch in _split_in_process(starts, texts):
+            done += 1
+            yield batch
     from concurrent.futures import ThreadPoolExecutor
 
-    def split(lo: int) -> list[tuple[int, list[tuple[int, int]]]]:
-        return [article_spans(a.text) for a in articles[lo : lo + SPLIT_CHUNK]]
-
-    starts = range(0, len(articles), SPLIT_CHUNK)
+    rest = starts[done:]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-split") as pool:
-        ahead = [pool.submit(split, lo) for lo in starts[:2]]
-        for i in range(len(starts)):
+        ahead = [pool.submit(_spans_here, texts(lo)) for lo in rest[:2]]
+        for i in range(len(rest)):
             batch = ahead[i].result()
             ahead[i] = None  # type: ignore[call-overload]
-            if i + 2 < len(starts):
-                ahead.append(pool.submit(split, starts[i + 2]))
+            if i + 2 < len(rest):
+                ahead.append(pool.submit(_spans_here, texts(rest[i + 2])))
             yield batch
+
+
+def _split_in_process(starts: list[int], texts: Callable[[int], list[str]]) -> Iterator[Spans]:
+    """Batches split by ``python -m qa.splitworker``, fed by a thread; stops early (the caller splits the rest)
+    if the process cannot start or fails."""
+    import subprocess
+    import sys
+    import threading
+
+    from .splitworker import decode_reply, encode_request
+
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)  # this qa, whatever the child's sys.path would find
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa.splitworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env,
+        )
+    except OSError:  # pragma: no cover - no process to start: the thread splits
+        return
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        try:
+            for lo in starts:  # the pipe's buffer bounds how far ahead this runs
+                proc.stdin.write(encode_request(texts(lo)))
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass  # the process died; the reader notices
+
+    writer = threading.Thread(target=feed, name="qa-split-feed", daemon=True)
+    writer.start()
+    try:
+        for _ in starts:
+            try:
+                batch = decode_reply(proc.stdout)
+            except (OSError, EOFError, ValueError):
+                return
+            yield batch
+    finally:
+        proc.kill()  # finished (it would exit on its own) or abandoned
+        proc.wait()
+        proc.stdout.close()
+        writer.join()
 
 
 def _split_and_tokenize(
@@ -1058,34 +1123,39 @@ def _split_and_tokenize(
     term_ids = TermIds(tok)
     n_of, num_of, bounds, ids, lens = [], [], [], [], []
     lo = 0
-    for batch in _split_batches(articles):
+    for firsts_b, counts_b, bounds_b in _split_batches(articles):
         texts: list[str] = []
-        flat: list[tuple[int, int]] = []
-        for j, (first, sp) in enumerate(batch):
+        flat = bounds_b.tolist()
+        pos = 0
+        for j, (first, cnt) in enumerate(zip(firsts_b.tolist(), counts_b.tolist())):
             a = articles[lo + j]
             text = a.text
-            n_of.append(len(sp))
-            num_of.append(first)
-            flat.extend(sp)
+            sp = flat[pos : pos + cnt]
+            pos += cnt
             if not title_context:
                 texts.extend([text[s:e] for s, e in sp])
                 continue
             title = " ".join((article_title(a) or "").replace("_", " ").split())
             for k, (s, e) in enumerate(sp):
                 texts.append(f"{title}: {text[s:e]}" if title and first + k != 0 else text[s:e])
-        lo += len(batch)
-        bounds.append(np.array(flat, dtype=np.int64).reshape(-1, 2))
-        got, cnt = term_ids.add(texts)
+        lo += firsts_b.shape[0]
+        n_of.append(counts_b)
+        num_of.append(firsts_b)
+        bounds.append(bounds_b)
+        got, cnt_tok = term_ids.add(texts)
         ids.append(got)
-        lens.append(cnt)
-    counts = np.array(n_of, dtype=np.int64)
+        lens.append(cnt_tok)
+    if lo != len(articles):  # pragma: no cover - a batch went missing
+        raise QAError("internal error: sentence splitting lost articles")
+    counts = np.concatenate(n_of) if n_of else np.zeros(0, dtype=np.int64)
     n = int(counts.sum())
     firsts = np.zeros(len(articles), dtype=np.int64)
     np.cumsum(counts[:-1], out=firsts[1:])
     spans = np.empty((n, 4), dtype=np.int64)
     spans[:, 0] = np.repeat(np.arange(len(articles), dtype=np.int64), counts)
     # numbers count up from each article's first (0 with a headline, else 1)
-    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - np.array(num_of, dtype=np.int64), counts)
+    nums = np.concatenate(num_of) if num_of else np.zeros(0, dtype=np.int64)
+    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - nums, counts)
     if n:
         spans[:, 2:] = np.concatenate(bounds)
     cat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)

@@ -99,7 +99,7 @@ def _sentence_ends(blingfire, text: str) -> list[int]:
     are mapped with one numpy cumulative sum, or not at all for ASCII text. The library reports each sentence's
     last byte (inclusive); its code-point end is the number of characters starting at or before that byte.
     """
-    from ctypes import byref, c_char_p, c_int, string_at
+    from ctypes import string_at
 
     raw = text.encode("utf-8")
     n = len(raw)
@@ -107,8 +107,7 @@ def _sentence_ends(blingfire, text: str) -> list[int]:
         return []
     cap = n * 2
     out, starts, ends = _buffers(cap)
-    k = blingfire.blingfire.TextToSentencesWithOffsets(c_char_p(raw), c_int(n), byref(out), byref(starts),
-                                                         byref(ends), c_int(cap))
+    k = _to_sentences(blingfire)(raw, n, out, starts, ends, cap)
     if k <= 0 or k > cap:
         return []
     value = string_at(out, k).split(b"\0", 1)[0]  # the buffer is reused: read only what this call wrote
@@ -123,6 +122,22 @@ def _sentence_ends(blingfire, text: str) -> list[int]:
 
 
 _local = threading.local()
+_FN: dict[int, Any] = {}
+
+
+def _to_sentences(blingfire) -> Any:
+    """blingfire's ``TextToSentencesWithOffsets`` with its argument types declared, so that ctypes converts the
+    arguments in C (a private function pointer: the library's own stays as it is)."""
+    fn = _FN.get(id(blingfire))
+    if fn is None:
+        from ctypes import POINTER, c_char, c_char_p, c_int, c_int32
+
+        lib = blingfire.blingfire
+        fn = lib._FuncPtr(("TextToSentencesWithOffsets", lib))
+        fn.argtypes = [c_char_p, c_int, POINTER(c_char), POINTER(c_int32), POINTER(c_int32), c_int]
+        fn.restype = c_int
+        _FN[id(blingfire)] = fn
+    return fn
 
 
 def _buffers(cap: int) -> tuple[Any, Any, Any]:
@@ -192,6 +207,11 @@ def article_spans(text: str, max_chars: int = MAX_CHARS) -> tuple[int, list[tupl
         return 1, sentence_spans(text, max_chars)
     body_from = head[1]
     return 0, [head] + [(s + body_from, e + body_from) for s, e in sentence_spans(text[body_from:], max_chars)]
+
+
+def texts_spans(texts: list[str]) -> list[tuple[int, list[tuple[int, int]]]]:
+    """:func:`article_spans` of each text (what an index build's splitting worker runs on a batch)."""
+    return [article_spans(t) for t in texts]
 
 
 def split_sentences(article: Article, max_chars: int = MAX_CHARS) -> list[Sentence]:

@@ -156,6 +156,18 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return word, dec, cjk
 
 
+_W, _D, _C, _S = 1, 2, 4, 8  # character class bits: word, decimal digit, CJK, number separator (, or .)
+
+
+@lru_cache(maxsize=1)
+def _char_classes() -> np.ndarray:
+    """:func:`_char_tables` as one uint8 of class bits per code point (one table look-up per character)."""
+    word, dec, cjk = _char_tables()
+    cls = word.astype(np.uint8) * _W | dec.astype(np.uint8) * _D | cjk.astype(np.uint8) * _C
+    cls[[ord(","), ord(".")]] |= _S
+    return cls
+
+
 class TermIds:
     """Tokenises a corpus into integer term ids, many texts per call; the same tokens as :meth:`Tokenizer.tokenize`
     text by text, with the terms numbered in order of first occurrence.
@@ -188,7 +200,11 @@ class TermIds:
         cfg = self.tokenizer.config
         if not cfg.numbers_whole:
             return self._slow(texts)
-        normed = list(map(self._normalise, texts))
+        fold = self._normalise
+        if cfg.lowercase:  # NFKC leaves ASCII alone and casefold of ASCII is lower: the common case inline
+            normed = [t.lower() if t.isascii() else fold(t) for t in texts]
+        else:
+            normed = [t if t.isascii() else fold(t) for t in texts]
         joined = " \x00 ".join(normed) + " \x00"
         lens = np.fromiter(map(len, normed), dtype=np.int64, count=len(normed))
         del normed
@@ -220,17 +236,17 @@ class TermIds:
     def _split(self, joined: str, boundaries: np.ndarray) -> list[str]:
         """Tokens of ``joined`` (texts separated by ``" \\x00 "``) as ``str.split`` finds them after every non-word
         character became a space, numbers with separators kept whole (``,`` → ``\\x01``, ``.`` → ``\\x02``)."""
-        word, dec, cjk = _char_tables()
         cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        isword = word[cp]
+        cls = _char_classes()[cp]
+        isword = (cls & _W).view(bool)
         out = np.where(isword, cp, np.uint32(_SPACE))
         out[boundaries] = _SEP  # a \x00 of a text itself stays a space
-        d = dec[cp]
-        s = (cp == ord(",")) | (cp == ord("."))
-        hits = np.flatnonzero(d[:-2] & s[1:-1] & d[2:]) if cp.size > 2 else np.zeros(0, dtype=np.int64)
+        d = (cls & _D) != 0
+        sep = (cls[1:-1] & _S) != 0
+        hits = np.flatnonzero(d[:-2] & sep & d[2:]) if cp.size > 2 else np.zeros(0, dtype=np.int64)
         if hits.size:
-            self._mark_numbers(joined, out, isword | s, hits)
-        cj = np.flatnonzero(cjk[cp])
+            self._mark_numbers(joined, out, ((cls & (_W | _S)) != 0).view(np.uint8).tobytes(), hits)
+        cj = np.flatnonzero(cls & _C)
         if cj.size:  # every CJK character is a token of its own: put spaces around it
             reps = np.ones(out.shape[0], dtype=np.int64)
             reps[cj] = 3
@@ -240,23 +256,26 @@ class TermIds:
             out[at + 2] = _SPACE
         return out.tobytes().decode("utf-32-le", "surrogatepass").split()
 
-    def _mark_numbers(self, joined: str, out: np.ndarray, region_char: np.ndarray, hits: np.ndarray) -> None:
-        """Run the tokenizer's regex over each run of word characters, ``,`` and ``.`` that holds a digit-separator-
-        digit, and keep the separators of its number tokens (placeholders that ``str.split`` does not cut at)."""
-        edges = np.flatnonzero(np.diff(region_char.astype(np.int8), prepend=0, append=0))
-        starts, ends = edges[::2], edges[1::2]  # runs [start, end) of region characters
-        which = np.unique(np.searchsorted(starts, hits, side="right") - 1)
-        for r in which.tolist():
-            a, b = int(starts[r]), int(ends[r])
+    def _mark_numbers(self, joined: str, out: np.ndarray, region: bytes, hits: np.ndarray) -> None:
+        """Run the tokenizer's regex over each run of word characters, ``,`` and ``.`` (``region``: 1 for those, 0
+        for others) that holds a digit-separator-digit, and keep the separators of its number tokens (placeholders
+        that ``str.split`` does not cut at)."""
+        done = -1
+        for h in hits.tolist():
+            if h < done:  # in the run just handled
+                continue
+            a = region.rfind(b"\x00", 0, h) + 1
+            b = region.find(b"\x00", h)
+            done = b = len(region) if b < 0 else b
             for m in _TOKEN.finditer(joined, a, b):
                 if m.lastgroup == "num":
                     tok = m.group()
                     if "," in tok or "." in tok:
-                        for i, ch in enumerate(tok):
+                        for i, ch in enumerate(tok, m.start()):
                             if ch == ",":
-                                out[m.start() + i] = _COMMA
+                                out[i] = _COMMA
                             elif ch == ".":
-                                out[m.start() + i] = _DOT
+                                out[i] = _DOT
 
     def _learn(self, new: list[str]) -> None:
         """Give each of the ``new`` tokens (distinct, in order of first occurrence) its term id (or :data:`_DROP`)."""

@@ -196,3 +196,28 @@ def test_a_failed_embedding_leaves_no_vectors_file(tmp_path):
     with pytest.raises(RuntimeError):
         qi.Index.build([SEEDS], tmp_path / "index", encoder=Broken())
     assert not list((tmp_path / "index").glob(".tmp-*"))
+
+
+def test_the_split_worker_process_splits_like_the_build_itself(tmp_path, monkeypatch):
+    """Large corpora are split by `python -m qa.splitworker`; the index is the same bytes."""
+    monkeypatch.setattr(qi, "SPLIT_CHUNK", 1)
+    monkeypatch.setattr(qi, "SPLIT_PROCESS_MIN", 1)
+    arts = load_corpus([SEEDS])
+    starts = list(range(len(arts)))
+    texts = [a.text for a in arts] + ["\ud800 lone surrogate. Then 2,534 more.\n\nΣ para."]
+    got = list(qi._split_in_process(list(range(len(texts))), lambda lo: texts[lo : lo + 1]))
+    assert len(got) == len(texts)  # every batch came from the process
+    for g, t in zip(got, texts):
+        want = qi._spans_here([t])
+        assert all(np.array_equal(x, y) for x, y in zip(g, want))
+    idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
+    assert len(starts) == 3
+    _same_files(idx.folder, _expected(SEEDS, False, tmp_path))
+
+
+def test_a_split_worker_that_dies_falls_back_to_splitting_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(qi, "SPLIT_CHUNK", 1)
+    monkeypatch.setattr(qi, "SPLIT_PROCESS_MIN", 1)
+    monkeypatch.setattr("sys.executable", "/bin/false")  # starts, reads nothing, exits
+    idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
+    _same_files(idx.folder, _expected(SEEDS, False, tmp_path))
