@@ -327,6 +327,8 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
             + (idx.folder / "sentences.npy").stat().st_size,
         },
         "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # the build's sentence-splitting worker process (python -m qa.splitworker), if it ran
+        "split_worker_peak_rss_mb": idx.build_stats.get("split_worker_peak_rss_mb"),
     }
     return idx, stats
 

@@ -403,7 +403,10 @@ class Index:
                 )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
             _test_pause("read")
-            spans, firsts, counts, ids, lens, terms = _split_and_tokenize(articles, Tokenizer(tokenizer), title_context)
+            split_stats: dict[str, Any] = {}
+            spans, firsts, counts, ids, lens, terms = _split_and_tokenize(
+                articles, Tokenizer(tokenizer), title_context, split_stats
+            )
             n_rows = int(spans.shape[0])
             tick("split", len(articles), len(articles))  # and tokenised: the two run together, batch by batch
             if not n_rows:  # pragma: no cover - every non-empty article has a sentence
@@ -479,6 +482,7 @@ class Index:
             "removed": removed,
             "generation": gen.name,
             "seconds": round(time.perf_counter() - t0, 3),
+            **split_stats,
         }
         return idx
 
@@ -1037,7 +1041,7 @@ def _spans_here(texts: list[str]) -> Spans:
     return firsts, counts, bounds
 
 
-def _split_batches(articles: Sequence[Article]) -> Iterator[Spans]:
+def _split_batches(articles: Sequence[Article], stats: dict[str, Any] | None = None) -> Iterator[Spans]:
     """:func:`~qa.sentences.article_spans` of every article as arrays, in batches of :data:`SPLIT_CHUNK` articles,
     in order, split ahead of the caller (who tokenises one batch while the next ones are split). Large corpora on a
     machine with more than one core are split by a worker process (:mod:`qa.splitworker`: splitting holds the GIL
@@ -1050,7 +1054,7 @@ def _split_batches(articles: Sequence[Article]) -> Iterator[Spans]:
 
     done = 0
     if len(articles) >= SPLIT_PROCESS_MIN and len(os.sched_getaffinity(0)) > 1:
-        for batch in _split_in_process(starts, texts):
+        for batch in _split_in_process(starts, texts, stats):
             done += 1
             yield batch
     from concurrent.futures import ThreadPoolExecutor
@@ -1066,7 +1070,21 @@ def _split_batches(articles: Sequence[Article]) -> Iterator[Spans]:
             yield batch
 
 
-def _split_in_process(starts: list[int], texts: Callable[[int], list[str]]) -> Iterator[Spans]:
+def _peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory of process ``pid`` in MiB (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _split_in_process(
+    starts: list[int], texts: Callable[[int], list[str]], stats: dict[str, Any] | None = None
+) -> Iterator[Spans]:
     """Batches split by ``python -m qa.splitworker``, fed by a thread; stops early (the caller splits the rest)
     if the process cannot start or fails."""
     import subprocess
@@ -1105,6 +1123,8 @@ def _split_in_process(starts: list[int], texts: Callable[[int], list[str]]) -> I
                 return
             yield batch
     finally:
+        if stats is not None:
+            stats["split_worker_peak_rss_mb"] = _peak_rss_mb(proc.pid)
         proc.kill()  # finished (it would exit on its own) or abandoned
         proc.wait()
         proc.stdout.close()
@@ -1112,7 +1132,7 @@ def _split_in_process(starts: list[int], texts: Callable[[int], list[str]]) -> I
 
 
 def _split_and_tokenize(
-    articles: Sequence[Article], tok: Tokenizer, title_context: bool
+    articles: Sequence[Article], tok: Tokenizer, title_context: bool, stats: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Split every article and tokenise every sentence's indexed text (:func:`_indexed_texts`) batch by batch.
 
@@ -1123,7 +1143,7 @@ def _split_and_tokenize(
     term_ids = TermIds(tok)
     n_of, num_of, bounds, ids, lens = [], [], [], [], []
     lo = 0
-    for firsts_b, counts_b, bounds_b in _split_batches(articles):
+    for firsts_b, counts_b, bounds_b in _split_batches(articles, stats):
         texts: list[str] = []
         flat = bounds_b.tolist()
         pos = 0
