@@ -143,26 +143,28 @@ _BOUNDARY = "\x00"  # the token that ends each text in the split string
 _NEW, _DROP, _END = -3, -2, -1  # in TermIds: a token not seen yet, a dropped token (stopword), a text boundary
 
 
-@lru_cache(maxsize=1)
-def _char_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per code point: is it a regex ``\\w`` character (``str.isalnum()`` or ``_``, exactly what ``re`` tests), a
-    regex ``\\d`` (``str.isdecimal()``), a CJK character (one token each)."""
-    chars = "".join(map(chr, range(0x110000)))
-    word = np.fromiter(map(str.isalnum, chars), dtype=bool, count=0x110000)
+@lru_cache(maxsize=2)
+def _char_tables(size: int = 0x110000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per code point below ``size``: is it a regex ``\\w`` character (``str.isalnum()`` or ``_``, exactly what
+    ``re`` tests), a regex ``\\d`` (``str.isdecimal()``), a CJK character (one token each)."""
+    chars = "".join(map(chr, range(size)))
+    word = np.fromiter(map(str.isalnum, chars), dtype=bool, count=size)
     word[ord("_")] = True
-    dec = np.fromiter(map(str.isdecimal, chars), dtype=bool, count=0x110000)
-    cjk = np.zeros(0x110000, dtype=bool)
+    dec = np.fromiter(map(str.isdecimal, chars), dtype=bool, count=size)
+    cjk = np.zeros(size, dtype=bool)
     cjk[[ord(c) for c in chars[:0xFB00] if _HAS_CJK.match(c)]] = True
     return word, dec, cjk
 
 
 _W, _D, _C, _S = 1, 2, 4, 8  # character class bits: word, decimal digit, CJK, number separator (, or .)
+_BMP = 0x10000
 
 
-@lru_cache(maxsize=1)
-def _char_classes() -> np.ndarray:
-    """:func:`_char_tables` as one uint8 of class bits per code point (one table look-up per character)."""
-    word, dec, cjk = _char_tables()
+@lru_cache(maxsize=2)
+def _char_classes(size: int = 0x110000) -> np.ndarray:
+    """:func:`_char_tables` as one uint8 of class bits per code point (one table look-up per character). Built for
+    the Basic Multilingual Plane first (fast); all of Unicode only when a text needs it."""
+    word, dec, cjk = _char_tables(size)
     cls = word.astype(np.uint8) * _W | dec.astype(np.uint8) * _D | cjk.astype(np.uint8) * _C
     cls[[ord(","), ord(".")]] |= _S
     return cls
@@ -173,12 +175,12 @@ class TermIds:
     text by text, with the terms numbered in order of first occurrence.
 
     ``tokenize`` runs a regex and a stemmer call per text; here a batch of texts is joined into one string in which
-    every non-word character becomes a space (one numpy table look-up per code point), so that ``str.split`` finds
-    the tokens, and each distinct token is stopword-checked and stemmed once; CJK characters get spaces around them (a token
-    each). The regex only runs on the few places
-    where its number rule can differ from "maximal runs of word characters": a digit, ``,`` or ``.``, and a digit
-    (``2,534``, ``9.8``); their separators are kept as placeholder characters. A tokenizer that splits numbers
-    falls back to :meth:`Tokenizer.tokenize` text by text. Tested to agree with it token for token.
+    every non-word character becomes a space (one numpy table look-up per code point) and every CJK character gets
+    spaces around it, so that ``str.split`` finds the tokens; each distinct token is stopword-checked and stemmed
+    once. The regex only runs where its number rule can differ from "maximal runs of word characters": around a
+    digit, ``,`` or ``.``, digit (``2,534``, ``9.8``), whose number tokens keep their separators as placeholder
+    characters. A tokenizer that splits numbers (``numbers_whole=False``) falls back to :meth:`Tokenizer.tokenize`
+    text by text. Tested to agree with it token for token (tests/test_build_path.py).
 
     >>> ids = TermIds(Tokenizer())
     >>> flat, counts = ids.add(["Police seized 2,534 kg", "police raids"])
@@ -237,7 +239,10 @@ class TermIds:
         """Tokens of ``joined`` (texts separated by ``" \\x00 "``) as ``str.split`` finds them after every non-word
         character became a space, numbers with separators kept whole (``,`` → ``\\x01``, ``.`` → ``\\x02``)."""
         cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        cls = _char_classes()[cp]
+        table = _char_classes(_BMP)
+        if cp.size and int(cp.max()) >= _BMP:
+            table = _char_classes()
+        cls = table[cp]
         isword = (cls & _W).view(bool)
         out = np.where(isword, cp, np.uint32(_SPACE))
         out[boundaries] = _SEP  # a \x00 of a text itself stays a space

@@ -64,6 +64,8 @@ def test_char_tables_are_the_regex_classes():
     for m in re.finditer(r"\d+", chars):
         want[m.start() : m.end()] = True
     assert np.array_equal(dec, want)
+    for small, full in zip(_char_tables(0x10000), (word, dec, cjk)):  # the BMP tables used first
+        assert np.array_equal(small, full[:0x10000])
     assert cjk.sum() == sum(b - a + 1 for a, b in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)))
 
 
@@ -71,7 +73,8 @@ def test_char_tables_are_the_regex_classes():
 def test_batched_tokens_equal_per_sentence_tokens_on_the_seeds(cfg):
     tok = Tokenizer(cfg)
     texts = [s.text for a in load_corpus([SEEDS]) for s in split_sentences(a)]
-    texts += ["", "  ", "2,534 kg 9.8 t 1,234,5678 12.5a 1.2.3 a1,234 3.x ,5 1,23", "東京で2,534人 ｆｉ Σίσυφος ß \x00x\x01y\x02"]
+    texts += ["", "  ", "2,534 kg 9.8 t 1,234,5678 12.5a 1.2.3 a1,234 3.x ,5 1,23",
+              "東京で2,534人 ｆｉ Σίσυφος ß \x00x\x01y\x02", "𝟗,𝟗𝟗𝟗 𝐀𝐁 😀 1,000"]
     want = _per_sentence(tok, texts)
     for batch in (1, 7, len(texts)):
         got, terms = _batched(tok, texts, batch)
@@ -81,7 +84,8 @@ def test_batched_tokens_equal_per_sentence_tokens_on_the_seeds(cfg):
 
 _alphabet = st.sampled_from(
     list("ab ZzÉé0123456789,.,.-_'\n\t") + ["ß", "ﬁ", "Σ", "ς", "東", "京", "ア", "٣", "²", "\u0301", "\x00", "\x01",
-                                             "\x02", "\ud800", "\u3000", "\xa0", "\x1c", "İ"]
+                                             "\x02", "\ud800", "\u3000", "\xa0", "\x1c", "İ",
+                                             "\U0001d7d7", "\U0001d400", "\U0001f600", "\U00020000"]
 )
 
 
