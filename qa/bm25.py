@@ -281,7 +281,13 @@ class BM25Engine:
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         avgdl = float(lens.mean()) if n and lens.sum() else 1.0
-        w = idf(df, n, params.method, params.epsilon)[term] * tf_part(tf, lens[docs], avgdl, params.k1, params.b)
+        k1, b = params.k1, params.b
+        # tf_part(tf, lens[docs], ...) with its length term computed once per document: the same operations on the
+        # same numbers, so the same bits
+        norm = k1 * (1.0 - b + b * lens.astype(np.float64) / avgdl)
+        tf_f = tf.astype(np.float64)
+        w = idf(df, n, params.method, params.epsilon)[term] * (tf_f * (k1 + 1.0) / (tf_f + norm[docs]))
+        del tf_f
         w = w.astype(np.float64)
         vocab = {t: i for i, t in enumerate(terms)}
         return cls(vocab, indptr, docs.astype(np.int32), w, n, params, term_bounds(indptr, w), w.astype(np.float32))
