@@ -297,10 +297,17 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
     def tick(stage: str, adv: int, total: int) -> None:
         marks[stage] = time.perf_counter()
 
+    def cpu(who: int) -> float:
+        r = resource.getrusage(who)
+        return r.ru_utime + r.ru_stime
+
     gc.collect()
+    load = os.getloadavg()[0]
+    c0, k0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     idx = qa.Index.build([corpus], index_dir, encoder=encoder, progress=tick, batch_size=batch_size)
     t_end = time.perf_counter()
+    c1, k1 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
     n = len(idx)
     stages = {
         "read": marks["read"] - t0,
@@ -329,6 +336,10 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
         "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # the build's sentence-splitting worker process (python -m qa.splitworker), if it ran
         "split_worker_peak_rss_mb": idx.build_stats.get("split_worker_peak_rss_mb"),
+        # CPU seconds of the whole build (user + system): this process, and its child processes (the splitting
+        # worker); with the 1-minute load average at the start, as other jobs on the machine stretch wall times
+        "cpu_seconds": {"main": round(c1 - c0, 2), "children": round(k1 - k0, 2)},
+        "load_average_1min": round(load, 2),
     }
     return idx, stats
 

@@ -1121,10 +1121,10 @@ def _split_in_process(
                 batch = decode_reply(proc.stdout)
             except (OSError, EOFError, ValueError):
                 return
+            if stats is not None:  # read while it runs: once it has exited, /proc no longer says
+                stats["split_worker_peak_rss_mb"] = _peak_rss_mb(proc.pid) or stats.get("split_worker_peak_rss_mb")
             yield batch
     finally:
-        if stats is not None:
-            stats["split_worker_peak_rss_mb"] = _peak_rss_mb(proc.pid)
         proc.kill()  # finished (it would exit on its own) or abandoned
         proc.wait()
         proc.stdout.close()
