@@ -1053,7 +1053,8 @@ def _split_batches(articles: Sequence[Article], stats: dict[str, Any] | None = N
         return [a.text for a in articles[lo : lo + SPLIT_CHUNK]]
 
     done = 0
-    if len(articles) >= SPLIT_PROCESS_MIN and len(os.sched_getaffinity(0)) > 1:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(articles) >= SPLIT_PROCESS_MIN and cores > 1:
         for batch in _split_in_process(starts, texts, stats):
             done += 1
             yield batch
