@@ -303,7 +303,7 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
     def tick(stage: str, adv: int, total: int) -> None:
         marks[stage] = time.perf_counter()
         if stage == "bm25":
-            cpu_marks[stage] = cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN)
+            cpu_marks["main"], cpu_marks["children"] = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
 
     gc.collect()
     load = os.getloadavg()[0]
@@ -343,7 +343,9 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
         # CPU seconds of the whole build (user + system): this process, and its child processes (the splitting
         # worker); with the 1-minute load average at the start, as other jobs on the machine stretch wall times
         "cpu_seconds": {"main": round(c1 - c0, 2), "children": round(k1 - k0, 2),
-                        "read+split+bm25 (both)": round(cpu_marks["bm25"] - c0 - k0, 2)},
+                        "read+split+bm25 (main)": round(cpu_marks["main"] - c0, 2),
+                        "read+split+bm25 (worker)": round(cpu_marks["children"] - k0, 2),
+                        "read+split+bm25 (both)": round(cpu_marks["main"] + cpu_marks["children"] - c0 - k0, 2)},
         "load_average_1min": round(load, 2),
     }
     return idx, stats
@@ -924,14 +926,17 @@ def render(res: Results, command: str) -> str:
           "one query at a time, warm (index files in the page cache).", ""]
 
     L += ["## Build", "", "| sentences | articles | vocabulary | postings | split+BM25 sent/s | read / split+tokenize / "
-          "BM25 / embed / write (s) | CPU s, read to BM25 (both processes) | vectors | index on disk | build peak RSS "
+          "BM25 / embed / write (s) | CPU s, read to BM25 (main + splitting worker) | vectors | index on disk | build peak RSS "
           "(splitting worker) | load avg (1 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sizes:
         b = d.get("build", {}).get(s)
         if not b:
             continue
         sec = b["seconds"]
-        cpu = (b.get("cpu_seconds") or {}).get("read+split+bm25 (both)")
+        cs = b.get("cpu_seconds") or {}
+        cpu = cs.get("read+split+bm25 (both)")
+        if cpu is not None and "read+split+bm25 (main)" in cs:
+            cpu = f"{cpu} ({cs['read+split+bm25 (main)']} + {cs['read+split+bm25 (worker)']})"
         worker = b.get("split_worker_peak_rss_mb")
         load = b.get("load_average_1min")
         L.append(f"| {b['sentences']:,} | {b['articles']:,} | {b['vocabulary']:,} | {b['postings']:,} | "
