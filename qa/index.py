@@ -427,48 +427,49 @@ class Index:
             todo = np.flatnonzero(src < 0)
             reused = n_rows - int(todo.shape[0])
             vec_file = index_dir / f".tmp-vectors-{secrets.token_hex(4)}.npy"
-            try:
-                dim = _write_vectors(
-                    vec_file, src, todo, prev, enc,
-                    lambda rows: _indexed_texts(articles, spans, rows, title_context),
-                    batch_size, lambda k: tick("embed", k, len(todo)),
-                )
-                _test_pause("embed")
-                removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
-                manifest = {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "qa_version": __version__,
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "model": {
-                        "name": enc.name,
-                        "dimension": dim,
-                        "normalized": True,
-                        "dtype": "float32",
-                        "embeds": "title + sentence text" if title_context else "sentence text",
-                    },
-                    "title_context": bool(title_context),
-                    "bm25": bm25.to_dict(),
-                    "tokenizer": tokenizer.to_dict(),
-                    "segmenter": seg,
-                    "counts": {
-                        "articles": len(articles),
-                        "sentences": n_rows,
-                        "vocabulary": len(engine.vocab),
-                        "postings": int(engine.docs.shape[0]),
-                    },
-                    "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
-                    "articles": {a.id: a.sha256 for a in articles},
-                }
-                ann_index = None
-                if ann:
+            dim = _write_vectors(
+                vec_file, src, todo, prev, enc,
+                lambda rows: _indexed_texts(articles, spans, rows, title_context),
+                batch_size, lambda k: tick("embed", k, len(todo)),
+            )
+            _test_pause("embed")
+            removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "qa_version": __version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "model": {
+                    "name": enc.name,
+                    "dimension": dim,
+                    "normalized": True,
+                    "dtype": "float32",
+                    "embeds": "title + sentence text" if title_context else "sentence text",
+                },
+                "title_context": bool(title_context),
+                "bm25": bm25.to_dict(),
+                "tokenizer": tokenizer.to_dict(),
+                "segmenter": seg,
+                "counts": {
+                    "articles": len(articles),
+                    "sentences": n_rows,
+                    "vocabulary": len(engine.vocab),
+                    "postings": int(engine.docs.shape[0]),
+                },
+                "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
+                "articles": {a.id: a.sha256 for a in articles},
+            }
+            ann_index = None
+            if ann:
+                try:
                     ann_index = AnnIndex.build(np.load(vec_file, mmap_mode="r"))
-                    manifest["ann"] = ann_index.params
-                    tick("ann", n_rows, n_rows)
-                gen = _write_generation(index_dir, manifest, articles, firsts, counts, spans, engine, vec_file, ann_index)
-                tick("write", 1, 1)
-            finally:
-                vec_file.unlink(missing_ok=True)  # moved into the generation, unless the build failed
+                except BaseException:
+                    vec_file.unlink(missing_ok=True)
+                    raise
+                manifest["ann"] = ann_index.params
+                tick("ann", n_rows, n_rows)
+            gen = _write_generation(index_dir, manifest, articles, firsts, counts, spans, engine, vec_file, ann_index)
+            tick("write", 1, 1)
             idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
             idx._encoder = encoder
@@ -1260,6 +1261,9 @@ def _write_vectors(
                 f.write(block.data)
                 pos = end
             f.flush()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     finally:
         if old is not None:
             old.close()
@@ -1316,8 +1320,11 @@ def _write_generation(
     tmp = index_dir / f".tmp-{name}"
     try:
         _write_files(tmp, manifest, articles, firsts, counts, spans, engine, vectors, ann)
-    except OSError as e:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        vectors.unlink(missing_ok=True)  # unless _write_files moved it into tmp
+        if not isinstance(e, OSError):
+            raise
         raise IndexWriteError(
             f"cannot write the new index in {index_dir} ({e.strerror or e}); the previous index is unchanged"
         ) from None
