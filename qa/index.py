@@ -1147,12 +1147,12 @@ def _split_and_tokenize(
     lo = 0
     for firsts_b, counts_b, bounds_b in _split_batches(articles, stats):
         texts: list[str] = []
-        flat = bounds_b.tolist()
+        starts, ends = bounds_b[:, 0].tolist(), bounds_b[:, 1].tolist()  # flat lists: no list per sentence
         pos = 0
         for j, (first, cnt) in enumerate(zip(firsts_b.tolist(), counts_b.tolist())):
             a = articles[lo + j]
             text = a.text
-            sp = flat[pos : pos + cnt]
+            sp = zip(starts[pos : pos + cnt], ends[pos : pos + cnt])
             pos += cnt
             if not title_context:
                 texts.extend([text[s:e] for s, e in sp])
