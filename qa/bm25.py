@@ -248,15 +248,48 @@ class BM25Engine:
         flat = np.fromiter(
             (vocab.setdefault(t, len(vocab)) for d in corpus_tokens for t in d), dtype=np.int64, count=int(lens.sum())
         )
+        return cls.from_ids(flat, lens, list(vocab), params)
+
+    @classmethod
+    def from_ids(
+        cls, flat: np.ndarray, lens: np.ndarray, terms: Sequence[str], params: BM25Params = BM25Params()
+    ) -> "BM25Engine":
+        """Index documents given as term ids: ``flat`` holds every document's ids one after the other, ``lens`` each
+        document's number of tokens, ``terms[i]`` is term ``i`` (what :class:`~qa.tokens.TermIds` produces).
+
+        >>> BM25Engine.from_ids(np.array([0, 1, 2, 1, 1, 2]), np.array([2, 3, 1]), ["drug", "seiz", "ton"]).indptr.tolist()
+        [0, 1, 3, 5]
+        """
+        lens = np.asarray(lens, dtype=np.int64)
+        n = int(lens.shape[0])
+        n_terms = len(terms)
         doc_of = np.repeat(np.arange(n, dtype=np.int64), lens)
-        keys, tf = np.unique(flat * max(n, 1) + doc_of, return_counts=True)
-        term, docs = np.divmod(keys, max(n, 1))
-        df = np.bincount(term, minlength=len(vocab))
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        keys = np.asarray(flat, dtype=np.int64) * max(n, 1)
+        keys += doc_of
+        del doc_of
+        keys.sort()
+        first = np.empty(keys.shape[0], dtype=bool)
+        if keys.shape[0]:
+            first[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        del first
+        tf = np.diff(starts, append=keys.shape[0])
+        term, docs = np.divmod(keys[starts], max(n, 1))
+        del keys, starts
+        df = np.bincount(term, minlength=n_terms)
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         avgdl = float(lens.mean()) if n and lens.sum() else 1.0
-        w = idf(df, n, params.method, params.epsilon)[term] * tf_part(tf, lens[docs], avgdl, params.k1, params.b)
+        k1, b = params.k1, params.b
+        # tf_part(tf, lens[docs], ...) with its length term computed once per document: the same operations on the
+        # same numbers, so the same bits
+        norm = k1 * (1.0 - b + b * lens.astype(np.float64) / avgdl)
+        tf_f = tf.astype(np.float64)
+        w = idf(df, n, params.method, params.epsilon)[term] * (tf_f * (k1 + 1.0) / (tf_f + norm[docs]))
+        del tf_f
         w = w.astype(np.float64)
+        vocab = {t: i for i, t in enumerate(terms)}
         return cls(vocab, indptr, docs.astype(np.int32), w, n, params, term_bounds(indptr, w), w.astype(np.float32))
 
     def _terms(self, query_tokens: Sequence[str]) -> list[tuple[int, int, int, int]]:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -43,7 +44,7 @@ class Article:
     url: str | None = None
     date: str | None = None
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """Content hash of the article (text and metadata), used to re-embed only what changed."""
         h = hashlib.sha256()
@@ -107,7 +108,7 @@ def read_jsonl_file(path: Path) -> Iterator[Article]:
     """Read articles from a JSON Lines file: ``{"id", "text", "title"?, "url"?, "date"?}`` per line."""
     text = decode_text(_read(path), str(path))
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
         where = f"{path}:{lineno}"
         try:
@@ -117,11 +118,12 @@ def read_jsonl_file(path: Path) -> Iterator[Article]:
         if not isinstance(obj, dict) or "id" not in obj or "text" not in obj:
             raise CorpusError(f'{where}: each line needs an object with "id" and "text"')
         body = obj["text"]
-        if not isinstance(body, str) or not body.strip():
+        if not isinstance(body, str) or not body or body.isspace():
             raise CorpusError(f"{where}: article {obj['id']!r} has no text (\"text\" must be a non-empty string)")
         opt = {k: (str(obj[k]) if obj.get(k) is not None else None) for k in ("title", "url", "date")}
         art = Article(id=str(obj["id"]), text=body, path=where, **opt)
-        for value in (art.id, art.text, *(v for v in opt.values() if v)):
+        # the file decoded as strict UTF-8, so an unpaired surrogate can only come from a JSON \u escape
+        for value in (art.id, art.text, *(v for v in opt.values() if v)) if "\\u" in line else ():
             if _SURROGATE.search(value):
                 raise CorpusError(
                     f"{where}: article {art.id!r} contains an unpaired surrogate escape (e.g. \"\\ud800\"), "

@@ -68,9 +68,9 @@ from .search import (  # noqa: F401 (re-exported: the search defaults have alway
     Searcher,
     check_question,
 )
-from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, split_sentences
+from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
 from .store import ArticleRef, CandidateDense, DenseHits, ExactDense
-from .tokens import Tokenizer, TokenizerConfig
+from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
@@ -398,6 +398,9 @@ class Index(Searcher):
             except QAError:
                 raise IndexWriteError("--ann needs faiss-cpu: pip install 'qa[ann]' (nothing was written)") from None
         with build_lock(index_dir):
+            for stale in index_dir.glob(".tmp-vectors-*"):  # left by a killed build; we hold the lock
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             files = list(_files_progress(paths, tick))
             if not files:
                 raise CorpusError(
@@ -407,54 +410,37 @@ class Index(Searcher):
                 )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
             _test_pause("read")
-            sentences: list[Sentence] = []
-            firsts: list[int] = []
-            for a in articles:
-                firsts.append(len(sentences))
-                sentences.extend(split_sentences(a))
-            tick("split", len(articles), len(articles))
-            if not sentences:  # pragma: no cover - every non-empty article has a sentence
+            split_stats: dict[str, Any] = {}
+            spans, firsts, counts, ids, lens, terms = _split_and_tokenize(
+                articles, Tokenizer(tokenizer), title_context, split_stats
+            )
+            n_rows = int(spans.shape[0])
+            tick("split", len(articles), len(articles))  # and tokenised: the two run together, batch by batch
+            if not n_rows:  # pragma: no cover - every non-empty article has a sentence
                 raise QAError("the corpus has no sentences")
 
-            tok = Tokenizer(tokenizer)
-            indexed = _indexed_texts(articles, firsts, sentences, title_context)
-            corpus_tokens = [tok.tokenize(t) for t in indexed]
-            engine = BM25Engine.build(corpus_tokens, bm25)
-            tick("bm25", len(sentences), len(sentences))
+            engine = BM25Engine.from_ids(ids, lens, terms, bm25)
+            del ids, lens, terms
+            tick("bm25", n_rows, n_rows)
 
             enc = encoder or Encoder(model)
             seg = _segmenter_settings()
             prev = _previous(index_dir, enc.name, seg, bool(title_context))
-            vectors: np.ndarray | None = None
-            todo: list[int] = []
-            reused = 0
-            for a, first in zip(articles, firsts):
-                n = _count(sentences, first)
+            src = np.full(n_rows, -1, dtype=np.int64)  # the previous generation's row of each reused row
+            for a, first, cnt in zip(articles, firsts.tolist(), counts.tolist()):
                 old = prev.rows.get(a.id) if prev else None
-                if old and old[0] == a.sha256 and old[2] == n:
-                    if vectors is None:
-                        vectors = np.zeros((len(sentences), prev.vectors.shape[1]), dtype=np.float32)
-                    vectors[first : first + n] = prev.vectors[old[1] : old[1] + n]
-                    reused += n
-                else:
-                    todo.extend(range(first, first + n))
-            if todo:
-                new = enc.encode(
-                    [indexed[i] for i in todo],
-                    batch_size=batch_size,
-                    progress=lambda n: tick("embed", n, len(todo)),
-                )
-                if vectors is None and len(todo) == len(sentences):  # a first build: todo is every row, in order
-                    vectors = np.ascontiguousarray(new, dtype=np.float32)  # no second copy (1.5 GB at 1M)
-                else:
-                    if vectors is None:
-                        vectors = np.zeros((len(sentences), new.shape[1]), dtype=np.float32)
-                    vectors[todo] = new
-                del new
-            assert vectors is not None
+                if old and old[0] == a.sha256 and old[2] == cnt:
+                    src[first : first + cnt] = np.arange(old[1], old[1] + cnt)
+            todo = np.flatnonzero(src < 0)
+            reused = n_rows - int(todo.shape[0])
+            vec_file = index_dir / f".tmp-vectors-{secrets.token_hex(4)}.npy"
+            dim = _write_vectors(
+                vec_file, src, todo, prev, enc,
+                lambda rows: _indexed_texts(articles, spans, rows, title_context),
+                batch_size, lambda k: tick("embed", k, len(todo)),
+            )
             _test_pause("embed")
             removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
-
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -462,7 +448,7 @@ class Index(Searcher):
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "model": {
                     "name": enc.name,
-                    "dimension": int(vectors.shape[1]),
+                    "dimension": dim,
                     "normalized": True,
                     "dtype": "float32",
                     "embeds": "title + sentence text" if title_context else "sentence text",
@@ -473,7 +459,7 @@ class Index(Searcher):
                 "segmenter": seg,
                 "counts": {
                     "articles": len(articles),
-                    "sentences": len(sentences),
+                    "sentences": n_rows,
                     "vocabulary": len(engine.vocab),
                     "postings": int(engine.docs.shape[0]),
                 },
@@ -482,10 +468,14 @@ class Index(Searcher):
             }
             ann_index = None
             if ann:
-                ann_index = AnnIndex.build(vectors)
+                try:
+                    ann_index = AnnIndex.build(np.load(vec_file, mmap_mode="r"))
+                except BaseException:
+                    vec_file.unlink(missing_ok=True)
+                    raise
                 manifest["ann"] = ann_index.params
-                tick("ann", len(sentences), len(sentences))
-            gen = _write_generation(index_dir, manifest, articles, firsts, sentences, engine, vectors, ann_index)
+                tick("ann", n_rows, n_rows)
+            gen = _write_generation(index_dir, manifest, articles, firsts, counts, spans, engine, vec_file, ann_index)
             tick("write", 1, 1)
             idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
@@ -494,12 +484,13 @@ class Index(Searcher):
             idx._encoder = enc  # already loaded: keep it warm
         idx.build_stats = {
             "articles": len(articles),
-            "sentences": len(sentences),
-            "embedded": len(todo),
+            "sentences": n_rows,
+            "embedded": int(todo.shape[0]),
             "reused": reused,
             "removed": removed,
             "generation": gen.name,
             "seconds": round(time.perf_counter() - t0, 3),
+            **split_stats,
         }
         return idx
 
@@ -744,30 +735,269 @@ class Index(Searcher):
                      encoder=self._encoder)
 
 
+EMBED_CHUNK = 65_536  # rows per encoder call, written to the vectors file as they come (100 MB at 384 floats)
+
+
+SPLIT_CHUNK = 2048  # articles split per batch (about 10k sentences)
+SPLIT_PROCESS_MIN = 8 * SPLIT_CHUNK  # articles from which a worker process splits (its start costs ~0.3 s)
+
+Spans = tuple[np.ndarray, np.ndarray, np.ndarray]  # a batch's first numbers, sentence counts, (start, end) bounds
+
+
+def _spans_here(texts: list[str]) -> Spans:
+    got = texts_spans(texts)
+    firsts = np.fromiter((first for first, _ in got), dtype=np.int64, count=len(got))
+    counts = np.fromiter((len(sp) for _, sp in got), dtype=np.int64, count=len(got))
+    bounds = np.array([x for _, sp in got for pair in sp for x in pair], dtype=np.int64).reshape(-1, 2)
+    return firsts, counts, bounds
+
+
+def _split_batches(articles: Sequence[Article], stats: dict[str, Any] | None = None) -> Iterator[Spans]:
+    """:func:`~qa.sentences.article_spans` of every article as arrays, in batches of :data:`SPLIT_CHUNK` articles,
+    in order, split ahead of the caller (who tokenises one batch while the next ones are split). Large corpora on a
+    machine with more than one core are split by a worker process (:mod:`qa.splitworker`: splitting holds the GIL
+    a third of its time); otherwise, or if the process fails, by a worker thread here (blingfire's C code, the
+    other two thirds, runs without the GIL). Both run :func:`~qa.sentences.texts_spans`."""
+    starts = list(range(0, len(articles), SPLIT_CHUNK))
+
+    def texts(lo: int) -> list[str]:
+        return [a.text for a in articles[lo : lo + SPLIT_CHUNK]]
+
+    done = 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(articles) >= SPLIT_PROCESS_MIN and cores > 1:
+        for batch in _split_in_process(starts, texts, stats):
+            done += 1
+            yield batch
+    from concurrent.futures import ThreadPoolExecutor
+
+    rest = starts[done:]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-split") as pool:
+        ahead = [pool.submit(_spans_here, texts(lo)) for lo in rest[:2]]
+        for i in range(len(rest)):
+            batch = ahead[i].result()
+            ahead[i] = None  # type: ignore[call-overload]
+            if i + 2 < len(rest):
+                ahead.append(pool.submit(_spans_here, texts(rest[i + 2])))
+            yield batch
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory of process ``pid`` in MiB (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _split_in_process(
+    starts: list[int], texts: Callable[[int], list[str]], stats: dict[str, Any] | None = None
+) -> Iterator[Spans]:
+    """Batches split by ``python -m qa.splitworker``, fed by a thread; stops early (the caller splits the rest)
+    if the process cannot start or fails."""
+    import subprocess
+    import sys
+    import threading
+
+    from .splitworker import decode_reply, encode_request
+
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)  # this qa, whatever the child's sys.path would find
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa.splitworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env,
+        )
+    except OSError:  # pragma: no cover - no process to start: the thread splits
+        return
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        try:
+            for lo in starts:  # the pipe's buffer bounds how far ahead this runs
+                proc.stdin.write(encode_request(texts(lo)))
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass  # the process died; the reader notices
+
+    writer = threading.Thread(target=feed, name="qa-split-feed", daemon=True)
+    writer.start()
+    try:
+        for _ in starts:
+            try:
+                batch = decode_reply(proc.stdout)
+            except (OSError, EOFError, ValueError):
+                return
+            if stats is not None:  # read while it runs: once it has exited, /proc no longer says
+                stats["split_worker_peak_rss_mb"] = _peak_rss_mb(proc.pid) or stats.get("split_worker_peak_rss_mb")
+            yield batch
+    finally:
+        proc.kill()  # finished (it would exit on its own) or abandoned
+        proc.wait()
+        proc.stdout.close()
+        writer.join()
+
+
+def _split_and_tokenize(
+    articles: Sequence[Article], tok: Tokenizer, title_context: bool, stats: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Split every article and tokenise every sentence's indexed text (:func:`_indexed_texts`) batch by batch.
+
+    Returns ``(spans, firsts, counts, ids, lens, terms)``: the rows of ``sentences.npy`` (int64 ``(n, 4)``: article
+    row, number, start, end), each article's first row and number of rows, and the BM25 input of
+    :meth:`BM25Engine.from_ids` (every row's term ids one after the other, each row's number of tokens, the terms).
+    No per-sentence object is kept: only these arrays outlive a batch."""
+    term_ids = TermIds(tok)
+    n_of, num_of, bounds, ids, lens = [], [], [], [], []
+    lo = 0
+    for firsts_b, counts_b, bounds_b in _split_batches(articles, stats):
+        texts: list[str] = []
+        starts, ends = bounds_b[:, 0].tolist(), bounds_b[:, 1].tolist()  # flat lists: no list per sentence
+        pos = 0
+        for j, (first, cnt) in enumerate(zip(firsts_b.tolist(), counts_b.tolist())):
+            a = articles[lo + j]
+            text = a.text
+            sp = zip(starts[pos : pos + cnt], ends[pos : pos + cnt])
+            pos += cnt
+            if not title_context:
+                texts.extend([text[s:e] for s, e in sp])
+                continue
+            title = " ".join((article_title(a) or "").replace("_", " ").split())
+            for k, (s, e) in enumerate(sp):
+                texts.append(f"{title}: {text[s:e]}" if title and first + k != 0 else text[s:e])
+        lo += firsts_b.shape[0]
+        n_of.append(counts_b)
+        num_of.append(firsts_b)
+        bounds.append(bounds_b)
+        got, cnt_tok = term_ids.add(texts)
+        ids.append(got)
+        lens.append(cnt_tok)
+    if lo != len(articles):  # pragma: no cover - a batch went missing
+        raise QAError("internal error: sentence splitting lost articles")
+    counts = np.concatenate(n_of) if n_of else np.zeros(0, dtype=np.int64)
+    n = int(counts.sum())
+    firsts = np.zeros(len(articles), dtype=np.int64)
+    np.cumsum(counts[:-1], out=firsts[1:])
+    spans = np.empty((n, 4), dtype=np.int64)
+    spans[:, 0] = np.repeat(np.arange(len(articles), dtype=np.int64), counts)
+    # numbers count up from each article's first (0 with a headline, else 1)
+    nums = np.concatenate(num_of) if num_of else np.zeros(0, dtype=np.int64)
+    spans[:, 1] = np.arange(n, dtype=np.int64) - np.repeat(firsts - nums, counts)
+    if n:
+        spans[:, 2:] = np.concatenate(bounds)
+    cat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
+    return spans, firsts, counts, cat, (np.concatenate(lens) if lens else np.zeros(0, dtype=np.int64)), term_ids.terms
+
+
 def _indexed_texts(
-    articles: Sequence[Article], firsts: Sequence[int], sentences: Sequence[Sentence], title_context: bool
+    articles: Sequence[Article], spans: np.ndarray, rows: np.ndarray, title_context: bool
 ) -> list[str]:
-    """What BM25 tokenizes and the encoder embeds per sentence: its text, or with ``title_context``
-    ``"<title>: <text>"`` (not for the headline unit itself, nor for an article without a title)."""
-    texts = [s.text for s in sentences]
+    """What BM25 tokenizes and the encoder embeds for each of ``rows``: the sentence text, or with
+    ``title_context`` ``"<title>: <text>"`` (not for the headline unit itself, nor for an article without a title)."""
+    art, num, start, end = spans[rows].T.tolist()
+    texts = [articles[a].text[s:e] for a, s, e in zip(art, start, end)]
     if not title_context:
         return texts
-    for a, first in zip(articles, firsts):
-        title = " ".join((article_title(a) or "").replace("_", " ").split())
-        if not title:
+    titles: dict[int, str] = {}
+    for i, (a, num) in enumerate(zip(art, num)):
+        if num == 0:
             continue
-        for i in range(first, first + _count(sentences, first)):
-            if not sentences[i].is_title:
-                texts[i] = f"{title}: {sentences[i].text}"
+        title = titles.get(a)
+        if title is None:
+            title = titles[a] = " ".join((article_title(articles[a]) or "").replace("_", " ").split())
+        if title:
+            texts[i] = f"{title}: {texts[i]}"
     return texts
 
 
-def _count(sentences: Sequence[Sentence], first: int) -> int:
-    art = sentences[first].article
-    n = 0
-    while first + n < len(sentences) and sentences[first + n].article == art:
-        n += 1
-    return n
+def _write_vectors(
+    path: Path,
+    src: np.ndarray,
+    todo: np.ndarray,
+    prev: _Previous | None,
+    enc: Any,
+    texts_of: Callable[[np.ndarray], list[str]],
+    batch_size: int,
+    progress: Callable[[int], None],
+) -> int:
+    """Write ``dense/vectors.npy`` (the same bytes as ``np.save``) to ``path`` row by row: the previous generation's
+    vector where ``src`` names its row, else the encoder's, embedded :data:`EMBED_CHUNK` rows (``todo``) per call.
+    Nothing holds all the vectors in memory (1.5 GB at 1M sentences). Returns the dimension."""
+    n = int(src.shape[0])
+    chunks = [todo[i : i + EMBED_CHUNK] for i in range(0, todo.shape[0], EMBED_CHUNK)]
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        v = np.asarray(enc.encode(texts_of(rows), batch_size=batch_size, progress=progress), dtype=np.float32)
+        if v.ndim != 2 or v.shape[0] != rows.shape[0]:
+            raise QAError(f"the encoder returned an array of shape {v.shape} for {rows.shape[0]} texts")
+        return v
+
+    new = embed(chunks[0]) if chunks else None
+    if new is not None:
+        dim = int(new.shape[1])
+    else:
+        assert prev is not None
+        dim = int(prev.vectors.shape[1])
+    old = open(prev.vectors.filename, "rb") if prev is not None and (src >= 0).any() else None  # type: ignore[union-attr]
+    try:
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                    "shape": (n, dim)}
+            )
+            pos = 0
+            for c, rows in enumerate(chunks):
+                if c:
+                    new = embed(rows)
+                assert new is not None
+                if new.shape[1] != dim:
+                    raise QAError(f"the encoder returned vectors of dimension {new.shape[1]}, expected {dim}")
+                end = int(rows[-1]) + 1
+                block = np.empty((end - pos, dim), dtype=np.float32)
+                block[rows - pos] = new
+                _fill_reused(block, pos, src, old, prev, dim)
+                f.write(block.data)
+                del block
+                pos = end
+            while pos < n:  # reused rows after the last embedded one
+                end = min(pos + EMBED_CHUNK, n)
+                block = np.empty((end - pos, dim), dtype=np.float32)
+                _fill_reused(block, pos, src, old, prev, dim)
+                f.write(block.data)
+                pos = end
+            f.flush()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        if old is not None:
+            old.close()
+    return dim
+
+
+def _fill_reused(block: np.ndarray, pos: int, src: np.ndarray, old: Any, prev: _Previous | None, dim: int) -> None:
+    """Copy the reused rows of ``block`` (rows ``pos`` onwards) from the previous vectors file, one read per run of
+    consecutive rows (read, not memory-mapped: the pages do not count towards this process's memory)."""
+    s = src[pos : pos + block.shape[0]]
+    have = np.flatnonzero(s >= 0)
+    if not have.size:
+        return
+    assert old is not None and prev is not None
+    # runs where both the new and the old row go up by one
+    brk = np.flatnonzero((np.diff(have) != 1) | (np.diff(s[have]) != 1)) + 1
+    row_bytes = dim * 4
+    base = int(prev.vectors.offset)  # type: ignore[attr-defined]
+    for a, b in zip(np.concatenate(([0], brk)).tolist(), np.concatenate((brk, [have.size])).tolist()):
+        i, j = int(have[a]), int(have[b - 1]) + 1
+        old.seek(base + int(s[i]) * row_bytes)
+        view = memoryview(block[i:j]).cast("B")
+        if old.readinto(view) != view.nbytes:
+            raise OSError("the previous vectors file is shorter than its manifest says")
 
 
 def _files_progress(paths: list, tick: Progress) -> Iterator[Path]:
@@ -782,10 +1012,11 @@ def _write_generation(
     index_dir: Path,
     manifest: dict[str, Any],
     articles: list[Article],
-    firsts: list[int],
-    sentences: list[Sentence],
+    firsts: np.ndarray,
+    counts: np.ndarray,
+    spans: np.ndarray,
     engine: BM25Engine,
-    vectors: np.ndarray,
+    vectors: Path,
     ann: AnnIndex | None = None,
 ) -> Path:
     """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
@@ -798,9 +1029,12 @@ def _write_generation(
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     tmp = index_dir / f".tmp-{name}"
     try:
-        _write_files(tmp, manifest, articles, firsts, sentences, engine, vectors, ann)
-    except OSError as e:
+        _write_files(tmp, manifest, articles, firsts, counts, spans, engine, vectors, ann)
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        vectors.unlink(missing_ok=True)  # unless _write_files moved it into tmp
+        if not isinstance(e, OSError):
+            raise
         raise IndexWriteError(
             f"cannot write the new index in {index_dir} ({e.strerror or e}); the previous index is unchanged"
         ) from None
@@ -843,18 +1077,19 @@ def _write_files(
     tmp: Path,
     manifest: dict[str, Any],
     articles: list[Article],
-    firsts: list[int],
-    sentences: list[Sentence],
+    firsts: np.ndarray,
+    counts: np.ndarray,
+    spans: np.ndarray,
     engine: BM25Engine,
-    vectors: np.ndarray,
+    vectors: Path,
     ann: AnnIndex | None = None,
 ) -> None:
-    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced."""
+    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced;
+    ``vectors`` (the file :func:`_write_vectors` wrote) is moved in."""
     tmp.mkdir(parents=True)
-    art_row = {a.id: i for i, a in enumerate(articles)}
     offsets = [0]
     with open(tmp / "articles.jsonl", "wb") as f:
-        for a, first in zip(articles, firsts):
+        for a, first, count in zip(articles, firsts.tolist(), counts.tolist()):
             rec = {
                 "id": a.id,
                 "title": article_title(a),
@@ -863,19 +1098,18 @@ def _write_files(
                 "date": a.date,
                 "sha256": a.sha256,
                 "first": first,
-                "count": _count(sentences, first),
+                "count": count,
                 "text": a.text,
             }
             line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
             f.write(line)
             offsets.append(offsets[-1] + len(line))
     np.save(tmp / ARTICLE_OFFSETS, np.array(offsets, dtype=np.int64))
-    spans = np.array([(art_row[s.article], s.number, s.start, s.end) for s in sentences], dtype=np.int64)
-    np.save(tmp / "sentences.npy", spans.reshape(-1, 4))
+    np.save(tmp / "sentences.npy", np.ascontiguousarray(spans, dtype=np.int64).reshape(-1, 4))
     engine.save(tmp / "bm25")
     (tmp / "dense").mkdir()
     _test_pause("write")
-    np.save(tmp / "dense" / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    os.replace(vectors, tmp / "dense" / "vectors.npy")
     if ann is not None:
         ann.save(tmp / ANN_FILE)
     manifest["files"] = {

@@ -479,7 +479,8 @@ def build(
         # asks for larger steps
         chunk = int(getattr(enc, "chunk_sentences", 4 * _BATCH))
         for number, a, sents in split:
-            pending.append((number, a, sents, _indexed_texts([a], [0], sents, title_context)))
+            spans = np.array([(0, x.number, x.start, x.end) for x in sents], dtype=np.int64).reshape(-1, 4)
+            pending.append((number, a, sents, _indexed_texts([a], spans, np.arange(len(sents)), title_context)))
             n_pending += len(sents)
             if n_pending >= chunk:
                 flush()

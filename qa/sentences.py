@@ -20,7 +20,9 @@ Sentences are numbered from 1 in reading order. Offsets are into ``article.text`
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,16 +66,29 @@ def headline_span(text: str) -> tuple[int, int] | None:
 
 def _segment(paragraph: str) -> list[int]:
     """Cut points (sentence end offsets) that blingfire finds in one paragraph (wrapped lines joined)."""
-    import blingfire  # the native library costs ~20 ms to load; only building an index needs it
-
     flat = _WRAP.sub(" ", paragraph)
     try:
-        ends = _sentence_ends(blingfire, flat)
+        ends = _sentence_ends(_blingfire(), flat)
     except (AssertionError, UnicodeError, ValueError, OverflowError):
         # lone surrogates cannot be encoded: keep the paragraph whole; _cut_long still bounds its pieces, so no
         # input makes splitting fail
         return []
-    return sorted({min(max(e, 0), len(paragraph)) for e in ends})
+    n = len(paragraph)
+    return sorted({min(max(e, 0), n) for e in ends})
+
+
+_BF: Any = None
+
+
+def _blingfire() -> Any:
+    """The blingfire module, imported on first use (the native library costs ~20 ms to load; only building an
+    index needs it)."""
+    global _BF
+    if _BF is None:
+        import blingfire
+
+        _BF = blingfire
+    return _BF
 
 
 def _sentence_ends(blingfire, text: str) -> list[int]:
@@ -84,28 +99,57 @@ def _sentence_ends(blingfire, text: str) -> list[int]:
     are mapped with one numpy cumulative sum, or not at all for ASCII text. The library reports each sentence's
     last byte (inclusive); its code-point end is the number of characters starting at or before that byte.
     """
-    from ctypes import byref, c_char_p, c_int, c_int32, create_string_buffer
+    from ctypes import string_at
 
     raw = text.encode("utf-8")
     n = len(raw)
     if n == 0:
         return []
     cap = n * 2
-    out = create_string_buffer(cap)
-    starts, ends = (c_int32 * cap)(), (c_int32 * cap)()
-    k = blingfire.blingfire.TextToSentencesWithOffsets(c_char_p(raw), c_int(n), byref(out), byref(starts),
-                                                         byref(ends), c_int(cap))
-    if k == -1 or k > cap:
+    out, starts, ends = _buffers(cap)
+    k = _to_sentences(blingfire)(raw, n, out, starts, ends, cap)
+    if k <= 0 or k > cap:
         return []
-    if not out.value:  # no sentence, only ignorable characters: no cut (the wrapper reports an arbitrary end here)
+    value = string_at(out, k).split(b"\0", 1)[0]  # the buffer is reused: read only what this call wrote
+    if not value:  # no sentence, only ignorable characters: no cut (the wrapper reports an arbitrary end here)
         return []
-    m = out.value.count(b"\n") + 1
-    last = np.frombuffer(ends, dtype=np.int32, count=m).astype(np.int64)
-    last = np.clip(last, 0, n - 1)
+    m = value.count(b"\n") + 1
+    last = ends[:m]  # a list of ints
     if n == len(text):  # ASCII: bytes are code points
-        return (last + 1).tolist()
+        return [min(max(e, 0), n - 1) + 1 for e in last]
     char_start = (np.frombuffer(raw, dtype=np.uint8) & 0xC0) != 0x80
-    return np.cumsum(char_start)[last].tolist()
+    return np.cumsum(char_start)[np.clip(np.array(last, dtype=np.int64), 0, n - 1)].tolist()
+
+
+_local = threading.local()
+_FN: dict[int, Any] = {}
+
+
+def _to_sentences(blingfire) -> Any:
+    """blingfire's ``TextToSentencesWithOffsets`` with its argument types declared, so that ctypes converts the
+    arguments in C (a private function pointer: the library's own stays as it is)."""
+    fn = _FN.get(id(blingfire))
+    if fn is None:
+        from ctypes import POINTER, c_char, c_char_p, c_int, c_int32
+
+        lib = blingfire.blingfire
+        fn = lib._FuncPtr(("TextToSentencesWithOffsets", lib))
+        fn.argtypes = [c_char_p, c_int, POINTER(c_char), POINTER(c_int32), POINTER(c_int32), c_int]
+        fn.restype = c_int
+        _FN[id(blingfire)] = fn
+    return fn
+
+
+def _buffers(cap: int) -> tuple[Any, Any, Any]:
+    """Output buffers for blingfire of at least ``cap`` entries, reused across calls (one set per thread):
+    allocating and zeroing three fresh ones per paragraph cost as much as the segmentation."""
+    from ctypes import c_int32, create_string_buffer
+
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None or len(bufs[0]) < cap:
+        size = max(cap, 1 << 16)
+        bufs = _local.bufs = (create_string_buffer(size), (c_int32 * size)(), (c_int32 * size)())
+    return bufs
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -151,21 +195,30 @@ def sentence_spans(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, int
     return spans
 
 
+def article_spans(text: str, max_chars: int = MAX_CHARS) -> tuple[int, list[tuple[int, int]]]:
+    """``(first number, spans)`` of an article's sentences: number 0 (the headline) first if there is one, else 1;
+    what :func:`split_sentences` returns, without a :class:`Sentence` object per sentence (an index build's form).
+
+    >>> article_spans("Headline here\\nThe U.N. met. It ended.")
+    (0, [(0, 13), (14, 27), (28, 37)])
+    """
+    head = headline_span(text)
+    if head is None:
+        return 1, sentence_spans(text, max_chars)
+    body_from = head[1]
+    return 0, [head] + [(s + body_from, e + body_from) for s, e in sentence_spans(text[body_from:], max_chars)]
+
+
+def texts_spans(texts: list[str]) -> list[tuple[int, list[tuple[int, int]]]]:
+    """:func:`article_spans` of each text (what an index build's splitting worker runs on a batch)."""
+    return [article_spans(t) for t in texts]
+
+
 def split_sentences(article: Article, max_chars: int = MAX_CHARS) -> list[Sentence]:
     """Split an article into sentences: the headline (number 0) if there is one, then body sentences from 1."""
     text = article.text
-    out: list[Sentence] = []
-    body_from = 0
-    head = headline_span(text)
-    if head is not None:
-        out.append(Sentence(article.id, 0, head[0], head[1], text[head[0] : head[1]]))
-        body_from = head[1]
-    n = 1
-    for s, e in sentence_spans(text[body_from:], max_chars):
-        s, e = s + body_from, e + body_from
-        out.append(Sentence(article.id, n, s, e, text[s:e]))
-        n += 1
-    return out
+    first, spans = article_spans(text, max_chars)
+    return [Sentence(article.id, first + i, s, e, text[s:e]) for i, (s, e) in enumerate(spans)]
 
 
 def article_title(article: Article) -> str | None:
