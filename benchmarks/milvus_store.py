@@ -171,7 +171,7 @@ def render(results: dict) -> str:
             sep += "---|---|"
         lines += [head, sep]
         for mode, m in r["modes"].items():
-            row = (f"| {mode} | {m['overlap@10']:.4f} | {m['identical top-10']:.3f} | "
+            row = (f"| {mode} | {m['overlap@10']:.4f} | {m['identical top-10']:.4f} | "
                    f"{m['local p50 ms']:.1f} / {m['local p95 ms']:.1f} | {m['milvus p50 ms']:.1f} / {m['milvus p95 ms']:.1f} |")
             if gold:
                 row += (f" {m['local R@1']:.4f} / {m['local MRR@10']:.4f} | "
