@@ -46,7 +46,7 @@ from . import __version__
 from .answer import MODES, Answer, Context, Hit, Mode
 from .bm25 import BM25Engine, BM25Params, rank_of, top_k_desc
 from .corpus import Article, load_corpus
-from .dense import ANN_FILE, AnnIndex, Encoder, dense_scores, resolve_model
+from .dense import ANN_FILE, AnnIndex, Backend, Encoder, dense_scores, resolve_model
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -298,13 +298,25 @@ class _Previous:
     vectors: np.ndarray
 
 
-def _previous(index_dir: Path, model_name: str, segmenter: dict, title_context: bool = False) -> _Previous | None:
+def _embedder(enc: Any) -> dict[str, Any]:
+    """What made an index's vectors besides the model: the backend and its quantisation (manifest ``model``)."""
+    return {"backend": str(getattr(enc, "backend", "torch")), "quantization": getattr(enc, "quantization", None)}
+
+
+def _previous(
+    index_dir: Path, model_name: str, segmenter: dict, title_context: bool = False, embedder: dict | None = None
+) -> _Previous | None:
+    embedder = embedder or {"backend": "torch", "quantization": None}
     try:
         gen = resolve_generation(index_dir)
         man = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        built = man.get("model", {})
         if (
             man.get("format_version") not in VECTOR_FORMATS
-            or man.get("model", {}).get("name") != model_name
+            or built.get("name") != model_name
+            # another backend (or quantisation) gives slightly different vectors: re-embed rather than mix them;
+            # indexes from before backends were recorded were all made by sentence-transformers (torch, float32)
+            or (built.get("backend", "torch"), built.get("quantization")) != (embedder["backend"], embedder["quantization"])
             or man.get("segmenter") != segmenter
             or bool(man.get("title_context", False)) != title_context  # the vectors embed other text: re-embed
         ):
@@ -365,9 +377,11 @@ class Index:
         bm25: BM25Params = BM25Params(),
         encoder: Encoder | None = None,
         progress: Progress | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         ann: bool = False,
         title_context: bool = DEFAULT_TITLE_CONTEXT,
+        backend: Backend = "torch",
+        device: str = "cpu",
     ) -> "Index":
         """Build (or incrementally rebuild) the index of ``paths`` into ``index_dir`` and return it loaded.
 
@@ -380,11 +394,16 @@ class Index:
         title's words are added to its BM25 tokens and the encoder embeds ``"<title>: <sentence>"`` (``_`` in a
         title read as a space). The headline unit and sentences of untitled articles are unchanged; citations
         (``start``, ``end``, ``text``) are the sentence alone. A rebuild that changes the setting re-embeds everything.
+        ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
+        onnxruntime export (``"onnx"``, CPU, ~3x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
+        what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
+        ``batch_size`` defaults to the backend's (64 torch, 16 onnx).
         """
         t0 = time.perf_counter()
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
         paths = list(paths)
         tick = progress or (lambda stage, adv, total: None)
+        enc = encoder or Encoder(model, device=device, backend=backend)  # a bad --device/--backend: before any work
         if ann:
             try:
                 AnnIndex.require()
@@ -415,9 +434,9 @@ class Index:
             engine = BM25Engine.build(corpus_tokens, bm25)
             tick("bm25", len(sentences), len(sentences))
 
-            enc = encoder or Encoder(model)
             seg = _segmenter_settings()
-            prev = _previous(index_dir, enc.name, seg, bool(title_context))
+            embedder = _embedder(enc)
+            prev = _previous(index_dir, enc.name, seg, bool(title_context), embedder)
             vectors: np.ndarray | None = None
             todo: list[int] = []
             reused = 0
@@ -434,7 +453,7 @@ class Index:
             if todo:
                 new = enc.encode(
                     [indexed[i] for i in todo],
-                    batch_size=batch_size,
+                    batch_size=batch_size or getattr(enc, "default_batch_size", 64),
                     progress=lambda n: tick("embed", n, len(todo)),
                 )
                 if vectors is None and len(todo) == len(sentences):  # a first build: todo is every row, in order
@@ -459,6 +478,8 @@ class Index:
                     "normalized": True,
                     "dtype": "float32",
                     "embeds": "title + sentence text" if title_context else "sentence text",
+                    **embedder,
+                    "device": str(getattr(enc, "device", "cpu")),
                 },
                 "title_context": bool(title_context),
                 "bm25": bm25.to_dict(),
