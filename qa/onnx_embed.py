@@ -86,9 +86,10 @@ def cache_key(folder: str | Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def export(folder: str | Path, out: Path) -> dict:
+def export(folder: str | Path, out: Path, keep: Path | None = None) -> dict:
     """Write the int8 ONNX model of the sentence-transformers BERT ``folder`` to ``out/model.onnx`` and its
-    ``meta.json``; return the meta. Needs torch, transformers, onnx and onnxruntime (all local)."""
+    ``meta.json``; return the meta. Needs torch, transformers, onnx and onnxruntime (all local). ``keep``: a folder
+    to leave the float32 steps in (``fp32.onnx``, ``fused.onnx``; benchmarks/onnx_embed.py compares them)."""
     _offline()
     import onnx
     import onnxruntime
@@ -112,7 +113,8 @@ def export(folder: str | Path, out: Path) -> dict:
     example = tuple(torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64) for _ in names)
     example = (example[0], (example[1] > 0).long(), torch.zeros_like(example[2]))
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as work:
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        work = str(keep) if keep is not None else tmp
         fp32, fused = os.path.join(work, "fp32.onnx"), os.path.join(work, "fused.onnx")
         import warnings
 
