@@ -147,3 +147,21 @@ def test_damaged_cached_model_is_exported_again(tmp_path, monkeypatch, onnx_enco
     after = enc.encode(texts)
     assert enc.exported and enc.meta["sha256"] == meta["sha256"]  # detected, exported again: the same file
     np.testing.assert_array_equal(after, before)
+
+
+def test_progress_bar_shows_sentences_per_second_while_embedding():
+    import time
+
+    from qa.cli import _Progress
+
+    with _Progress(enabled=True) as p:
+        for _ in range(3):
+            p("read", 1, 3)
+            p("embed", 16, 160)
+            time.sleep(0.02)
+        rate = next(c for c in p.bar.columns if type(c).__name__ == "Rate")
+        tasks = {t.description.strip(): t for t in p.bar.tasks}
+        shown = rate.render(tasks["embedding"]).plain
+        assert shown.endswith(" sentences/s") and float(shown.split()[0].replace(",", "")) > 0, shown
+        assert rate.render(tasks["reading"]).plain == ""  # other stages: no rate
+        assert any(type(c).__name__ == "TimeRemainingColumn" for c in p.bar.columns)
