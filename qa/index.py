@@ -66,6 +66,9 @@ from .tokens import Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
+# Not bumped for manifest model.backend / quantization / device (`qa index --backend`): the keys are additive, the
+# vectors' layout and meaning (L2-normalised float32 rows, float32 questions) are unchanged, so a format-2 reader
+# answers from such an index as it is; a manifest without them was made by torch (float32) and is reused as such.
 # Index formats whose articles.jsonl and dense/vectors.npy a rebuild may reuse (their layout is unchanged since
 # format 1): a format bump re-reads and re-tokenises, but never re-embeds what did not change.
 VECTOR_FORMATS = frozenset({1, 2})
