@@ -398,7 +398,7 @@ class Index:
         title read as a space). The headline unit and sentences of untitled articles are unchanged; citations
         (``start``, ``end``, ``text``) are the sentence alone. A rebuild that changes the setting re-embeds everything.
         ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
-        onnxruntime export (``"onnx"``, CPU, ~3x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
+        onnxruntime export (``"onnx"``, CPU, ~2.8x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
         what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
         ``batch_size`` defaults to the backend's (64 torch, 16 onnx).
         """

@@ -1,8 +1,8 @@
 """Document embeddings with onnxruntime: the sentence-transformers model as a fused, int8-quantised ONNX graph.
 
 ``qa index --backend onnx`` (and ``auto`` on a CPU when onnxruntime is installed) embeds documents with this
-module instead of sentence-transformers' PyTorch float32: about 3x the sentences per second on the CPU measured
-(benchmarks/EMBED-ONNX.md) for a retrieval cost inside 0.005 MRR. Questions are still embedded in float32
+module instead of sentence-transformers' PyTorch float32: 2.8x the sentences per second of torch at its best batch
+size on the 2-core CPU measured (3.8x torch at batch 64; benchmarks/EMBED-ONNX.md), for -0.0014 MRR@10. Questions are still embedded in float32
 (:mod:`qa.light`), so only the document side is quantised.
 
 The ONNX file is made once per model folder, on first use, from the local model folder (nothing is downloaded):
