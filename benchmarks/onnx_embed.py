@@ -1,84 +1,223 @@
-"""Embedding backends for issue 10 (an experiment, not yet wired into `qa index`): sentence-transformers' PyTorch
-float32 against onnxruntime float32 and onnxruntime int8 (dynamic quantization, per-channel weights: the CPU's
-VNNI instructions) of the same all-MiniLM-L6-v2 graph, all length-sorted in batches of 64 on 2 threads; quality
-on 500 SQuAD dev questions over the sentences of the first 300 paragraphs (gold = the sentence holding the answer).
+"""Embedding backends (issue 10): sentence-transformers' PyTorch float32 against onnxruntime, step by step, up to
+what `qa index --backend onnx` ships (qa/onnx_embed.py): a float32 export, ORT's BERT fusion (EmbedLayerNorm,
+Attention, SkipLayerNorm, BiasGelu), int8 dynamic quantisation (per-channel weights; VNNI/AMX int8), with and without
+the embedding table quantised, and the batch size. Every onnx variant batches by token length (little padding) on
+all cores; torch runs qa's own `Encoder.encode` (sorted by characters) at several batch sizes and the best is the
+baseline.
 
-    .venv/bin/pip install onnx onnxruntime onnxscript        # not in qa's dependencies (yet)
-    .venv/bin/python benchmarks/onnx_embed.py                 # writes benchmarks/EMBED-ONNX.md
+Quality: MRR@10 / hit@1 of dense retrieval over the sentences of the first 300 SQuAD dev paragraphs of one half of
+the articles (eval/squad_variants.py's split: even-numbered articles = tune half, odd = held-out half), gold = the
+sentence holding the answer, questions embedded in float32 (qa.light) whatever the document backend, as in qa.
+Settings were chosen on the tune half; the committed results are the held-out half (report only).
 
-The ONNX files are written to a temporary folder (86 MB float32, 21 MB int8) and not kept.
+Speed: the same sentences, every variant in turn, REPEATS rounds (interleaved); the machine is shared, so the table
+gives each variant's best round and the median of the per-round ratios to torch (same round).
+
+    .venv/bin/python benchmarks/onnx_embed.py [--half held-out|tune] [--repeats 5]   # writes benchmarks/EMBED-ONNX.md
 """
+
+from __future__ import annotations
+
+import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
+from pathlib import Path
+
 import numpy as np
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-spec = importlib.util.spec_from_file_location("bench", os.path.join(ROOT, "benchmarks", "bench.py")); bench = importlib.util.module_from_spec(spec); sys.modules["bench"] = bench; spec.loader.exec_module(bench)
-import torch
-from qa.dense import Encoder, resolve_model
-from transformers import AutoModel, AutoTokenizer
-folder = resolve_model(None)[1]
-squad = bench.Squad.load(bench.ROOT / bench.DEFAULT_SQUAD)
-sents, qs, gold = bench._gold_set(squad, 300, 500)
-gold_a = np.array(gold)
-tok = AutoTokenizer.from_pretrained(folder)
-model = AutoModel.from_pretrained(folder).eval()
-work = tempfile.mkdtemp(prefix="qa-onnx-")
-fp32 = os.path.join(work, "model.onnx"); int8 = os.path.join(work, "model.int8.onnx")
-if not os.path.exists(fp32):
-    x = tok(["hello world", "a longer sentence here"], padding=True, return_tensors="pt")
-    class Wrap(torch.nn.Module):
-        def __init__(self, m): super().__init__(); self.m = m
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-    torch.onnx.export(Wrap(model), (x["input_ids"], x["attention_mask"], x["token_type_ids"]), fp32,
-                      input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
-                      dynamic_axes={k: {0: "b", 1: "s"} for k in ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
-                      opset_version=17, dynamo=False)
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
-import onnxruntime as ort
-def session(path):
-    o = ort.SessionOptions(); o.intra_op_num_threads = 2; o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+sys.modules["bench"] = bench
+spec.loader.exec_module(bench)
+
+from qa.corpus import Article  # noqa: E402
+from qa.dense import Encoder, resolve_model  # noqa: E402
+from qa.light import LightEncoder  # noqa: E402
+from qa.onnx_embed import DEFAULT_BATCH, OnnxEncoder, export  # noqa: E402
+from qa.sentences import split_sentences  # noqa: E402
+
+
+NOTES = """
+## Result (the table above: held-out half, 2026-11-24 00:40, load 1.2-1.7, the quietest run)
+
+**3x is not reached against sentence-transformers at its best batch size.** The shipped backend (int8, fused,
+batch 16) embeds 711 sentences/s against torch's 256 at batch 16 (2.78x best round, 2.73x same-round median),
+and 3.8x against torch at batch 64 (186/s, qa's torch batch size until now); MRR@10 -0.0014 (limit 0.005). Torch is
+itself fastest at batch 16 on this machine, which the tune-half runs (torch at batch 64 only) did not show: they
+gave the shipped setting 3.1x. Two earlier held-out runs of the same command under heavy load (1-min load 4-10)
+gave 2.3x and 2.9x (best rounds). Batch 8 and the unfused int8 graph were within noise of batch 16 here (2.87x,
+2.94x); they were not chosen on this half and were not re-tuned on it.
+
+## How the shipped settings were chosen (tune half, 2026-11-23, same machine, load 2-4)
+
+Measured with an earlier version of this script on the **tune** half (1,353 sentences, 500 questions; best of 3-5
+interleaved rounds; torch batch 64 best 243 sentences/s, MRR@10 0.5723):
+
+- Export: transformers' default (SDPA) attention exports a graph in which onnxruntime's BERT optimizer fuses no
+  Attention; exported with eager attention it fuses 1 EmbedLayerNormalization, 6 Attention, 12 SkipLayerNormalization
+  and 6 BiasGelu. fp32 (eager export) 1.2-1.4x torch; the older SDPA export was 0.90x.
+- int8 dynamic quantisation, per-channel weights, no reduce_range (VNNI needs none): unfused 2.60x (MRR 0.5658,
+  -0.0065); fused 2.64x at batch 64 (MRR 0.5699).
+- Batch size (fused int8): 1: 2.2x, 8: 3.12x, 16: 3.13x, 32: 2.83-3.05x, 64: 2.64x, 128: 1.7x. Smaller batches
+  than torch's best are faster (activations stay in cache). Batch 16 shipped.
+- Word-embedding table: quantised (QEmbedLayerNormalization) MRR 0.5671-0.5711; kept float32 (QAttention and
+  the MatMuls int8 only) 0.5721-0.5758 at the same speed (3.10x at batch 16): float32 shipped (56 MiB file).
+- Activations are quantised per batch at run time, so a sentence's vector depends slightly on the sentences
+  batched with it (deterministic for the same input; cos >= 0.978 to torch either way).
+
+Not tried: static (calibrated) quantisation, int8 attention scores (QAttention already runs the QKV projection in
+int8), bf16/AMX through torch, a distilled smaller model (would change retrieval, not only speed).
+
+The machine is shared with three other engineers' jobs: load averages of 1-10 during these runs. Absolute
+sentences/s swing by up to 3x between rounds under load; the best round and the paired ratio (same round) are the
+fairer comparisons, and agree only when the machine is quiet.
+"""
+
+
+def gold_set(path: Path, half: str, n_paragraphs: int) -> tuple[list[str], list[str], np.ndarray]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    sents, qs, gold, n = [], [], [], 0
+    for i, art in enumerate(data):
+        if (i % 2 == 0) != (half == "tune"):
+            continue
+        for p in art["paragraphs"]:
+            if n >= n_paragraphs:
+                break
+            ss = split_sentences(Article(f"p{n}", p["context"]))
+            base = len(sents)
+            sents += [s.text for s in ss]
+            for q in p["qas"]:
+                a = q["answers"][0]["answer_start"]
+                g = [base + j for j, s in enumerate(ss) if s.start <= a < s.end]
+                if g:
+                    qs.append(q["question"])
+                    gold.append(g[0])
+            n += 1
+    return sents, qs, np.array(gold)
+
+
+def ort_session(path: str, threads: int):
+    import onnxruntime as ort
+
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    o.log_severity_level = 3
     return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-def ort_encode(sess):
-    def f(texts, bs=64):
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), 384), np.float32)
-        for a in range(0, len(texts), bs):
-            idx = order[a:a+bs]
-            x = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=256, return_tensors="np")
-            h = sess.run(None, {"input_ids": x["input_ids"].astype(np.int64), "attention_mask": x["attention_mask"].astype(np.int64), "token_type_ids": x["token_type_ids"].astype(np.int64)})[0]
-            m = x["attention_mask"][..., None].astype(np.float32)
-            v = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-            out[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
-        return out
-    return f
-enc = Encoder(query_backend="torch"); enc.model
-torch.set_num_threads(2)
-backends = {"torch fp32 (sentence-transformers)": lambda t: enc.encode(t, batch_size=64),
-            "onnxruntime fp32": ort_encode(session(fp32)), "onnxruntime int8 (dynamic, per-channel)": ort_encode(session(int8))}
-ref_s = ref_q = None
-rows = []
-for name, fn in backends.items():
-    fn(sents[:64]); t = time.perf_counter(); vs = fn(sents); dt = time.perf_counter() - t; vq = fn(qs)
-    if ref_s is None: ref_s, ref_q = vs, vq
-    rank = np.argsort(-(vq @ vs.T), axis=1, kind="stable")[:, :10]; hit = rank == gold_a[:, None]
-    rows.append((name, len(sents) / dt, hit[:, 0].mean(), hit.any(1).mean(), (hit / np.arange(1, 11)).sum(1).mean(),
-                 np.min((vs * ref_s).sum(1)), np.mean((vs * ref_s).sum(1))))
-    print(rows[-1], flush=True)
-base = rows[0][1]
-md = ["# Embedding backends: PyTorch vs onnxruntime (issue 10 experiment)", "",
-      f"Command: `.venv/bin/python benchmarks/onnx_embed.py` on {time.strftime('%Y-%m-%d %H:%M')}; machine: "
-      f"{json.dumps(bench.machine())}; load average before: {os.getloadavg()[0]:.2f}.", "",
-      f"{len(sents)} sentences (first 300 SQuAD dev paragraphs), {len(qs)} questions, batch 64, length-sorted, 2 threads.", "",
-      "| backend | sentences/s | vs PyTorch | hit@1 | hit@10 | MRR@10 | cos vs PyTorch (min / mean) |", "|---|---|---|---|---|---|---|"]
-md += [f"| {n} | {r:.0f} | {r / base:.2f}× | {h1:.3f} | {h10:.3f} | {m:.4f} | {cmin:.4f} / {cmean:.4f} |"
-       for n, r, h1, h10, m, cmin, cmean in rows]
-md += ["", f"ONNX files: float32 {os.path.getsize(fp32) >> 20} MB, int8 {os.path.getsize(int8) >> 20} MB.", ""]
-open(os.path.join(ROOT, "benchmarks", "EMBED-ONNX.md"), "w").write("\n".join(md))
-print("\n".join(md))
+
+
+def variant(folder: str, model_path: str, batch: int) -> OnnxEncoder:
+    """qa's OnnxEncoder (tokenising, batching, pooling) over another ONNX file."""
+    enc = OnnxEncoder(folder)
+    sess = ort_session(model_path, enc.threads)
+    enc.__dict__["session"] = sess  # the cached_property, set: no export, no cache
+    enc.inputs = [i.name for i in sess.get_inputs()]
+    return lambda texts: enc.encode(texts, batch_size=batch)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--squad", default=str(ROOT / bench.DEFAULT_SQUAD))
+    ap.add_argument("--half", choices=["held-out", "tune"], default="held-out")
+    ap.add_argument("--paragraphs", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "EMBED-ONNX.md"))
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    folder = resolve_model(None)[1]
+    sents, qs, gold = gold_set(Path(args.squad), args.half, args.paragraphs)
+    qv = LightEncoder(folder).encode(qs)  # float32 questions, as `qa ask` embeds them
+    print(f"{len(sents)} sentences, {len(qs)} questions ({args.half} half)", flush=True)
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    work = Path(tempfile.mkdtemp(prefix="qa-onnx-bench-"))
+    t = time.perf_counter()
+    export(folder, work, keep=work)  # work/model.onnx = what qa ships; work/fp32.onnx, work/fused.onnx its steps
+    export_s = time.perf_counter() - t
+    q = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    quantize_dynamic(work / "fp32.onnx", work / "int8-unfused.onnx", weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"], extra_options=q)
+    quantize_dynamic(work / "fused.onnx", work / "int8-fused-emb8.onnx", weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options=q)  # every quantisable op, the word-embedding table (QEmbedLayerNorm) too
+    sizes = {f.name: f.stat().st_size for f in work.glob("*.onnx")}
+
+    import torch
+
+    threads = OnnxEncoder(folder).threads
+    torch.set_num_threads(threads)
+    enc = Encoder(backend="torch")
+    enc.model
+    B = DEFAULT_BATCH
+    runs = {f"torch fp32 (sentence-transformers), batch {b}": (lambda b: lambda x: enc.encode(x, batch_size=b))(b)
+            for b in (16, 32, 64)}
+    runs.update({
+        f"onnxruntime fp32, batch {B}": variant(folder, str(work / "fp32.onnx"), B),
+        f"onnxruntime fp32 + BERT fusion, batch {B}": variant(folder, str(work / "fused.onnx"), B),
+        f"onnxruntime int8 (per-channel, MatMul), no fusion, batch {B}": variant(folder, str(work / "int8-unfused.onnx"), B),
+        f"onnxruntime int8 + fusion, embedding table int8 too, batch {B}": variant(folder, str(work / "int8-fused-emb8.onnx"), B),
+    })
+    for b in (8, 16, 32, 64):
+        runs[f"**qa onnx**: int8 + fusion, embeddings fp32, batch {b}"] = variant(folder, str(work / "model.onnx"), b)
+    for f in runs.values():
+        f(sents[:64])  # warm up
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    vecs: dict[str, np.ndarray] = {}
+    for r in range(args.repeats):
+        for k, f in runs.items():
+            t = time.perf_counter()
+            vecs[k] = f(sents)
+            times[k].append(time.perf_counter() - t)
+        print(f"round {r + 1}/{args.repeats}: load {os.getloadavg()[0]:.2f}", flush=True)
+    load_after = os.getloadavg()
+    torch_keys = [k for k in runs if k.startswith("torch")]
+    base = min(torch_keys, key=lambda k: min(times[k]))  # torch at its best batch size
+    ref = vecs[base]
+    rows = []
+    for k in runs:
+        v = vecs[k]
+        rank = np.argsort(-(qv @ v.T), axis=1, kind="stable")[:, :10]
+        hit = rank == gold[:, None]
+        mrr = float((hit / np.arange(1, 11)).sum(1).mean())
+        cos = (v * ref).sum(1)
+        best = len(sents) / min(times[k])
+        paired = float(np.median([a / b for a, b in zip(times[base], times[k])]))
+        rows.append((k, best, best / (len(sents) / min(times[base])), paired, float(hit[:, 0].mean()), mrr,
+                     float(cos.min()), float(cos.mean())))
+        print(rows[-1], flush=True)
+    base_mrr = rows[list(runs).index(base)][5]
+    cmd = "`.venv/bin/python benchmarks/onnx_embed.py" + (f" --half {args.half}" if args.half != "held-out" else "") + f" --repeats {args.repeats}`"
+    md = [
+        "# Embedding backends: PyTorch vs onnxruntime (issue 10)", "",
+        f"Command: {cmd} on {time.strftime('%Y-%m-%d %H:%M')}; machine: {json.dumps(bench.machine())}; "
+        f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} (5 min: {load_after[1]:.2f}); "
+        f"onnxruntime and torch on {threads} threads (all cores).", "",
+        f"{len(sents)} sentences (the first {args.paragraphs} paragraphs of the SQuAD dev **{args.half} half**: "
+        f"{'odd' if args.half == 'held-out' else 'even'}-numbered articles), {len(qs)} questions, embedded in float32 "
+        f"(qa.light) for every document backend. {args.repeats} interleaved rounds: *best* is each variant's fastest "
+        f"round, *paired* the median over rounds of (torch time / variant time) in the same round; the baseline is "
+        f"torch at its best batch size ({base.rsplit(', ', 1)[1]}). ONNX export (one time, cached): {export_s:.1f} s.", "",
+        "| backend | sentences/s (best) | vs torch (best) | vs torch (paired) | hit@1 | MRR@10 | ΔMRR | cos vs torch (min / mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    md += [f"| {k} | {s:.0f} | {x:.2f}× | {p:.2f}× | {h1:.3f} | {m:.4f} | {m - base_mrr:+.4f} | {cmin:.4f} / {cmean:.4f} |"
+           for k, s, x, p, h1, m, cmin, cmean in rows]
+    md += ["", "ONNX files: " + ", ".join(f"{n} {b / 2**20:.0f} MiB" for n, b in sorted(sizes.items())) + ".", ""]
+    md += [NOTES.strip(), ""]
+    Path(args.out).write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

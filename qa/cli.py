@@ -71,10 +71,11 @@ def _errors() -> Iterator[None]:
 
 
 class _Progress:
-    """A progress bar on stderr for long builds (only on a terminal)."""
+    """A progress bar on stderr for long builds (only on a terminal); the embedding stage shows sentences/s."""
 
     LABELS = {"scan": "scanning", "read": "reading", "split": "splitting", "bm25": "BM25", "embed": "embedding",
               "write": "writing"}
+    UNITS = {"embed": "sentences"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -84,9 +85,16 @@ class _Progress:
     def __enter__(self) -> "_Progress":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                                       TimeRemainingColumn)
+            from rich.text import Text
 
-            self.bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+            class Rate(ProgressColumn):  # rich's speed estimate (recent samples), for the stages given a unit
+                def render(self, task) -> Text:
+                    unit = task.fields.get("unit")
+                    return Text(f"{task.speed:,.0f} {unit}/s" if unit and task.speed else "", style="progress.data.speed")
+
+            self.bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), Rate(),
                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
             self.bar.__enter__()
         return self
@@ -99,7 +107,8 @@ class _Progress:
         if self.bar is None:
             return
         if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(self.LABELS.get(stage, stage), total=total)
+            self.tasks[stage] = self.bar.add_task(self.LABELS.get(stage, stage), total=total,
+                                                  unit=self.UNITS.get(stage))
         self.bar.update(self.tasks[stage], advance=advance, total=total)
 
 
@@ -116,13 +125,14 @@ def _store(milvus: Optional[str], collection: Optional[str]):
 
 def _build(
     paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False,
-    title_context: Optional[bool] = None, store=None, encoder=None,
+    title_context: Optional[bool] = None, store=None, encoder=None, backend: str = "auto", device: str = "cpu",
 ):
     from .index import Index
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
         extra = {} if title_context is None else {"title_context": title_context}
         return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, store=store, encoder=encoder,
+                           backend=backend, device=device,
                            **extra)
 
 
@@ -143,10 +153,11 @@ def _open_index(index_dir: Optional[Path], model: Optional[str], store=None):
 def _summary(idx) -> str:
     s = idx.build_stats
     removed = f", removed {len(s['removed'])} article(s)" if s.get("removed") else ""
+    how = "onnx int8" if idx.manifest["model"].get("backend") == "onnx" else "torch"
     return (
         f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into "
         f"{idx.location if idx.folder is None else str(idx.folder.parent) + '/'} "
-        f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s"
+        f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s ({how})"
     )
 
 
@@ -172,6 +183,12 @@ def index(
     ray_actors: Optional[int] = typer.Option(
         None, "--ray-actors", min=1, help="Ray embedding actors [default: one per CPU of the cluster]"
     ),
+    backend: str = typer.Option(
+        "auto", "--backend",
+        help="Embed documents with torch (sentence-transformers), onnx (int8 onnxruntime, CPU, ~2.8x faster) "
+             "or auto (onnx on a CPU where onnxruntime is installed).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda (a GPU, through sentence-transformers)."),
 ) -> None:
     """Build or update the index. Only articles whose content changed are re-embedded."""
     with _errors(), contextlib.ExitStack() as stack:
@@ -182,7 +199,8 @@ def index(
             encoder = stack.enter_context(RayEncoder(model, ray_address, num_actors=ray_actors))
             encoder.check()
         idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context,
-                     store=_store(milvus, collection), encoder=encoder)
+                     store=_store(milvus, collection), encoder=encoder,
+                     backend=backend, device=device)
         if not quiet:
             typer.echo(_summary(idx))
             if encoder is not None and encoder.stats:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -33,6 +33,52 @@ _LOADED: dict[tuple[str, str], object] = {}  # one sentence-transformers model p
 
 
 QUERY_BACKENDS = ("auto", "light", "torch")
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS = ("auto", "torch", "onnx")
+DEVICES = ("cpu", "cuda")
+
+
+def resolve_backend(backend: str, device: str, path: str) -> str:
+    """The document backend that ``backend`` means for this device and model folder: ``"auto"`` is ``"onnx"`` on a
+    CPU when onnxruntime is installed and the model is a plain BERT sentence-transformers folder, else ``"torch"``.
+
+    >>> resolve_backend("auto", "cuda", "/any/model")
+    'torch'
+    """
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "torch" or (backend == "auto" and device != "cpu"):
+        return "torch"
+    if device != "cpu":
+        raise ModelLoadError(f"--backend onnx runs on the CPU only, not --device {device}; use --backend torch or auto")
+    from .light import supported
+    from .onnx_embed import available
+
+    if not available():
+        if backend == "onnx":
+            raise ModelLoadError("--backend onnx needs onnxruntime and onnx: pip install onnxruntime onnx")
+        return "torch"
+    why = supported(path)
+    if why is not None:
+        if backend == "onnx":
+            raise ModelLoadError(f"--backend onnx cannot run model {path!r} ({why}); use --backend torch")
+        return "torch"
+    return "onnx"
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`ModelLoadError` (one line) unless ``device`` is ``"cpu"`` or a CUDA device torch can see."""
+    if device == "cpu":
+        return
+    if device.split(":")[0] != "cuda":
+        raise ModelLoadError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        raise ModelLoadError(
+            f"--device {device}: torch {torch.__version__} ({build}) sees no CUDA GPU on this machine; use --device cpu"
+        )
 
 
 class Encoder:
@@ -40,13 +86,21 @@ class Encoder:
 
     ``query_backend`` picks how questions are embedded: ``"auto"`` (default, or ``$QA_QUERY_ENCODER``) uses the
     numpy :class:`~qa.light.LightEncoder` when the model folder is one it reproduces and torch is not loaded yet;
-    ``"light"`` requires it; ``"torch"`` always uses sentence-transformers. Documents are always embedded by
-    sentence-transformers.
+    ``"light"`` requires it; ``"torch"`` always uses sentence-transformers.
+
+    ``backend`` picks how documents (:meth:`encode`) are embedded: ``"torch"`` (default) is sentence-transformers
+    (on ``device``: ``"cpu"`` or ``"cuda"``), ``"onnx"`` the int8 onnxruntime export (:mod:`qa.onnx_embed`, CPU only,
+    ~2.8x faster), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
+    in float32 whatever the backend.
     """
 
-    def __init__(self, model: str | None = None, device: str = "cpu", query_backend: str | None = None):
+    def __init__(
+        self, model: str | None = None, device: str = "cpu", query_backend: str | None = None, backend: Backend = "torch"
+    ):
         self.name, self.path = resolve_model(model)
+        check_device(device)
         self.device = device
+        self.backend = resolve_backend(backend, device, self.path)
         self.query_backend = query_backend or os.environ.get("QA_QUERY_ENCODER") or "auto"
         if self.query_backend not in QUERY_BACKENDS:
             raise ModelLoadError(f"unknown query encoder {self.query_backend!r}: use one of {', '.join(QUERY_BACKENDS)}")
@@ -71,16 +125,42 @@ class Encoder:
                 "pass --model PATH to a local sentence-transformers folder"
             ) from None
 
+    @property
+    def quantization(self) -> str | None:
+        """How the document vectors' model is quantised (recorded in the index manifest): ``None`` for float32."""
+        return self.onnx.quantization if self.backend == "onnx" else None
+
+    @property
+    def default_batch_size(self) -> int:
+        return self.onnx.default_batch_size if self.backend == "onnx" else 64
+
+    @cached_property
+    def onnx(self):
+        """The onnxruntime document encoder (``backend="onnx"`` only): imported, and exported once, on first use."""
+        from .onnx_embed import OnnxEncoder
+
+        return OnnxEncoder(self.path)
+
     @cached_property
     def dimension(self) -> int:
+        if self.backend == "onnx":
+            return self.onnx.dimension
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
     def encode(
+        self, texts: Sequence[str], batch_size: int | None = None, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed ``texts`` as L2-normalised float32 rows, in order (``batch_size``: the backend's default)."""
+        if self.backend == "onnx":
+            return self.onnx.encode(texts, batch_size=batch_size, progress=progress)
+        return self._encode_torch(texts, batch_size or 64, progress)
+
+    def _encode_torch(
         self, texts: Sequence[str], batch_size: int = 64, progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Embed ``texts`` as L2-normalised float32 rows, in order."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        out = np.zeros((len(texts), int(get())), dtype=np.float32)
         # sort by length so that batches pad little; write back in the original order
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for s in range(0, len(order), batch_size):
@@ -121,7 +201,7 @@ class Encoder:
         light = self._query_encoder()
         if light is not None:
             return light.encode(texts)
-        return self.encode(texts)
+        return self._encode_torch(texts)  # float32 whatever the document backend
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]

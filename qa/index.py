@@ -45,7 +45,7 @@ import numpy as np
 from . import __version__
 from .bm25 import BM25Engine, BM25Params, SparseScores
 from .corpus import Article, load_corpus
-from .dense import ANN_FILE, AnnIndex, Encoder, dense_scores, resolve_model
+from .dense import ANN_FILE, AnnIndex, Backend, Encoder, dense_scores, resolve_model
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -74,6 +74,9 @@ from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
+# Not bumped for manifest model.backend / quantization / device (`qa index --backend`): the keys are additive, the
+# vectors' layout and meaning (L2-normalised float32 rows, float32 questions) are unchanged, so a format-2 reader
+# answers from such an index as it is; a manifest without them was made by torch (float32) and is reused as such.
 # Index formats whose articles.jsonl and dense/vectors.npy a rebuild may reuse (their layout is unchanged since
 # format 1): a format bump re-reads and re-tokenises, but never re-embeds what did not change.
 VECTOR_FORMATS = frozenset({1, 2})
@@ -296,13 +299,25 @@ class _Previous:
     vectors: np.ndarray
 
 
-def _previous(index_dir: Path, model_name: str, segmenter: dict, title_context: bool = False) -> _Previous | None:
+def _embedder(enc: Any) -> dict[str, Any]:
+    """What made an index's vectors besides the model: the backend and its quantisation (manifest ``model``)."""
+    return {"backend": str(getattr(enc, "backend", "torch")), "quantization": getattr(enc, "quantization", None)}
+
+
+def _previous(
+    index_dir: Path, model_name: str, segmenter: dict, title_context: bool = False, embedder: dict | None = None
+) -> _Previous | None:
+    embedder = embedder or {"backend": "torch", "quantization": None}
     try:
         gen = resolve_generation(index_dir)
         man = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        built = man.get("model", {})
         if (
             man.get("format_version") not in VECTOR_FORMATS
-            or man.get("model", {}).get("name") != model_name
+            or built.get("name") != model_name
+            # another backend (or quantisation) gives slightly different vectors: re-embed rather than mix them;
+            # indexes from before backends were recorded were all made by sentence-transformers (torch, float32)
+            or (built.get("backend", "torch"), built.get("quantization")) != (embedder["backend"], embedder["quantization"])
             or man.get("segmenter") != segmenter
             or bool(man.get("title_context", False)) != title_context  # the vectors embed other text: re-embed
         ):
@@ -361,10 +376,12 @@ class Index(Searcher):
         bm25: BM25Params = BM25Params(),
         encoder: Encoder | None = None,
         progress: Progress | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         ann: bool = False,
         title_context: bool = DEFAULT_TITLE_CONTEXT,
         store: Any = None,
+        backend: Backend = "torch",
+        device: str = "cpu",
     ) -> "Index":
         """Build (or incrementally rebuild) the index of ``paths`` into ``index_dir`` and return it loaded.
 
@@ -380,13 +397,19 @@ class Index(Searcher):
 
         ``store=qa.milvus.Milvus(uri, collection)`` writes the index into Milvus instead of ``index_dir``
         (:func:`qa.milvus.build`) and returns a :class:`~qa.milvus.MilvusIndex`.
+
+        ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
+        onnxruntime export (``"onnx"``, CPU, ~2.8x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
+        what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
+        ``batch_size`` defaults to the backend's (64 torch, 16 onnx).
         """
+        enc = encoder or Encoder(model, device=device, backend=backend)  # a bad --device/--backend: before any work
         if store is not None:
             from . import milvus
 
             if ann:
                 raise IndexWriteError("--ann is for the local folder store; Milvus indexes the vectors itself")
-            return milvus.build(paths, store, model=model, tokenizer=tokenizer, bm25=bm25, encoder=encoder,
+            return milvus.build(paths, store, model=model, tokenizer=tokenizer, bm25=bm25, encoder=enc,
                                 progress=progress, batch_size=batch_size, title_context=title_context)
         t0 = time.perf_counter()
         index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
@@ -423,9 +446,9 @@ class Index(Searcher):
             del ids, lens, terms
             tick("bm25", n_rows, n_rows)
 
-            enc = encoder or Encoder(model)
             seg = _segmenter_settings()
-            prev = _previous(index_dir, enc.name, seg, bool(title_context))
+            embedder = _embedder(enc)
+            prev = _previous(index_dir, enc.name, seg, bool(title_context), embedder)
             src = np.full(n_rows, -1, dtype=np.int64)  # the previous generation's row of each reused row
             for a, first, cnt in zip(articles, firsts.tolist(), counts.tolist()):
                 old = prev.rows.get(a.id) if prev else None
@@ -437,7 +460,7 @@ class Index(Searcher):
             dim = _write_vectors(
                 vec_file, src, todo, prev, enc,
                 lambda rows: _indexed_texts(articles, spans, rows, title_context),
-                batch_size, lambda k: tick("embed", k, len(todo)),
+                batch_size or getattr(enc, "default_batch_size", 64), lambda k: tick("embed", k, len(todo)),
             )
             _test_pause("embed")
             removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
@@ -452,6 +475,8 @@ class Index(Searcher):
                     "normalized": True,
                     "dtype": "float32",
                     "embeds": "title + sentence text" if title_context else "sentence text",
+                    **embedder,
+                    "device": str(getattr(enc, "device", "cpu")),
                 },
                 "title_context": bool(title_context),
                 "bm25": bm25.to_dict(),

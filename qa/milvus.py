@@ -361,13 +361,13 @@ def build(
     bm25: BM25Params = BM25Params(),
     encoder: Any = None,
     progress: Progress | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     title_context: bool = False,
 ) -> "MilvusIndex":
     """Index ``paths`` into Milvus (incrementally: only changed articles are written). See the module docstring."""
     from .corpus import iter_files, load_corpus
     from .dense import Encoder
-    from .index import _indexed_texts, _segmenter_settings, _test_pause
+    from .index import _embedder, _indexed_texts, _segmenter_settings, _test_pause
 
     t0 = time.perf_counter()
     tick = progress or (lambda stage, adv, total: None)
@@ -403,6 +403,12 @@ def build(
                 f"Milvus {target.describe()}: built with model {manifest['model']['name']!r}, not {enc.name!r}; "
                 "index into another --collection"
             )
+        built = manifest["model"].get("backend", "torch")
+        if built != _embedder(enc)["backend"]:  # never mix vectors of two backends in one collection
+            raise IndexWriteError(
+                f"Milvus {target.describe()}: its vectors were made with the {built} backend; re-run with "
+                f"--backend {built}, or index into another --collection"
+            )
         journal = _read_meta(client, target, _JOURNAL) or {"phase": "idle", "next": 0}
         if journal.get("phase") != "idle":
             _recover(client, target, journal)
@@ -410,7 +416,7 @@ def build(
     else:
         manifest = dict(want, model={"name": enc.name, "dimension": int(enc.dimension), "normalized": True,
                                      "dtype": "float32", "embeds": "title + sentence text" if title_context
-                                     else "sentence text"})
+                                     else "sentence text", **_embedder(enc)})
         _create(client, target, int(enc.dimension), bm25)
         journal = {"phase": "idle", "next": 0}
         _write_meta(client, target, _JOURNAL, journal)
@@ -452,7 +458,7 @@ def build(
         def flush() -> None:
             nonlocal pending, n_pending, embedded
             texts = [t for _, _, _, ts in pending for t in ts]
-            vecs = np.asarray(enc.encode(texts, batch_size=batch_size,
+            vecs = np.asarray(enc.encode(texts, batch_size=batch_size or getattr(enc, "default_batch_size", 64),
                                          progress=lambda n: tick("embed", n, total)), dtype=np.float32)
             rows, arts_rows, i = [], [], 0
             for number, a, sents, ts in pending:

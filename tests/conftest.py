@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ SQUAD = Path(os.environ.get("QA_SQUAD", SHARED / "data" / "squad-dev-v1.1.json")
 # The hub is unreachable here: never let a test try it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# `qa index` (backend auto) exports the ONNX model once per model folder and onnxruntime version: keep that cache
+# out of the user's ~/.cache, but across test sessions on this machine (the export takes ~10 s).
+os.environ.setdefault("QA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"qa-test-cache-{os.getuid()}"))
 
 
 @pytest.fixture(scope="session")

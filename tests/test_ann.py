@@ -67,7 +67,7 @@ def test_exact_path_equals_the_index_without_ann(ann_index, seeds_index, q):
 def test_cli_index_ann_and_ask_exact(tmp_path, seeds_index):
     runner = CliRunner()
     idx = tmp_path / "idx"
-    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(idx), "--quiet", "--ann"])
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(idx), "--quiet", "--ann", "--backend", "torch"])
     assert r.exit_code == 0, r.output
     assert qa.Index.load(idx).has_ann
     q = QUESTIONS[0]

@@ -111,7 +111,7 @@ def qa_index(corpus: Path, index_dir: Path, *, pause: str | None = None, resume:
         env["QA_TEST_RESUME_FILE"] = str(resume)
     env.update(extra_env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(index_dir), "-q"],
+        [sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(index_dir), "-q", "--backend", "torch"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=index_dir.parent,
     )
 
@@ -272,7 +272,7 @@ def test_two_builders_one_waits_for_none_one_fails_clearly(tmp_path, world, enco
     with pytest.raises(IndexLockedError, match=rf"another `qa index` \(pid {p1.pid}\) is building this index"):
         qa.Index.build([world.a], live, encoder=encoder)
     # CLI in-process and a second real process: one line, exit 5
-    r = runner.invoke(app, ["index", str(world.a), "--index-dir", str(live), "-q"])
+    r = runner.invoke(app, ["index", str(world.a), "--index-dir", str(live), "-q", "--backend", "torch"])
     assert r.exit_code == 5 and r.stderr.strip().count("\n") == 0 and f"(pid {p1.pid})" in r.stderr
     p2 = qa_index(world.a, live)
     err2 = p2.stderr.read()

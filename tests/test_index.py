@@ -111,7 +111,8 @@ def test_manifest_describes_the_index(seeds_index):
     m = json.loads((gen / "manifest.json").read_text())
     assert m["format_version"] == 2 and m["qa_version"] == qa.__version__
     assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
-                          "dtype": "float32", "embeds": "sentence text"}
+                          "dtype": "float32", "embeds": "sentence text", "backend": "torch", "quantization": None,
+                          "device": "cpu"}
     assert set(m["articles"]) == {p.stem for p in SEEDS.glob("*.txt")}
     assert m["bm25"]["method"] == "lucene" and m["tokenizer"]["stemmer"] == "english"
     assert set(m["files"]) == {"articles.jsonl", "sentences.npy", "bm25/vocab.json", "bm25/indptr.npy",

@@ -153,7 +153,7 @@ def _qa_index(corpus: Path, db: Path, pause: str | None) -> subprocess.Popen:
     if pause:
         env["QA_TEST_PAUSE_AT"] = pause
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "index", str(corpus), "--milvus", str(db), "-q"],
+        [sys.executable, "-m", "qa.cli", "index", str(corpus), "--milvus", str(db), "-q", "--backend", "torch"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
 

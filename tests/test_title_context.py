@@ -139,7 +139,7 @@ def test_seeds_with_title_context_keep_citations(tmp_path, encoder):
 def test_squad_index_is_cached_per_setting(tmp_path, encoder, monkeypatch):
     from qa import reqa
 
-    monkeypatch.setattr(qa_index, "Encoder", lambda model=None: encoder)
+    monkeypatch.setattr(qa_index, "Encoder", lambda model=None, **kw: encoder)
     paras = [
         reqa.SquadParagraph("Zanzibar_Archipelago#0", "Zanzibar_Archipelago", "The islands export cloves. Tourism grew.", ()),
         reqa.SquadParagraph("Volcano#0", "Volcano", "Lava flows were measured. Ash fell on the town.", ()),
