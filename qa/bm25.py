@@ -60,7 +60,9 @@ def idf(df: np.ndarray, n_docs: int, method: Method = "lucene", epsilon: float =
     if method == "robertson":
         raw = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
         if raw.size and (raw < 0).any():
-            raw = np.where(raw < 0, epsilon * raw.mean(), raw)
+            # math.fsum: the mean is correctly rounded whatever the terms' order (a mean near 0 must not change sign
+            # with the vocabulary's order: found by tests/test_bm25_pruning.py's hypothesis search)
+            raw = np.where(raw < 0, epsilon * (math.fsum(raw.tolist()) / raw.size), raw)
         return raw
     raise ValueError(f"unknown BM25 method {method!r}: use 'lucene' or 'robertson'")
 
