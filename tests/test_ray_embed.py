@@ -158,8 +158,8 @@ def test_cli_ray_build_answers_like_the_plain_build(tmp_path, seeds_index):
     cos = (np.asarray(built.vectors) * np.asarray(seeds_index.vectors)).sum(axis=1)
     assert cos.min() >= 1 - 1e-6
     assert _hits(out) == _hits(seeds_index.folder.parent)
-    # the same index: a plain rebuild reuses every vector the Ray build wrote
-    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out)])
+    # the same index: a plain rebuild with the same backend (Ray actors run torch) reuses every vector it wrote
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out), "--backend", "torch"])
     assert r.exit_code == 0 and f"embedded 0, reused {len(seeds_index)}" in r.stdout, r.output
 
 
