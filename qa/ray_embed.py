@@ -240,12 +240,19 @@ class RayEncoder:
                                                   "TOKENIZERS_PARALLELISM": "false"}}
         else:
             kwargs.pop("include_dashboard")
-        try:
-            ray.init(**kwargs)
-        except Exception as e:  # ConnectionError, RuntimeError, ValueError...
-            where = f"at {self.address}" if self.address else "on this machine"
-            raise ClusterError(f"cannot start or join a Ray cluster {where} ({_one_line(e)})") from None
-        return True
+        for attempt in (1, 2):
+            try:
+                ray.init(**kwargs)
+                return True
+            except Exception as e:  # ConnectionError, RuntimeError, ValueError...
+                # Ray waits a fixed 30 s for a local node's raylet; on a busy machine that can run out once
+                if attempt == 1 and self.address is None and "timed out during startup" in str(e):
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    continue
+                where = f"at {self.address}" if self.address else "on this machine"
+                raise ClusterError(f"cannot start or join a Ray cluster {where} ({_one_line(e)})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _pool(self, ray) -> int:
         if self.num_actors is not None:
