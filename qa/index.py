@@ -49,7 +49,6 @@ from .dense import ANN_FILE, AnnIndex, Backend, Encoder, dense_scores, resolve_m
 from .errors import (
     CorpusError,
     IndexCorruptError,
-    IndexFormatError,
     IndexLockedError,
     IndexNotFoundError,
     IndexWriteError,
@@ -69,7 +68,7 @@ from .search import (  # noqa: F401 (re-exported: the search defaults have alway
     check_question,
 )
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
-from .store import ArticleRef, CandidateDense, DenseHits, ExactDense
+from .store import ArticleRef, CandidateDense, DenseHits, ExactDense, check_format
 from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
@@ -563,13 +562,7 @@ class Index(Searcher):
             raise
         except OSError as e:
             raise IndexCorruptError(f"{gen / 'manifest.json'}: cannot read ({e.strerror or e}); check permissions") from None
-        if manifest.get("format") != FORMAT or "format_version" not in manifest:
-            raise IndexFormatError(f"{gen}: not a qa index (manifest has no qa format version); {rebuild}")
-        if manifest["format_version"] != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{gen}: index format version {str(manifest['format_version'])[:20]}, this qa reads version "
-                f"{FORMAT_VERSION}; {rebuild}"
-            )
+        check_format(manifest, FORMAT, FORMAT_VERSION, str(gen), rebuild)
         try:
             built_with = manifest["model"]["name"]
             dimension = int(manifest["model"]["dimension"])

@@ -20,7 +20,7 @@ import contextlib
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -116,6 +116,22 @@ def _max_length(folder: Path) -> int:
 
 
 _TOKENIZERS: dict[tuple[str, int], object] = {}
+
+
+def padded_batches(encs: Sequence, batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Tokenizer encodings grouped by length: ``(positions, input_ids, attention_mask)`` per batch of at most
+    ``batch_size``, zero-padded to the batch's longest (little padding, the usual length-sorted batching)."""
+    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        L = max(len(encs[i].ids) for i in idx)
+        ids = np.zeros((len(idx), L), dtype=np.int64)
+        mask = np.zeros((len(idx), L), dtype=np.int64)
+        for r, i in enumerate(idx):
+            e = encs[i].ids
+            ids[r, : len(e)] = e
+            mask[r, : len(e)] = 1
+        yield idx, ids, mask
 
 
 def _tokenizer(folder: str, max_length: int):
@@ -220,16 +236,7 @@ class LightEncoder:
         texts = [t.lower() for t in texts] if self.do_lower_case else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         encs = self.tokenizer.encode_batch(texts) if texts else []
-        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            L = max(len(encs[i].ids) for i in idx)
-            ids = np.zeros((len(idx), L), dtype=np.int64)
-            mask = np.zeros((len(idx), L), dtype=np.int64)
-            for r, i in enumerate(idx):
-                e = encs[i].ids
-                ids[r, : len(e)] = e
-                mask[r, : len(e)] = 1
+        for idx, ids, mask in padded_batches(encs, batch_size):
             with _one_blas_thread(ids.size):
                 out[idx] = self._forward(ids, mask)
             if progress is not None:

@@ -56,7 +56,7 @@ from .errors import (
 )
 from .search import Searcher
 from .sentences import Sentence, article_title, split_sentences
-from .store import ArticleRef, CandidateDense, DenseHits
+from .store import ArticleRef, CandidateDense, DenseHits, check_format
 from .tokens import Tokenizer, TokenizerConfig
 
 FORMAT = "qa-milvus"
@@ -269,13 +269,7 @@ def _exists(client, target: Milvus) -> bool:
 def check_manifest(manifest: dict[str, Any], target: Milvus, model: str | None = None) -> None:
     """Raise the same one-line errors as a local index of another format or model."""
     rebuild = f"rebuild with `qa index PATHS --milvus {target.describe().rsplit(' collection ', 1)[0]} --collection NEW`"
-    if manifest.get("format") != FORMAT or "format_version" not in manifest:
-        raise IndexFormatError(f"Milvus {target.describe()}: not a qa index (no qa format version); {rebuild}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise IndexFormatError(
-            f"Milvus {target.describe()}: index format version {str(manifest['format_version'])[:20]}, this qa reads "
-            f"version {FORMAT_VERSION}; {rebuild}"
-        )
+    check_format(manifest, FORMAT, FORMAT_VERSION, f"Milvus {target.describe()}", rebuild)
     if model is not None:
         from .modelfiles import resolve_model
 
@@ -289,12 +283,13 @@ def check_manifest(manifest: dict[str, Any], target: Milvus, model: str | None =
 # -- writing ----------------------------------------------------------------------------------------------------
 
 
-def _all_articles(client, target: Milvus) -> list[dict[str, Any]]:
+def _all_articles(client, target: Milvus, fields: Sequence[str] = ("pk", "id", "sha256", "count")) -> list[dict[str, Any]]:
+    """Every article row (``fields`` of it), in article-number order."""
     out: list[dict[str, Any]] = []
     last = -1
     while True:  # pages by primary key (query_iterator's behaviour differs between pymilvus versions)
         rows = _call("query", client.query, target.names[1], filter=f"pk > {last}",
-                     output_fields=["pk", "id", "sha256", "count"], limit=16_384, consistency_level="Strong")
+                     output_fields=list(fields), limit=16_384, consistency_level="Strong")
         if not rows:
             return out
         rows.sort(key=lambda r: r["pk"])
@@ -732,17 +727,8 @@ class MilvusIndex(Searcher):
     # -- description -----------------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         m = self.manifest
-        arts = []
-        last = -1
-        while True:
-            rows = _call("query", self.client.query, self.target.names[1], filter=f"pk > {last}",
-                         output_fields=["pk", "id", "title", "path", "count"], limit=16_384, consistency_level="Strong")
-            if not rows:
-                break
-            rows.sort(key=lambda r: r["pk"])
-            arts.extend({"id": r["id"], "title": r["title"] or None, "sentences": int(r["count"]), "path": r["path"]}
-                        for r in rows)
-            last = int(rows[-1]["pk"])
+        arts = [{"id": r["id"], "title": r["title"] or None, "sentences": int(r["count"]), "path": r["path"]}
+                for r in _all_articles(self.client, self.target, ("pk", "id", "title", "path", "count"))]
         return {
             "store": "milvus",
             "milvus": self.target.describe(),

@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import ModelLoadError
-from .light import _max_length, _read_json, _tokenizer, supported
+from .light import _max_length, _read_json, _tokenizer, padded_batches, supported
 from .modelfiles import _offline, resolve_model, sha256_file  # noqa: F401 (resolve_model: the doctest)
 
 # Bump when the export recipe changes: a new key, so old cached files are never used for the new recipe.
@@ -261,16 +261,7 @@ class OnnxEncoder:
         texts = [t.lower() for t in texts] if self.do_lower_case else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         encs = _tokenizer(str(self.folder), self.max_length).encode_batch(texts) if texts else []
-        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
-        for s in range(0, len(order), bs):
-            idx = order[s : s + bs]
-            L = max(len(encs[i].ids) for i in idx)
-            ids = np.zeros((len(idx), L), dtype=np.int64)
-            mask = np.zeros((len(idx), L), dtype=np.int64)
-            for r, i in enumerate(idx):
-                e = encs[i].ids
-                ids[r, : len(e)] = e
-                mask[r, : len(e)] = 1
+        for idx, ids, mask in padded_batches(encs, bs):
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = sess.run(None, {k: feed[k] for k in self.inputs})[0]
             m = mask[:, :, None].astype(np.float32)

@@ -32,8 +32,21 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .bm25 import rank_of, top_k_desc
+from .errors import IndexFormatError
 from .sentences import Sentence
 from .tokens import Tokenizer
+
+
+def check_format(manifest: dict[str, Any], fmt: str, version: int, where: str, rebuild: str) -> None:
+    """Raise :class:`IndexFormatError` (one line: ``where``, the problem, then ``rebuild``) unless ``manifest`` is of
+    format ``fmt``, version ``version`` — the same check for every store."""
+    if manifest.get("format") != fmt or "format_version" not in manifest:
+        raise IndexFormatError(f"{where}: not a qa index (manifest has no qa format version); {rebuild}")
+    if manifest["format_version"] != version:
+        raise IndexFormatError(
+            f"{where}: index format version {str(manifest['format_version'])[:20]}, this qa reads version "
+            f"{version}; {rebuild}"
+        )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from qa.cli import app
 from qa.milvus import Milvus, MilvusIndex, _call, connect
 
 from .conftest import ROOT, SEEDS
+from .test_faults import wait_for_pause
 
 pytest.importorskip("pymilvus")
 pytestmark = pytest.mark.slow
@@ -158,20 +159,6 @@ def _qa_index(corpus: Path, db: Path, pause: str | None) -> subprocess.Popen:
     )
 
 
-def _wait_for_pause(p: subprocess.Popen, stage: str) -> None:
-    timer = threading.Timer(240, p.kill)
-    timer.start()
-    try:
-        seen = []
-        for line in p.stderr:
-            seen.append(line)
-            if line.startswith(f"QA_TEST_PAUSE {stage} "):
-                return
-        raise AssertionError(f"qa index ended (rc {p.wait()}) before {stage}: {''.join(seen)[-2000:]}")
-    finally:
-        timer.cancel()
-
-
 @pytest.mark.parametrize("stage", ["milvus-sentences", "milvus-commit"])
 def test_killed_index_run_converges_when_rerun(tmp_path, encoder, stage):
     """SIGKILL a real `qa index --milvus` after it wrote sentences (before / after its commit point) of a changed
@@ -185,7 +172,7 @@ def test_killed_index_run_converges_when_rerun(tmp_path, encoder, stage):
     f = sorted(corpus.glob("*.txt"))[2]
     f.write_text(f.read_text(encoding="utf-8").replace("drug", "narcotics"), encoding="utf-8")
     p = _qa_index(corpus, db, stage)
-    _wait_for_pause(p, stage)
+    wait_for_pause(p, stage)
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=60)
     p.stderr.close()
