@@ -332,10 +332,11 @@ def build_index(corpus: Path, index_dir: Path, encoder: Any, batch_size: int = 6
         "encoder": getattr(encoder, "name", "?"),
         "disk_bytes": folder_bytes(idx.folder),
         "disk_bytes_by_part": {
-            "dense/vectors.npy": (idx.folder / "dense" / "vectors.npy").stat().st_size,
+            "vectors.npy": sum(p.stat().st_size for p in idx.folder.glob("seg/*/vectors.npy")),
             "bm25/": folder_bytes(idx.folder / "bm25"),
-            "articles.jsonl + sentences.npy": (idx.folder / "articles.jsonl").stat().st_size
+            "articles.jsonl + sentences.npy": sum(p.stat().st_size for p in idx.folder.glob("seg/*/articles.jsonl"))
             + (idx.folder / "sentences.npy").stat().st_size,
+            "tokens (segments' term ids)": sum(p.stat().st_size for p in idx.folder.glob("seg/*/tokens*.npy")),
         },
         "build_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # the build's sentence-splitting worker process (python -m qa.splitworker), if it ran

@@ -6,18 +6,24 @@ Layout of an index folder (``index/`` by default; ``QA_INDEX_DIR`` or ``--index-
       CURRENT              name of the live generation, replaced atomically (os.replace) after a build
       .lock                held (flock) by a running build
       gen-<time>-<rand>/   one complete index: readable files plus a manifest, no pickle
-        manifest.json      format version, qa version, model, BM25/tokenizer/segmenter settings,
-                           content hash per article, size and sha256 of every other file
-        articles.jsonl     one article per line: id, title, path, sha256, first sentence row, count, text
+        manifest.json      format version, qa version, model, BM25/tokenizer/segmenter settings, the segments,
+                           size and sha256 of every file (the segments' files included)
+        articles.npy       int64 (articles, 4), in corpus order: segment, article row in it, first sentence row, count
         sentences.npy      int64 (n, 4): article row, sentence number, start, end
         bm25/              vocab.json, indptr.npy, docs.npy, weights.npy, bounds.npy, weights32.npy  (see qa.bm25)
-        dense/vectors.npy  float32 (n, dim), L2-normalised
+        seg/<name>/        the segments: article texts, sentence spans, term ids and vectors (see qa.segments)
         dense/ann.faiss    optional (``build(..., ann=True)``, ``qa index --ann``): faiss IVF-SQ8 candidate index,
                            its settings in manifest["ann"]
 
 A build writes a new generation in a temporary folder, renames it, then swaps ``CURRENT``: readers see the old
 index or the new one, never a mix, and a build killed at any point leaves the previous index usable. The
 previous generation is kept until the next build so that readers that opened it keep working.
+
+A rebuild splits, tokenises and embeds only the articles that are new or changed (by sha256): they form a new
+segment, and the segments still holding live articles are hard-linked from the previous generation (verified by
+sha256 first). The derived files (articles.npy, sentences.npy, the BM25 postings, whose idf and average length are
+corpus-wide) are recomputed from the segments' stored spans and term ids: numpy work, no text is read. Rows stay in
+corpus order, so a rebuild answers exactly as a fresh build of the same corpus.
 
 >>> idx = Index.build(["seeds"], index_dir="index")          # doctest: +SKIP
 >>> idx.ask("tons seized in Safe Mekong", k=1).top.citation  # doctest: +SKIP
@@ -67,26 +73,44 @@ from .search import (  # noqa: F401 (re-exported: the search defaults have alway
     Searcher,
     check_question,
 )
+from .segments import (  # noqa: F401 (ArticleTable, ARTICLE_OFFSETS, _line_offsets: importable from qa.index)
+    ARTICLE_OFFSETS,
+    SEGMENT_FILES,
+    SEGMENTS_DIR,
+    ArticleTable,
+    GenerationArticles,
+    Segment,
+    SegmentVectors,
+    _line_offsets,
+    all_scores,
+    canonical_terms,
+    generation_vectors,
+    link_segment,
+    merge_plan,
+    ragged_gather,
+    write_segment,
+)
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
 from .store import ArticleRef, CandidateDense, DenseHits, ExactDense, check_format
 from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
-FORMAT_VERSION = 2  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k)
+FORMAT_VERSION = 3  # 2: bm25/bounds.npy and bm25/weights32.npy (pruned BM25 top-k); 3: segments
 # Not bumped for manifest model.backend / quantization / device (`qa index --backend`): the keys are additive, the
 # vectors' layout and meaning (L2-normalised float32 rows, float32 questions) are unchanged, so a format-2 reader
 # answers from such an index as it is; a manifest without them was made by torch (float32) and is reused as such.
-# Index formats whose articles.jsonl and dense/vectors.npy a rebuild may reuse (their layout is unchanged since
-# format 1): a format bump re-reads and re-tokenises, but never re-embeds what did not change.
+# Index formats with one articles.jsonl and dense/vectors.npy whose vectors a rebuild may reuse: a format bump
+# re-reads and re-tokenises, but never re-embeds what did not change.
 VECTOR_FORMATS = frozenset({1, 2})
 DEFAULT_INDEX_DIR = "index"
 # Index each sentence with its article's title (BM25 tokens and embedded text; citations stay the sentence alone).
 # Off by default, decided on the seeds dev split and the SQuAD tune half (eval/README.md, "Title context"): it lifts
 # SQuAD hybrid MRR by +0.027 (tune half) but lowers seeds dev dense MRR@10 by 0.041 and hybrid MRR@10 by 0.004.
 DEFAULT_TITLE_CONTEXT = False
-# Files every generation has; a manifest that does not list (and so checksum) all of them is corrupt.
+# Files every generation has besides its segments'; a manifest that does not list (and so checksum) all of them,
+# and all of each segment's, is corrupt.
 _REQUIRED_FILES = frozenset(
-    {"articles.jsonl", "sentences.npy", "dense/vectors.npy"} | {f"bm25/{f}" for f in BM25Engine.FILES}
+    {"articles.npy", "sentences.npy", "paths.jsonl", "paths.offsets.npy"} | {f"bm25/{f}" for f in BM25Engine.FILES}
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
@@ -96,87 +120,6 @@ Progress = Callable[[str, int, int], None]  # (stage, advance, total)
 # full after each build (the build hashes what it wrote), before a rebuild reuses old vectors, and on
 # `qa info` / `Index.load(verify=True)`; hashing 2 GB on every `qa ask` would cost seconds.
 VERIFY_ON_OPEN_BYTES = 64 << 20
-ARTICLE_OFFSETS = "articles.offsets.npy"  # byte offset of each line of articles.jsonl (+ the file's end)
-
-
-class ArticleTable(Sequence):
-    """The articles of an index, read on demand from the memory-mapped ``articles.jsonl``: one JSON line per
-    article, found through its byte offsets, parsed when first asked for (a few thousand kept). Opening a
-    1M-sentence index therefore parses none of its 200 MB of article text.
-
-    >>> t = ArticleTable.from_lines([b'{"id": "a", "text": "x"}\\n', b'{"id": "b", "text": "y"}\\n'])
-    >>> len(t), t[1]["id"], [a["id"] for a in t]
-    (2, 'b', ['a', 'b'])
-    """
-
-    CACHE = 4096
-
-    def __init__(self, data: Any, offsets: np.ndarray, where: str = "articles.jsonl"):
-        self._data = data  # bytes or an mmap of articles.jsonl
-        self._offsets = offsets
-        self._where = where
-        self._cache: dict[int, dict[str, Any]] = {}
-
-    @classmethod
-    def open(cls, path: Path, offsets: np.ndarray | None = None) -> "ArticleTable":
-        """``path`` memory-mapped; ``offsets`` from :data:`ARTICLE_OFFSETS`, else found by one scan for newlines."""
-        import mmap
-
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        if offsets is None:
-            offsets = _line_offsets(path, size)
-        if offsets.ndim != 1 or offsets.size < 1 or int(offsets[0]) != 0 or int(offsets[-1]) != size:
-            raise ValueError("article offsets do not match articles.jsonl")
-        return cls(data, offsets, str(path))
-
-    @classmethod
-    def from_lines(cls, lines: Sequence[bytes]) -> "ArticleTable":
-        return cls(b"".join(lines), np.cumsum([0, *map(len, lines)], dtype=np.int64))
-
-    def __len__(self) -> int:
-        return int(self._offsets.shape[0]) - 1
-
-    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
-        i = int(i)
-        a = self._cache.get(i)
-        if a is None:
-            n = len(self)
-            if not -n <= i < n:
-                raise IndexError(i)
-            i %= n
-            raw = self._data[int(self._offsets[i]):int(self._offsets[i + 1])]
-            try:
-                a = json.loads(raw)
-                if not isinstance(a, dict):
-                    raise ValueError("not an object")
-            except (ValueError, UnicodeDecodeError) as e:
-                raise IndexCorruptError(f"{self._where}: line {i + 1} is not a valid article ({str(e)[:80]}); "
-                                        "run `qa info` to check the index, or rebuild it") from None
-            if len(self._cache) >= self.CACHE:
-                self._cache.clear()
-            self._cache[i] = a
-        return a
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for i in range(len(self)):
-            yield self[i]
-
-
-def _line_offsets(path: Path, size: int) -> np.ndarray:
-    """Start of every line of ``path`` plus its size (an index written before :data:`ARTICLE_OFFSETS` existed)."""
-    out = [np.zeros(1, dtype=np.int64)]
-    pos = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 23):
-            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + pos + 1
-            out.append(nl.astype(np.int64))
-            pos += len(chunk)
-    offs = np.concatenate(out)
-    if offs[-1] != size:  # no final newline
-        offs = np.append(offs, size)
-    return offs
 
 
 def default_index_dir() -> Path:
@@ -292,10 +235,89 @@ def index_exists(index_dir: str | os.PathLike[str]) -> bool:
 
 @dataclass
 class _Previous:
-    """What a build may reuse from the live generation: embeddings of unchanged articles."""
+    """Vectors a build may copy into its new segment: those of unchanged articles, from the live generation's files."""
 
-    rows: dict[str, tuple[str, int, int]]  # article id -> (sha256, first row, count)
-    vectors: np.ndarray
+    rows: dict[str, tuple[str, int, int, int]]  # article id -> (sha256, vectors file, first row in it, count)
+    vectors: list[np.ndarray]  # memory-mapped vectors files
+
+
+@dataclass
+class _Live:
+    """The live generation as a rebuild sees it: what of it may be reused, and how."""
+
+    gen: Path
+    manifest: dict[str, Any]
+    same_vectors: bool  # same model, backend, segmenter and title context: vectors may be reused
+    same_tokens: bool  # same tokenizer, segmenter and title context (and format 3): whole segments may be reused
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        return _segments_of(self.gen, self.manifest)
+
+    @cached_property
+    def amap(self) -> np.ndarray:
+        return np.load(self.gen / "articles.npy")
+
+    def live_keys(self) -> dict[str, tuple[str, int, int]]:
+        """Live article id -> (sha256, segment, article row in it)."""
+        keys = [seg.keys() for seg in self.segments]
+        return {keys[s][j][0]: (keys[s][j][1], s, j) for s, j in self.amap[:, :2].tolist()}
+
+    def verified(self, segs: Iterable[int]) -> set[int]:
+        """Those of ``segs`` whose every file matches its sha256 in the manifest (hashed on 2 threads): a damaged
+        segment is never carried into a new generation."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        files = self.manifest["files"]
+        jobs = [(s, f"{SEGMENTS_DIR}/{self.segments[s].name}/{name}") for s in segs for name in SEGMENT_FILES]
+        jobs.sort(key=lambda j: -files[j[1]]["bytes"])
+
+        def ok(rel: str) -> bool:
+            try:
+                return _sha256_file(self.gen / rel) == files[rel]["sha256"]
+            except OSError:
+                return False
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            good = list(pool.map(lambda j: ok(j[1]), jobs))
+        bad = {s for (s, _), g in zip(jobs, good) if not g}
+        return {s for s, _ in jobs} - bad
+
+    def previous_vectors(self) -> _Previous | None:
+        """Per-article vectors for a build that cannot reuse whole segments (another tokenizer, an older format);
+        ``None`` when there are none to reuse, or they cannot be read (then everything is embedded)."""
+        if not self.same_vectors:
+            return None
+        try:
+            return self._previous_vectors()
+        except (QAError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return None
+
+    def _previous_vectors(self) -> _Previous | None:
+        man, gen = self.manifest, self.gen
+        if man.get("format_version") in VECTOR_FORMATS:
+            files = man["files"]
+            for rel in ("articles.jsonl", "dense/vectors.npy"):  # never carry damaged vectors into a new generation
+                if _sha256_file(gen / rel) != files[rel]["sha256"]:
+                    return None
+            vecs = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+            if vecs.ndim != 2 or vecs.shape[0] != man["counts"]["sentences"]:
+                return None
+            rows = {}
+            with open(gen / "articles.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    a = json.loads(line)
+                    rows[a["id"]] = (a["sha256"], 0, a["first"], a["count"])
+            return _Previous(rows, [vecs])
+        ok = self.verified(range(len(self.segments)))
+        keys = {s: self.segments[s].keys() for s in ok}
+        rows = {}
+        for s, j in self.amap[:, :2].tolist():
+            if s in ok:
+                seg = self.segments[s]
+                aid, sha = keys[s][j]
+                rows[aid] = (sha, s, int(seg.firsts[j]), int(seg.counts[j]))
+        return _Previous(rows, [seg.vectors for seg in self.segments])
 
 
 def _embedder(enc: Any) -> dict[str, Any]:
@@ -303,39 +325,38 @@ def _embedder(enc: Any) -> dict[str, Any]:
     return {"backend": str(getattr(enc, "backend", "torch")), "quantization": getattr(enc, "quantization", None)}
 
 
-def _previous(
-    index_dir: Path, model_name: str, segmenter: dict, title_context: bool = False, embedder: dict | None = None
-) -> _Previous | None:
-    embedder = embedder or {"backend": "torch", "quantization": None}
+def _live(
+    index_dir: Path, model_name: str, segmenter: dict, title_context: bool, embedder: dict, tokenizer: dict
+) -> _Live | None:
+    """The live generation of ``index_dir`` if a rebuild may reuse anything of it, else ``None``."""
     try:
         gen = resolve_generation(index_dir)
         man = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        if man.get("format") != FORMAT or man.get("format_version") not in VECTOR_FORMATS | {FORMAT_VERSION}:
+            return None
         built = man.get("model", {})
-        if (
-            man.get("format_version") not in VECTOR_FORMATS
-            or built.get("name") != model_name
+        same_text = man.get("segmenter") == segmenter and bool(man.get("title_context", False)) == title_context
+        same_vectors = (
+            same_text
+            and built.get("name") == model_name
             # another backend (or quantisation) gives slightly different vectors: re-embed rather than mix them;
             # indexes from before backends were recorded were all made by sentence-transformers (torch, float32)
-            or (built.get("backend", "torch"), built.get("quantization")) != (embedder["backend"], embedder["quantization"])
-            or man.get("segmenter") != segmenter
-            or bool(man.get("title_context", False)) != title_context  # the vectors embed other text: re-embed
-        ):
-            return None
-        files = man["files"]
-        for rel in ("articles.jsonl", "dense/vectors.npy"):  # never carry damaged vectors into a new generation
-            if _sha256_file(gen / rel) != files[rel]["sha256"]:
-                return None
-        vecs = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
-        if vecs.ndim != 2 or vecs.shape[0] != man["counts"]["sentences"]:
-            return None
-        rows = {}
-        with open(gen / "articles.jsonl", encoding="utf-8") as f:
-            for line in f:
-                a = json.loads(line)
-                rows[a["id"]] = (a["sha256"], a["first"], a["count"])
-        return _Previous(rows, vecs)
+            and (built.get("backend", "torch"), built.get("quantization")) == (embedder["backend"], embedder["quantization"])
+        )
+        same_tokens = same_text and man.get("format_version") == FORMAT_VERSION and man.get("tokenizer") == tokenizer
+        if not same_vectors:
+            return None  # nothing worth reusing: tokens alone are cheap to remake
+        live = _Live(gen, man, same_vectors, same_tokens)
+        if man.get("format_version") == FORMAT_VERSION:
+            live.segments, live.amap  # noqa: B018 (opened now: a damaged manifest means nothing is reused)
+        return live
     except (QAError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # nothing reusable: embed everything
+
+
+def _segments_of(gen: Path, manifest: dict[str, Any]) -> list[Segment]:
+    return [Segment(gen / SEGMENTS_DIR / str(s["name"]), int(s["articles"]), int(s["sentences"]))
+            for s in manifest["segments"]]
 
 
 class Index(Searcher):
@@ -350,7 +371,7 @@ class Index(Searcher):
         articles: Sequence[dict[str, Any]],
         spans: np.ndarray,
         bm25: BM25Engine,
-        vectors: np.ndarray,
+        vectors: np.ndarray | SegmentVectors | Callable[[], np.ndarray | SegmentVectors],
         encoder: Encoder | None = None,
     ):
         self.folder = folder
@@ -358,7 +379,7 @@ class Index(Searcher):
         self.articles = articles
         self.spans = spans
         self.bm25 = bm25
-        self.vectors = vectors
+        self._vectors = vectors  # or a function that opens them: a BM25-only question never maps them
         self.tokenizer = Tokenizer(TokenizerConfig.from_dict(manifest["tokenizer"]))
         self._encoder = encoder
         self.build_stats: dict[str, Any] = {}
@@ -420,9 +441,11 @@ class Index(Searcher):
             except QAError:
                 raise IndexWriteError("--ann needs faiss-cpu: pip install 'qa[ann]' (nothing was written)") from None
         with build_lock(index_dir):
-            for stale in index_dir.glob(".tmp-vectors-*"):  # left by a killed build; we hold the lock
+            for stale in [*index_dir.glob(".tmp-vectors-*"), *index_dir.glob(".CURRENT.*")]:  # a killed build's
                 with contextlib.suppress(OSError):
                     stale.unlink()
+            for stale in index_dir.glob(".tmp-gen-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             files = list(_files_progress(paths, tick))
             if not files:
                 raise CorpusError(
@@ -432,45 +455,19 @@ class Index(Searcher):
                 )
             articles = load_corpus(files, progress=lambda n: tick("read", n, len(files)))
             _test_pause("read")
-            split_stats: dict[str, Any] = {}
-            spans, firsts, counts, ids, lens, terms = _split_and_tokenize(
-                articles, Tokenizer(tokenizer), title_context, split_stats
-            )
-            n_rows = int(spans.shape[0])
-            tick("split", len(articles), len(articles))  # and tokenised: the two run together, batch by batch
-            if not n_rows:  # pragma: no cover - every non-empty article has a sentence
-                raise QAError("the corpus has no sentences")
-
-            engine = BM25Engine.from_ids(ids, lens, terms, bm25)
-            del ids, lens, terms
-            tick("bm25", n_rows, n_rows)
-
             seg = _segmenter_settings()
             embedder = _embedder(enc)
-            prev = _previous(index_dir, enc.name, seg, bool(title_context), embedder)
-            src = np.full(n_rows, -1, dtype=np.int64)  # the previous generation's row of each reused row
-            for a, first, cnt in zip(articles, firsts.tolist(), counts.tolist()):
-                old = prev.rows.get(a.id) if prev else None
-                if old and old[0] == a.sha256 and old[2] == cnt:
-                    src[first : first + cnt] = np.arange(old[1], old[1] + cnt)
-            todo = np.flatnonzero(src < 0)
-            reused = n_rows - int(todo.shape[0])
-            vec_file = index_dir / f".tmp-vectors-{secrets.token_hex(4)}.npy"
-            dim = _write_vectors(
-                vec_file, src, todo, prev, enc,
-                lambda rows: _indexed_texts(articles, spans, rows, title_context),
-                batch_size or getattr(enc, "default_batch_size", 64), lambda k: tick("embed", k, len(todo)),
-            )
-            _test_pause("embed")
-            removed = sorted(set(prev.rows) - {a.id for a in articles}) if prev else []
-            manifest = {
+            live = _live(index_dir, enc.name, seg, bool(title_context), embedder, tokenizer.to_dict())
+            name = _new_name("gen")
+            tmp = index_dir / f".tmp-{name}"
+            manifest: dict[str, Any] = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "qa_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "model": {
                     "name": enc.name,
-                    "dimension": dim,
+                    "dimension": None,
                     "normalized": True,
                     "dtype": "float32",
                     "embeds": "title + sentence text" if title_context else "sentence text",
@@ -481,25 +478,21 @@ class Index(Searcher):
                 "bm25": bm25.to_dict(),
                 "tokenizer": tokenizer.to_dict(),
                 "segmenter": seg,
-                "counts": {
-                    "articles": len(articles),
-                    "sentences": n_rows,
-                    "vocabulary": len(engine.vocab),
-                    "postings": int(engine.docs.shape[0]),
-                },
                 "corpus_sha256": hashlib.sha256("".join(a.id + a.sha256 for a in articles).encode()).hexdigest(),
-                "articles": {a.id: a.sha256 for a in articles},
             }
-            ann_index = None
-            if ann:
-                try:
-                    ann_index = AnnIndex.build(np.load(vec_file, mmap_mode="r"))
-                except BaseException:
-                    vec_file.unlink(missing_ok=True)
+            stats: dict[str, Any] = {}
+            try:
+                tmp.mkdir(parents=True)
+                _write_segments(tmp, manifest, articles, live, enc, Tokenizer(tokenizer), bm25, bool(title_context),
+                                batch_size or getattr(enc, "default_batch_size", 64), tick, stats, ann)
+            except BaseException as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not isinstance(e, OSError):
                     raise
-                manifest["ann"] = ann_index.params
-                tick("ann", n_rows, n_rows)
-            gen = _write_generation(index_dir, manifest, articles, firsts, counts, spans, engine, vec_file, ann_index)
+                raise IndexWriteError(
+                    f"cannot write the new index in {index_dir} ({e.strerror or e}); the previous index is unchanged"
+                ) from None
+            gen = _commit_generation(index_dir, tmp, name)
             tick("write", 1, 1)
             idx = cls._open(gen, model=None, verify=False)  # under the lock: this build's generation, not a later one
         if encoder is not None:
@@ -508,13 +501,10 @@ class Index(Searcher):
             idx._encoder = enc  # already loaded: keep it warm
         idx.build_stats = {
             "articles": len(articles),
-            "sentences": n_rows,
-            "embedded": int(todo.shape[0]),
-            "reused": reused,
-            "removed": removed,
+            "sentences": len(idx),
+            **stats,
             "generation": gen.name,
             "seconds": round(time.perf_counter() - t0, 3),
-            **split_stats,
         }
         return idx
 
@@ -571,7 +561,13 @@ class Index(Searcher):
             n_articles = int(manifest["counts"]["articles"])
             BM25Params(**manifest["bm25"])
             TokenizerConfig.from_dict(manifest["tokenizer"])
-            if not isinstance(built_with, str) or not _REQUIRED_FILES <= set(files):
+            segments = _segments_of(gen, manifest)
+            required = set(_REQUIRED_FILES)
+            for sg in segments:
+                if not sg.name.startswith("seg-") or sg.folder.parent != gen / SEGMENTS_DIR:
+                    raise ValueError
+                required |= {f"{SEGMENTS_DIR}/{sg.name}/{f}" for f in SEGMENT_FILES}
+            if not isinstance(built_with, str) or not segments or not required <= set(files):
                 raise ValueError
             if any(rel.startswith("/") or ".." in rel.split("/") for rel in files):
                 raise ValueError
@@ -593,31 +589,46 @@ class Index(Searcher):
             if verify and _sha256_file(p) != sha:
                 raise IndexCorruptError(f"{p}: checksum does not match the manifest (file altered or damaged); {rebuild}")
         try:
-            offsets = np.load(gen / ARTICLE_OFFSETS, mmap_mode="r") if ARTICLE_OFFSETS in files else None
-            articles = ArticleTable.open(gen / "articles.jsonl", offsets)
+            amap = np.load(gen / "articles.npy")
+            paths = ArticleTable.open(gen / "paths.jsonl", np.load(gen / "paths.offsets.npy", mmap_mode="r"))
             spans = np.load(gen / "sentences.npy", mmap_mode="r")
-            vectors = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
             bm25 = BM25Engine.load(gen / "bm25", int(spans.shape[0]), BM25Params(**manifest["bm25"]))
+            shapes_ok = amap.shape == (n_articles, 4) and amap.dtype == np.int64 and spans.shape == (n, 4) and \
+                len(paths) == n_articles
+            for sg in segments:
+                v = sg.vectors
+                shapes_ok = shapes_ok and sg.spans.shape == (sg.n_sentences, 4) and v.ndim == 2 and \
+                    v.shape[0] == sg.n_sentences and v.shape[1] == dimension
+            if shapes_ok and n_articles:
+                s, j = amap[:, 0], amap[:, 1]
+                shapes_ok = bool(
+                    s.min() >= 0 and s.max() < len(segments) and j.min() >= 0
+                    and (j < np.array([sg.n_articles for sg in segments])[s]).all()
+                    and int(amap[:, 3].sum()) == n and amap[0, 2] == 0
+                )
         except FileNotFoundError:
             raise
         except (ValueError, OSError, KeyError, TypeError, UnicodeDecodeError) as e:
             msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
             raise IndexCorruptError(f"{gen}: cannot read index files ({msg}); {rebuild}") from None
-        if (
-            spans.shape != (n, 4)
-            or vectors.ndim != 2
-            or vectors.shape[0] != n
-            or len(articles) != n_articles
-        ):
+        if not shapes_ok:
             raise IndexCorruptError(f"{gen}: array shapes disagree with the manifest; {rebuild}")
-        if vectors.shape[1] != dimension:
-            raise IndexCorruptError(f"{gen}: vector dimension disagrees with the manifest; {rebuild}")
         ann = manifest.get("ann")
         if ann is not None and (not isinstance(ann, dict) or ann.get("file") != ANN_FILE or ANN_FILE not in files):
             raise IndexCorruptError(f"{gen / 'manifest.json'}: its ANN entry names no checksummed file; {rebuild}")
-        return cls(gen, manifest, articles, spans, bm25, vectors)
+        return cls(gen, manifest, GenerationArticles(segments, amap, paths), spans, bm25,
+                   lambda: generation_vectors(segments, amap))
 
     # -- access --------------------------------------------------------------------------------------------------
+    @property
+    def vectors(self) -> np.ndarray | SegmentVectors:
+        """The float32 sentence vectors, one row per sentence: a memory-mapped array, or a
+        :class:`~qa.segments.SegmentVectors` reading several segments' files in place."""
+        v = self._vectors
+        if callable(v):
+            v = self._vectors = v()
+        return v
+
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
@@ -667,7 +678,21 @@ class Index(Searcher):
 
     @cached_property
     def _article_key(self) -> dict[str, int]:
-        return {a["id"]: i for i, a in enumerate(self.articles)}
+        return {aid: i for i, aid in enumerate(self._article_ids)}
+
+    @cached_property
+    def _article_ids(self) -> list[str]:
+        arts = self.articles
+        return [k for k, _ in arts.keys()] if isinstance(arts, GenerationArticles) else [a["id"] for a in arts]
+
+    def article_keys(self) -> dict[str, str]:
+        """``{article id: sha256 of its content}``: what a rebuild compares (from the segments' keys, no text read).
+
+        >>> Index.load("index").article_keys()["000_8a6680b996ccc773"][:12]   # doctest: +SKIP
+        '5be1d0c9e5a8'
+        """
+        arts = self.articles
+        return dict(arts.keys()) if isinstance(arts, GenerationArticles) else {a["id"]: a["sha256"] for a in arts}
 
     def article_text(self, ref: ArticleRef) -> str:
         return self.articles[ref.key]["text"]
@@ -683,7 +708,7 @@ class Index(Searcher):
         exactly from the float32 vectors."""
         ann = None if exact else self.ann
         if ann is None:
-            return ExactDense(dense_scores(self.vectors, query))
+            return ExactDense(all_scores(self.vectors, query))
         ids = np.unique(ann.search(query, depth))
         q = query.astype(self.vectors.dtype, copy=False)
         return CandidateDense(ids, dense_scores(self.vectors[ids], query) if ids.size else np.zeros(0),
@@ -699,7 +724,8 @@ class Index(Searcher):
 
     @cached_property
     def _row_of(self) -> dict[tuple[str, int], int]:
-        return {(self.articles[int(a)]["id"], int(n)): i for i, (a, n, _, _) in enumerate(self.spans)}
+        ids = self._article_ids
+        return {(ids[a], n): i for i, (a, n) in enumerate(np.asarray(self.spans[:, :2]).tolist())}
 
     def info(self) -> dict[str, Any]:
         m = self.manifest
@@ -714,6 +740,8 @@ class Index(Searcher):
             "segmenter": m["segmenter"],
             "title_context": bool(m.get("title_context", False)),
             "counts": m["counts"],
+            "segments": [{k: sg[k] for k in ("name", "articles", "sentences", "live_articles", "live_sentences")}
+                         for sg in m.get("segments", [])],
             "bytes": sum(f["bytes"] for f in m["files"].values()),
             "articles": [{"id": a["id"], "title": a["title"], "sentences": a["count"], "path": a["path"]} for a in self.articles],
         }
@@ -943,9 +971,10 @@ def _write_vectors(
     batch_size: int,
     progress: Callable[[int], None],
 ) -> int:
-    """Write ``dense/vectors.npy`` (the same bytes as ``np.save``) to ``path`` row by row: the previous generation's
-    vector where ``src`` names its row, else the encoder's, embedded :data:`EMBED_CHUNK` rows (``todo``) per call.
-    Nothing holds all the vectors in memory (1.5 GB at 1M sentences). Returns the dimension."""
+    """Write a segment's ``vectors.npy`` (the same bytes as ``np.save``) to ``path`` row by row: a previous vector
+    where ``src`` (``(file, row)`` per row, ``-1`` for none) names one, else the encoder's, embedded
+    :data:`EMBED_CHUNK` rows (``todo``) per call. Nothing holds all the vectors in memory (1.5 GB at 1M sentences).
+    Returns the dimension."""
     n = int(src.shape[0])
     chunks = [todo[i : i + EMBED_CHUNK] for i in range(0, todo.shape[0], EMBED_CHUNK)]
 
@@ -960,9 +989,12 @@ def _write_vectors(
         dim = int(new.shape[1])
     else:
         assert prev is not None
-        dim = int(prev.vectors.shape[1])
-    old = open(prev.vectors.filename, "rb") if prev is not None and (src >= 0).any() else None  # type: ignore[union-attr]
+        dim = int(prev.vectors[0].shape[1])
+    olds: dict[int, Any] = {}
     try:
+        if prev is not None:
+            for i in np.unique(src[src[:, 0] >= 0, 0]).tolist():
+                olds[i] = open(prev.vectors[i].filename, "rb")  # type: ignore[attr-defined]
         with open(path, "wb") as f:
             np.lib.format.write_array_header_1_0(
                 f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
@@ -978,14 +1010,14 @@ def _write_vectors(
                 end = int(rows[-1]) + 1
                 block = np.empty((end - pos, dim), dtype=np.float32)
                 block[rows - pos] = new
-                _fill_reused(block, pos, src, old, prev, dim)
+                _fill_reused(block, pos, src, olds, prev, dim)
                 f.write(block.data)
                 del block
                 pos = end
             while pos < n:  # reused rows after the last embedded one
                 end = min(pos + EMBED_CHUNK, n)
                 block = np.empty((end - pos, dim), dtype=np.float32)
-                _fill_reused(block, pos, src, old, prev, dim)
+                _fill_reused(block, pos, src, olds, prev, dim)
                 f.write(block.data)
                 pos = end
             f.flush()
@@ -993,26 +1025,29 @@ def _write_vectors(
         path.unlink(missing_ok=True)
         raise
     finally:
-        if old is not None:
+        for old in olds.values():
             old.close()
     return dim
 
 
-def _fill_reused(block: np.ndarray, pos: int, src: np.ndarray, old: Any, prev: _Previous | None, dim: int) -> None:
-    """Copy the reused rows of ``block`` (rows ``pos`` onwards) from the previous vectors file, one read per run of
-    consecutive rows (read, not memory-mapped: the pages do not count towards this process's memory)."""
+def _fill_reused(
+    block: np.ndarray, pos: int, src: np.ndarray, olds: dict[int, Any], prev: _Previous | None, dim: int
+) -> None:
+    """Copy the reused rows of ``block`` (rows ``pos`` onwards) from the previous vectors files, one read per run of
+    consecutive rows of one file (read, not memory-mapped: the pages do not count towards this process's memory)."""
     s = src[pos : pos + block.shape[0]]
-    have = np.flatnonzero(s >= 0)
+    have = np.flatnonzero(s[:, 0] >= 0)
     if not have.size:
         return
-    assert old is not None and prev is not None
-    # runs where both the new and the old row go up by one
-    brk = np.flatnonzero((np.diff(have) != 1) | (np.diff(s[have]) != 1)) + 1
+    assert prev is not None
+    # runs where the new row, the old row and the file go up by one, one and zero
+    brk = np.flatnonzero((np.diff(have) != 1) | (np.diff(s[have, 1]) != 1) | (np.diff(s[have, 0]) != 0)) + 1
     row_bytes = dim * 4
-    base = int(prev.vectors.offset)  # type: ignore[attr-defined]
     for a, b in zip(np.concatenate(([0], brk)).tolist(), np.concatenate((brk, [have.size])).tolist()):
         i, j = int(have[a]), int(have[b - 1]) + 1
-        old.seek(base + int(s[i]) * row_bytes)
+        k = int(s[i, 0])
+        old = olds[k]
+        old.seek(int(prev.vectors[k].offset) + int(s[i, 1]) * row_bytes)  # type: ignore[attr-defined]
         view = memoryview(block[i:j]).cast("B")
         if old.readinto(view) != view.nbytes:
             raise OSError("the previous vectors file is shorter than its manifest says")
@@ -1026,36 +1061,257 @@ def _files_progress(paths: list, tick: Progress) -> Iterator[Path]:
     return iter(files)
 
 
-def _write_generation(
-    index_dir: Path,
+def _new_name(kind: str) -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{kind}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _article_line(a: Article) -> bytes:
+    """An article's line in a segment's articles.jsonl (its rows are the generation's: articles.npy)."""
+    rec = {"id": a.id, "title": article_title(a), "path": a.path, "url": a.url, "date": a.date, "sha256": a.sha256,
+           "text": a.text}
+    return (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_segments(
+    tmp: Path,
     manifest: dict[str, Any],
     articles: list[Article],
-    firsts: np.ndarray,
-    counts: np.ndarray,
-    spans: np.ndarray,
-    engine: BM25Engine,
-    vectors: Path,
-    ann: AnnIndex | None = None,
-) -> Path:
-    """Write a complete generation beside the live one, then atomically point ``CURRENT`` at it."""
-    for stale in index_dir.glob(".tmp-gen-*"):  # left by a killed build; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in index_dir.glob(".CURRENT.*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    name = f"gen-{stamp}-{secrets.token_hex(3)}"
-    tmp = index_dir / f".tmp-{name}"
-    try:
-        _write_files(tmp, manifest, articles, firsts, counts, spans, engine, vectors, ann)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        vectors.unlink(missing_ok=True)  # unless _write_files moved it into tmp
-        if not isinstance(e, OSError):
-            raise
-        raise IndexWriteError(
-            f"cannot write the new index in {index_dir} ({e.strerror or e}); the previous index is unchanged"
-        ) from None
+    live: _Live | None,
+    enc: Any,
+    tok: Tokenizer,
+    bm25: BM25Params,
+    title_context: bool,
+    batch_size: int,
+    tick: Progress,
+    stats: dict[str, Any],
+    ann: bool,
+) -> None:
+    """Everything of a new generation, into ``tmp``: a segment of the new and changed articles, the live segments
+    that keep articles (hard links), a merge if the policy asks (:func:`~qa.segments.merge_plan`), the derived
+    files, and last the manifest with every file's size and sha256."""
+    seg_dir = tmp / SEGMENTS_DIR
+    seg_dir.mkdir()
+    n_art = len(articles)
+    kept: dict[int, tuple[int, int]] = {}  # corpus position -> (live segment, article row in it)
+    removed: list[str] = []
+    if live is not None and live.same_tokens:
+        keys = live.live_keys()
+        cand = {}
+        for pos, a in enumerate(articles):
+            k = keys.get(a.id)
+            if k is not None and k[0] == a.sha256:
+                cand[pos] = (k[1], k[2])
+        good = live.verified(sorted({s for s, _ in cand.values()}))  # sha256 of every file reused
+        kept = {p: v for p, v in cand.items() if v[0] in good}
+        removed = sorted(set(keys) - {a.id for a in articles})
+    prev = live.previous_vectors() if live is not None and not live.same_tokens else None
+    if prev is not None:
+        removed = sorted(set(prev.rows) - {a.id for a in articles})
+    used = sorted({s for s, _ in kept.values()})
+    assert live is not None or not used
+    segments: list[Segment] = [live.segments[s] for s in used] if live is not None else []
+    origin: list[str | None] = [f"{SEGMENTS_DIR}/{sg.name}" for sg in segments]  # where each came from (linked)
+    where = {s: i for i, s in enumerate(used)}
+    assign = np.zeros((n_art, 2), dtype=np.int64)
+    for p, (s, j) in kept.items():
+        assign[p] = (where[s], j)
+    new_pos = np.array([p for p in range(n_art) if p not in kept], dtype=np.int64)
+    embedded = reused_rows = 0
+    dim = int(segments[0].vectors.shape[1]) if segments else None
+    if new_pos.size:
+        sub = [articles[p] for p in new_pos.tolist()]
+        spans, firsts, counts, ids, lens, terms = _split_and_tokenize(sub, tok, title_context, stats)
+        tick("split", len(sub), len(sub))  # and tokenised: the two run together, batch by batch
+        n_rows = int(spans.shape[0])
+        src = np.full((n_rows, 2), -1, dtype=np.int64)  # (previous vectors file, row) of each reused row
+        if prev is not None:
+            for a, first, cnt in zip(sub, firsts.tolist(), counts.tolist()):
+                old = prev.rows.get(a.id)
+                if old and old[0] == a.sha256 and old[3] == cnt:
+                    src[first : first + cnt, 0] = old[1]
+                    src[first : first + cnt, 1] = np.arange(old[2], old[2] + cnt)
+        todo = np.flatnonzero(src[:, 0] < 0)
+        vec_file = tmp / ".vectors.npy"
+        dim = _write_vectors(vec_file, src, todo, prev, enc, lambda rows: _indexed_texts(sub, spans, rows, title_context),
+                             batch_size, lambda k: tick("embed", k, len(todo)))
+        _test_pause("embed")
+        embedded, reused_rows = int(todo.shape[0]), n_rows - int(todo.shape[0])
+        name = _new_name("seg")
+        write_segment(seg_dir / name, [_article_line(a) for a in sub], [(a.id, a.sha256) for a in sub], spans, ids,
+                      lens, terms, vec_file)
+        del spans, ids, lens, terms
+        segments.append(Segment(seg_dir / name, len(sub), n_rows))
+        origin.append(None)
+        assign[new_pos, 0] = len(segments) - 1
+        assign[new_pos, 1] = np.arange(len(sub))
+    live_rows = np.zeros(len(segments), dtype=np.int64)
+    for s in range(len(segments)):
+        mine = assign[:, 0] == s
+        live_rows[s] = int(segments[s].counts[assign[mine, 1]].sum())
+    plan = merge_plan(live_rows.tolist(), [sg.n_sentences for sg in segments])
+    merged_rows = 0
+    if plan:
+        members = np.flatnonzero(np.isin(assign[:, 0], plan))  # their live articles, in corpus order
+        name = _new_name("seg")
+        merged = _merge_segments(seg_dir / name, segments, assign[members])
+        merged_rows = merged.n_sentences
+        keep = [s for s in range(len(segments)) if s not in plan]
+        renumber = np.full(len(segments), -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
+        for s in plan:
+            if origin[s] is None:  # this build's new segment: merged away before anyone saw it
+                shutil.rmtree(segments[s].folder, ignore_errors=True)
+        segments = [segments[s] for s in keep] + [merged]
+        origin = [origin[s] for s in keep] + [None]
+        assign[:, 0] = renumber[assign[:, 0]]
+        assign[members, 0] = len(segments) - 1
+        assign[members, 1] = np.arange(members.size)
+    for sg, came in zip(segments, origin):
+        if came is not None:
+            link_segment(sg.folder, seg_dir / sg.name)
+    segments = [Segment(seg_dir / sg.name, sg.n_articles, sg.n_sentences) for sg in segments]
+    tick("segments", len(segments), len(segments))
+
+    amap, spans_g, engine, row_seg, row_local = _derive(segments, assign, bm25)
+    n = int(spans_g.shape[0])
+    if not n:  # pragma: no cover - every non-empty article has a sentence
+        raise QAError("the corpus has no sentences")
+    tick("bm25", n, n)
+    np.save(tmp / "articles.npy", amap)
+    np.save(tmp / "sentences.npy", spans_g)
+    # where each article is now (a kept article's file may have moved, or its line in a .jsonl file)
+    lines = [(json.dumps({"path": a.path}, ensure_ascii=False) + "\n").encode("utf-8") for a in articles]
+    with open(tmp / "paths.jsonl", "wb") as f:
+        f.writelines(lines)
+    np.save(tmp / "paths.offsets.npy", np.cumsum([0, *map(len, lines)], dtype=np.int64))
+    del lines
+    engine.save(tmp / "bm25")
+    if ann:
+        vecs: Any = segments[0].vectors if len(segments) == 1 and np.array_equal(row_local, np.arange(n)) else \
+            np.asarray(SegmentVectors([sg.vectors for sg in segments], row_seg, row_local))
+        ann_index = AnnIndex.build(vecs)
+        del vecs
+        manifest["ann"] = ann_index.params
+        (tmp / "dense").mkdir()
+        ann_index.save(tmp / ANN_FILE)
+        tick("ann", n, n)
+    _test_pause("write")
+    manifest["model"]["dimension"] = dim
+    live_art = np.bincount(amap[:, 0], minlength=len(segments))
+    manifest["counts"] = {"articles": n_art, "sentences": n, "vocabulary": len(engine.vocab),
+                          "postings": int(engine.docs.shape[0]), "segments": len(segments)}
+    manifest["segments"] = [
+        {"name": sg.name, "articles": sg.n_articles, "sentences": sg.n_sentences, "live_articles": int(la),
+         "live_sentences": int(lr)}
+        for sg, la, lr in zip(segments, live_art.tolist(), np.bincount(row_seg, minlength=len(segments)).tolist())
+    ]
+    old_files = live.manifest["files"] if live is not None else {}
+    files: dict[str, dict[str, Any]] = {}
+    for p in sorted(tmp.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = str(p.relative_to(tmp))
+        parts = rel.split("/")
+        came = origin[[sg.name for sg in segments].index(parts[1])] if parts[0] == SEGMENTS_DIR else None
+        # a linked segment's files were verified against the live manifest before reuse: not hashed again
+        files[rel] = dict(old_files[rel]) if came is not None else {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+    manifest["files"] = files
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _fsync_tree(tmp)
+    stats.update(embedded=embedded, reused=n - embedded, reused_vectors=reused_rows, removed=removed,
+                 segments=len(segments), merged_sentences=merged_rows, new_sentences=embedded + reused_rows)
+
+
+def _derive(
+    segments: list[Segment], assign: np.ndarray, params: BM25Params
+) -> tuple[np.ndarray, np.ndarray, BM25Engine, np.ndarray, np.ndarray]:
+    """The generation's derived arrays from its segments and each article's ``(segment, article row)`` (corpus
+    order): ``articles.npy`` (segment, row, first, count), the global ``sentences.npy``, the BM25 engine over the
+    segments' stored term ids (vocabulary sorted, unused terms dropped: the same engine whichever segments hold the
+    articles), and each global row's segment and row in it."""
+    n_art = int(assign.shape[0])
+    seg_of, local = assign[:, 0], assign[:, 1]
+    lfirst = np.zeros(n_art, dtype=np.int64)
+    count = np.zeros(n_art, dtype=np.int64)
+    for s, sg in enumerate(segments):
+        mine = np.flatnonzero(seg_of == s)
+        lfirst[mine] = sg.firsts[local[mine]]
+        count[mine] = sg.counts[local[mine]]
+    first = np.zeros(n_art, dtype=np.int64)
+    np.cumsum(count[:-1], out=first[1:])
+    amap = np.stack([seg_of, local, first, count], axis=1).astype(np.int64)
+    n = int(count.sum())
+    row_seg = np.repeat(seg_of, count)
+    row_local = ragged_gather(lfirst, count)
+    spans = np.empty((n, 4), dtype=np.int64)
+    toks = [sg.tokens() for sg in segments]
+    terms, maps = canonical_terms([t[2] for t in toks])
+    tok_base = np.zeros(len(segments) + 1, dtype=np.int64)
+    np.cumsum([t[0].shape[0] for t in toks], out=tok_base[1:])
+    row_start = np.empty(n, dtype=np.int64)
+    row_len = np.empty(n, dtype=np.int64)
+    for s, sg in enumerate(segments):
+        rows = np.flatnonzero(row_seg == s)
+        spans[rows] = sg.spans[row_local[rows]]
+        lens = toks[s][1]
+        off = np.zeros(lens.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lens, out=off[1:])
+        row_start[rows] = tok_base[s] + off[row_local[rows]]
+        row_len[rows] = lens[row_local[rows]]
+    spans[:, 0] = np.repeat(np.arange(n_art, dtype=np.int64), count)
+    mapped = np.concatenate([m[np.asarray(t[0])] for m, t in zip(maps, toks)]) if toks else np.zeros(0, np.int32)
+    flat = mapped[ragged_gather(row_start, row_len)]
+    del mapped
+    used = np.bincount(flat, minlength=len(terms)) > 0
+    if not used.all():  # terms only dead rows had
+        renum = np.cumsum(used) - 1
+        flat = renum[flat].astype(np.int32)
+        terms = [t for t, u in zip(terms, used.tolist()) if u]
+    engine = BM25Engine.from_ids(flat, row_len, terms, params)
+    return amap, spans, engine, row_seg, row_local
+
+
+def _merge_segments(folder: Path, segments: list[Segment], members: np.ndarray) -> Segment:
+    """Write one segment holding ``members`` (rows ``(segment, article row)``, in the order given) copied from
+    ``segments``: article lines, spans, term ids (renumbered over the merged terms) and vectors, byte for byte; no
+    text is split or embedded again."""
+    segs = sorted(set(members[:, 0].tolist()))
+    toks = {s: segments[s].tokens() for s in segs}
+    terms, maps = canonical_terms([toks[s][2] for s in segs])
+    tmap = dict(zip(segs, maps))
+    offs = {}
+    for s in segs:
+        off = np.zeros(toks[s][1].shape[0] + 1, dtype=np.int64)
+        np.cumsum(toks[s][1], out=off[1:])
+        offs[s] = off
+    lines, keys, spans, flats, lens = [], [], [], [], []
+    key_lists = {s: segments[s].keys() for s in segs}
+    dim = int(segments[segs[0]].vectors.shape[1])
+    n = int(sum(int(segments[s].counts[j]) for s, j in members.tolist()))
+    vec_file = folder.parent / f".{folder.name}.vectors.npy"
+    with open(vec_file, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n, dim)}
+        )
+        for new, (s, j) in enumerate(members.tolist()):
+            sg = segments[s]
+            lo, cnt = int(sg.firsts[j]), int(sg.counts[j])
+            lines.append(sg.articles.raw(j))
+            keys.append(key_lists[s][j])
+            sp = np.array(sg.spans[lo : lo + cnt], dtype=np.int64)
+            sp[:, 0] = new
+            spans.append(sp)
+            flats.append(tmap[s][np.asarray(toks[s][0][offs[s][lo] : offs[s][lo + cnt]])])
+            lens.append(np.asarray(toks[s][1][lo : lo + cnt]))
+            f.write(np.ascontiguousarray(sg.vectors[lo : lo + cnt], dtype=np.float32).data)
+    write_segment(folder, lines, keys, np.concatenate(spans), np.concatenate(flats), np.concatenate(lens), terms,
+                  vec_file)
+    return Segment(folder, len(lines), n)
+
+
+def _commit_generation(index_dir: Path, tmp: Path, name: str) -> Path:
+    """Rename the finished ``tmp`` to ``name`` and atomically point ``CURRENT`` at it."""
     gen = index_dir / name
     cur = index_dir / "CURRENT"
     tmp_cur = index_dir / f".CURRENT.{os.getpid()}"
@@ -1084,56 +1340,9 @@ def _write_generation(
         finally:
             os.close(fd)
     _test_pause("cleanup")
-    # keep the generation just replaced (readers may hold it); drop older ones and leftovers of killed builds
+    # keep the generation just replaced (readers may hold it); drop older ones and leftovers of killed builds.
+    # Their segment files live on where a kept generation links them.
     for g in index_dir.glob("gen-*"):
         if g.name not in (name, old):
             shutil.rmtree(g, ignore_errors=True)
     return gen
-
-
-def _write_files(
-    tmp: Path,
-    manifest: dict[str, Any],
-    articles: list[Article],
-    firsts: np.ndarray,
-    counts: np.ndarray,
-    spans: np.ndarray,
-    engine: BM25Engine,
-    vectors: Path,
-    ann: AnnIndex | None = None,
-) -> None:
-    """Write every file of a generation into ``tmp`` (not yet visible to readers), manifest last, fsynced;
-    ``vectors`` (the file :func:`_write_vectors` wrote) is moved in."""
-    tmp.mkdir(parents=True)
-    offsets = [0]
-    with open(tmp / "articles.jsonl", "wb") as f:
-        for a, first, count in zip(articles, firsts.tolist(), counts.tolist()):
-            rec = {
-                "id": a.id,
-                "title": article_title(a),
-                "path": a.path,
-                "url": a.url,
-                "date": a.date,
-                "sha256": a.sha256,
-                "first": first,
-                "count": count,
-                "text": a.text,
-            }
-            line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
-            f.write(line)
-            offsets.append(offsets[-1] + len(line))
-    np.save(tmp / ARTICLE_OFFSETS, np.array(offsets, dtype=np.int64))
-    np.save(tmp / "sentences.npy", np.ascontiguousarray(spans, dtype=np.int64).reshape(-1, 4))
-    engine.save(tmp / "bm25")
-    (tmp / "dense").mkdir()
-    _test_pause("write")
-    os.replace(vectors, tmp / "dense" / "vectors.npy")
-    if ann is not None:
-        ann.save(tmp / ANN_FILE)
-    manifest["files"] = {
-        str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
-        for p in sorted(tmp.rglob("*"))
-        if p.is_file()
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _fsync_tree(tmp)

@@ -228,7 +228,7 @@ def prepare_index(
     if idx is not None:
         want = {a.id: a.sha256 for a in load_corpus([corpus])}
         if (
-            idx.manifest.get("articles") == want
+            idx.article_keys() == want
             and idx.model_name == resolve_model(model)[0]
             and bool(idx.manifest.get("title_context", False)) == title_context
         ):

@@ -195,7 +195,7 @@ def test_an_index_of_the_previous_format_gets_the_rebuild_message(tmp_path):
         del man["files"][f"bm25/{f}"]
     man["format_version"] = 1
     (gen / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(IndexFormatError, match=r"index format version 1, this qa reads version 2; rebuild with `qa index"):
+    with pytest.raises(IndexFormatError, match=r"index format version 1, this qa reads version 3; rebuild with `qa index"):
         qa.Index.load(d)
     r = CliRunner().invoke(app, ["ask", "tons seized", "--index-dir", str(d), "--mode", "bm25"])
     assert r.exit_code == 4, r.output

@@ -155,16 +155,22 @@ def _expected(corpus, title_context: bool, tmp_path):
         title = " ".join((qi.article_title(arts[i]) or "").replace("_", " ").split())
         texts.append(f"{title}: {s.text}" if title_context and title and not s.is_title else s.text)
     out = tmp_path / "expected"
-    BM25Engine.build(_per_sentence(Tokenizer(), texts)).save(out / "bm25")
+    toks = _per_sentence(Tokenizer(), texts)
+    terms = sorted({t for ts in toks for t in ts})  # an index's vocabulary is sorted (the same for any segments)
+    pos = {t: i for i, t in enumerate(terms)}
+    flat = np.array([pos[t] for ts in toks for t in ts], dtype=np.int64)
+    BM25Engine.from_ids(flat, np.array([len(ts) for ts in toks]), terms).save(out / "bm25")
+    assert BM25Engine.build(toks).top_k(toks[3], 5)[1].tolist() == BM25Engine.load(out / "bm25", len(toks), BM25Params()).top_k(toks[3], 5)[1].tolist()
     np.save(out / "sentences.npy", np.array(rows, dtype=np.int64))
     np.save(out / "vectors.npy", HashEncoder().encode(texts))
     return out
 
 
-def _same_files(gen, exp):
+def _same_files(idx, exp):
+    gen = idx.folder
     for rel in ["sentences.npy", *(f"bm25/{f}" for f in BM25Engine.FILES)]:
         assert (gen / rel).read_bytes() == (exp / rel).read_bytes(), rel
-    assert (gen / "dense" / "vectors.npy").read_bytes() == (exp / "vectors.npy").read_bytes()
+    assert np.asarray(idx.vectors).tobytes() == np.load(exp / "vectors.npy").tobytes()
 
 
 @pytest.mark.parametrize("title_context", [False, True])
@@ -178,7 +184,9 @@ def test_streamed_build_writes_the_per_sentence_index(tmp_path, monkeypatch, tit
     enc = HashEncoder()
     idx = qi.Index.build([corpus], tmp_path / "index", encoder=enc, title_context=title_context)
     assert max(enc.calls) <= 7 and sum(enc.calls) == len(idx)
-    _same_files(idx.folder, _expected(corpus, title_context, tmp_path))
+    _same_files(idx, _expected(corpus, title_context, tmp_path))
+    [seg] = idx.folder.glob("seg/*")  # a fresh build: one segment, its vectors file the np.save of them all
+    assert (seg / "vectors.npy").read_bytes() == (tmp_path / "expected" / "vectors.npy").read_bytes()
     assert not list((tmp_path / "index").glob(".tmp-*"))
 
     # a rebuild reuses the unchanged articles' vectors (read from the previous file) and embeds only the changed one
@@ -188,7 +196,8 @@ def test_streamed_build_writes_the_per_sentence_index(tmp_path, monkeypatch, tit
     idx2 = qi.Index.build([corpus], tmp_path / "index", encoder=enc2, title_context=title_context)
     assert 0 < idx2.build_stats["embedded"] < len(idx2) and idx2.build_stats["reused"] > 0
     assert sum(enc2.calls) == idx2.build_stats["embedded"]
-    _same_files(idx2.folder, _expected(corpus, title_context, tmp_path / "2"))
+    _same_files(idx2, _expected(corpus, title_context, tmp_path / "2"))
+    assert idx2.build_stats["segments"] == 2  # the changed article's, and the first build's (still 30 of 47 live)
     assert not list((tmp_path / "index").glob(".tmp-*"))
 
 
@@ -216,7 +225,7 @@ def test_the_split_worker_process_splits_like_the_build_itself(tmp_path, monkeyp
         assert all(np.array_equal(x, y) for x, y in zip(g, want))
     idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
     assert len(starts) == 3
-    _same_files(idx.folder, _expected(SEEDS, False, tmp_path))
+    _same_files(idx, _expected(SEEDS, False, tmp_path))
 
 
 def test_a_split_worker_that_dies_falls_back_to_splitting_here(tmp_path, monkeypatch):
@@ -224,4 +233,4 @@ def test_a_split_worker_that_dies_falls_back_to_splitting_here(tmp_path, monkeyp
     monkeypatch.setattr(qi, "SPLIT_PROCESS_MIN", 1)
     monkeypatch.setattr("sys.executable", "/bin/false")  # starts, reads nothing, exits
     idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
-    _same_files(idx.folder, _expected(SEEDS, False, tmp_path))
+    _same_files(idx, _expected(SEEDS, False, tmp_path))

@@ -41,8 +41,23 @@ pytestmark = pytest.mark.slow  # most cases load the real embedding model (once 
 
 runner = CliRunner()
 QUESTIONS = ("tons seized in Safe Mekong", "how much narcotics was produced in Afghanistan")
-GEN_FILES = ("manifest.json", "articles.jsonl", "sentences.npy", "dense/vectors.npy", "bm25/vocab.json",
+# SEG/: in the generation's (only) segment
+GEN_FILES = ("manifest.json", "articles.npy", "sentences.npy", "paths.jsonl", "SEG/articles.jsonl", "SEG/keys.json",
+             "SEG/sentences.npy", "SEG/tokens.npy", "SEG/terms.json", "SEG/vectors.npy", "bm25/vocab.json",
              "bm25/indptr.npy", "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy")
+
+
+def gen_file(index_dir: Path, rel: str) -> Path:
+    gen = gen_dir(index_dir)
+    if rel.startswith("SEG/"):
+        [seg] = (gen / "seg").iterdir()
+        return seg / rel[4:]
+    return gen / rel
+
+
+def seg_key(d: dict, name: str) -> str:
+    """The manifest's files key of ``name`` in the only segment."""
+    return f"seg/{d['segments'][0]['name']}/{name}"
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -165,14 +180,15 @@ def test_current_names_a_missing_generation(live):
     assert answers(live.dir) == live.expected
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, "2", None])  # 1: before the pruned BM25 files (bm25/bounds.npy)
+# 1: before the pruned BM25 files (bm25/bounds.npy); 2: before segments
+@pytest.mark.parametrize("version", [0, 1, 2, 4, "3", None])
 def test_incompatible_format_version(live, version):
     m = gen_dir(live.dir) / "manifest.json"
     d = json.loads(m.read_text())
     d["format_version"] = version
     m.write_text(json.dumps(d))
     before = snapshot(live.dir)
-    with pytest.raises(IndexFormatError, match=f"index format version {version}, this qa reads version 2; rebuild"):
+    with pytest.raises(IndexFormatError, match=f"index format version {version}, this qa reads version 3; rebuild"):
         qa.Index.load(live.dir)
     one_line_error(cli("ask", "tons seized", "--index-dir", live.dir), 4, f"format version {version}",
                    f"rebuild with `qa index PATHS --index-dir {live.dir}`")
@@ -211,8 +227,8 @@ def test_manifest_garbage(live, garbage):
     "edit",
     [
         lambda d: d.pop("files"),
-        lambda d: d.__setitem__("files", ["articles.jsonl"]),
-        lambda d: d["files"].pop("dense/vectors.npy"),  # an unlisted file would escape checksum verification
+        lambda d: d.__setitem__("files", ["articles.npy"]),
+        lambda d: d["files"].pop(seg_key(d, "vectors.npy")),  # an unlisted file would escape checksum verification
         lambda d: d["files"]["sentences.npy"].pop("sha256"),
         lambda d: d["files"].__setitem__("../../outside", {"bytes": 1, "sha256": "0"}),
         lambda d: d.__setitem__("model", "minilm"),
@@ -233,7 +249,7 @@ def test_manifest_with_wrong_fields(live, edit):
 
 @pytest.mark.parametrize("rel", GEN_FILES[1:])
 def test_truncated_file(live, rel):
-    p = gen_dir(live.dir) / rel
+    p = gen_file(live.dir, rel)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexCorruptError, match=r"truncated\?\); rebuild"):
@@ -247,7 +263,7 @@ def test_truncated_file(live, rel):
 
 @pytest.mark.parametrize("rel", GEN_FILES[1:])
 def test_altered_byte_fails_the_checksum(live, rel):
-    p = gen_dir(live.dir) / rel
+    p = gen_file(live.dir, rel)
     data = bytearray(p.read_bytes())
     data[-3] ^= 0x01  # same size, one bit different
     p.write_bytes(bytes(data))
@@ -266,12 +282,13 @@ def test_missing_file(live):
 
 def test_rebuild_never_reuses_damaged_vectors(copy_index, seeds_index, encoder):
     """Altered vectors in the live index must be re-embedded, not copied into the next generation."""
-    p = gen_dir(copy_index) / "dense" / "vectors.npy"
+    p = gen_file(copy_index, "SEG/vectors.npy")
     v = np.load(p)
     v[5] = -v[5]
     np.save(p, v)  # same size, wrong content
     idx = qa.Index.build([SEEDS], copy_index, encoder=encoder)
     assert idx.build_stats["reused"] == 0 and idx.build_stats["embedded"] == len(seeds_index)
+    assert idx.build_stats["segments"] == 1
     np.testing.assert_allclose(np.asarray(idx.vectors), np.asarray(seeds_index.vectors), atol=1e-5)
     qa.Index.load(copy_index, verify=True)
 

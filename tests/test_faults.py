@@ -175,6 +175,38 @@ def test_sigkill_at_each_stage_keeps_an_intact_index(tmp_path, world, encoder, s
     assert_clean_after_next_build(live, world, encoder)
 
 
+@pytest.mark.parametrize("stage", ("embed", "write", "swap", "cleanup"))
+def test_sigkill_during_a_merging_rebuild(tmp_path, world, encoder, stage):
+    """Segments: B's index has two (A's, then the quokka article's). Dropping one seed article and changing another
+    leaves 17 of A's segment's 47 sentences live, so the rebuild writes a segment for the changed article and
+    rewrites A's remains (the merge policy reclaims segments less than half live). Killed at any point it leaves the old index or the new one; once done, the generation kept beside the
+    live one still passes a full checksum (segment files are hard links shared by both, never written in place)."""
+    live = tmp_path / "index"
+    shutil.copytree(world.root / "index-B", live)
+    corpus = tmp_path / "C"
+    shutil.copytree(world.b, corpus)
+    seeds = sorted(corpus.glob("0*.txt"))
+    seeds[1].unlink()
+    seeds[2].write_text(seeds[2].read_text(encoding="utf-8") + "\nRangers also seized 31 traps.\n", encoding="utf-8")
+    exp_c = _answers_with(qa.Index.build([corpus], tmp_path / "fresh-C", encoder=encoder), world.qvs)
+    assert not same(exp_c, world.exp_b)
+    p = qa_index(corpus, live, pause=stage)
+    wait_for_pause(p, stage)
+    sigkill(p)
+    got = answers(live, world)
+    assert got == world.exp_b if stage != "cleanup" else same(got, exp_c)
+    idx = qa.Index.build([corpus], live, encoder=encoder)
+    assert same(answers(live, world), exp_c)
+    if stage != "cleanup":  # the killed run's segment never became visible: this build made (and merged) its own
+        assert idx.build_stats["merged_sentences"] == 17 and idx.build_stats["segments"] == 3
+    gens = sorted(g for g in live.glob("gen-*") if g.name != idx.folder.name)
+    assert len(gens) == 1
+    old = qa.Index.load(gens[0], verify=True)  # the kept generation, every file (linked ones included) re-hashed
+    assert old.folder == gens[0] and len(old) > 0
+    names = {q.name for q in live.iterdir()}
+    assert not [n for n in names if n.startswith((".tmp-", ".CURRENT."))], names
+
+
 def test_sigkill_after_random_delays(tmp_path, world, encoder):
     """Kill a full, unpaused `qa index` at random moments (fixed seed): always the old or the new index."""
     probe = _live_a(world, tmp_path / "probe")

@@ -109,17 +109,20 @@ def test_bad_parameters(seeds_index, bad):
 def test_manifest_describes_the_index(seeds_index):
     gen = resolve_generation(seeds_index.folder.parent)
     m = json.loads((gen / "manifest.json").read_text())
-    assert m["format_version"] == 2 and m["qa_version"] == qa.__version__
+    assert m["format_version"] == 3 and m["qa_version"] == qa.__version__
     assert m["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
                           "dtype": "float32", "embeds": "sentence text", "backend": "torch", "quantization": None,
                           "device": "cpu"}
-    assert set(m["articles"]) == {p.stem for p in SEEDS.glob("*.txt")}
+    assert set(seeds_index.article_keys()) == {p.stem for p in SEEDS.glob("*.txt")}
     assert m["bm25"]["method"] == "lucene" and m["tokenizer"]["stemmer"] == "english"
-    assert set(m["files"]) == {"articles.jsonl", "sentences.npy", "bm25/vocab.json", "bm25/indptr.npy",
-                               "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy",
-                               "dense/vectors.npy", "articles.offsets.npy"}
+    [seg] = m["segments"]  # a fresh build: one segment, every article live
+    assert seg == {"name": seg["name"], "articles": 3, "sentences": 47, "live_articles": 3, "live_sentences": 47}
+    assert set(m["files"]) == {"articles.npy", "sentences.npy", "paths.jsonl", "paths.offsets.npy",
+                               "bm25/vocab.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy"} | {
+        f"seg/{seg['name']}/{f}" for f in ("articles.jsonl", "articles.offsets.npy", "keys.json", "sentences.npy",
+                                           "tokens.npy", "tokens.lens.npy", "terms.json", "vectors.npy")}
     assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
-    vec = np.load(gen / "dense" / "vectors.npy", mmap_mode="r")
+    vec = np.load(seg_file(gen, "vectors.npy"), mmap_mode="r")
     assert vec.dtype == np.float32 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
     assert isinstance(seeds_index.vectors, np.memmap)
 
@@ -140,6 +143,8 @@ def test_incremental_rebuild_reembeds_only_changes(tmp_path, encoder):
     third = qa.Index.build([corpus], idx_dir, encoder=encoder)
     assert third.build_stats["embedded"] == 12 and third.build_stats["reused"] == 17
     assert third.build_stats["removed"] == ["002_affe0ed3586086fb"]
+    # the changed article is a new segment; the old one (17 of its 47 rows live) is rewritten by the merge policy
+    assert third.build_stats["new_sentences"] == 12 and third.build_stats["merged_sentences"] == 17
     hit = third.ask("how many boats were seized?", k=1).top
     assert hit.text == "A new sentence about 42 seized boats." and hit.article == "003_e2b995e5acfe77ef"
     # the reused vectors are the ones a fresh build computes
@@ -182,6 +187,12 @@ def test_model_given_as_a_folder_path(tmp_path):
 
 
 # -- opening large indexes (issue 10): what is checked when, articles read on demand --------------------------------
+def seg_file(gen, name):
+    """``name`` in the only segment of generation ``gen``."""
+    [seg] = (gen / "seg").iterdir()
+    return seg / name
+
+
 def _flip_last_byte(path):
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01  # same size, one bit different
@@ -189,7 +200,7 @@ def _flip_last_byte(path):
 
 
 def test_small_index_is_checksummed_on_every_open(copy_index):
-    _flip_last_byte(resolve_generation(copy_index) / "dense" / "vectors.npy")
+    _flip_last_byte(seg_file(resolve_generation(copy_index), "vectors.npy"))
     with pytest.raises(qa.IndexCorruptError, match="checksum"):
         qa.Index.load(copy_index)  # the seeds index is far below VERIFY_ON_OPEN_BYTES
 
@@ -203,7 +214,7 @@ def test_large_index_checks_sizes_on_open_and_checksums_on_qa_info(copy_index, m
     from qa.cli import app
 
     monkeypatch.setattr(qa_index, "VERIFY_ON_OPEN_BYTES", 0)
-    _flip_last_byte(resolve_generation(copy_index) / "dense" / "vectors.npy")
+    _flip_last_byte(seg_file(resolve_generation(copy_index), "vectors.npy"))
     qa.Index.load(copy_index)  # sizes match: opened without hashing
     with pytest.raises(qa.IndexCorruptError, match="checksum does not match the manifest"):
         qa.Index.load(copy_index, verify=True)
@@ -221,15 +232,15 @@ def test_articles_are_read_on_demand(seeds_index):
 
     gen = resolve_generation(seeds_index.folder.parent)
     idx = qa.Index.load(seeds_index.folder.parent)
-    table = idx.articles
+    table = idx.articles.segments[0].articles
     assert isinstance(table, ArticleTable) and not table._cache  # nothing parsed by opening it
     ans = idx.ask("tons seized in Safe Mekong", k=1, mode="bm25")
-    assert ans.top.article == table[int(idx.spans[7][0])]["id"] and 0 < len(table._cache) <= 3
-    lines = (gen / "articles.jsonl").read_bytes().splitlines(keepends=True)
+    assert ans.top.article == idx.articles[int(idx.spans[7][0])]["id"] and 0 < len(table._cache) <= 3
+    lines = seg_file(gen, "articles.jsonl").read_bytes().splitlines(keepends=True)
     assert [a["id"] for a in table] == [json.loads(x)["id"] for x in lines]
     # the stored offsets equal a scan for newlines (the fallback for indexes written without the file)
-    size = (gen / "articles.jsonl").stat().st_size
-    assert np.array_equal(np.load(gen / ARTICLE_OFFSETS), _line_offsets(gen / "articles.jsonl", size))
+    size = seg_file(gen, "articles.jsonl").stat().st_size
+    assert np.array_equal(np.load(seg_file(gen, ARTICLE_OFFSETS)), _line_offsets(seg_file(gen, "articles.jsonl"), size))
 
 
 def test_damaged_article_line_is_a_clean_error(copy_index):
@@ -241,13 +252,41 @@ def test_damaged_article_line_is_a_clean_error(copy_index):
         t[1]
 
 
-def test_rebuild_after_a_format_bump_reuses_the_vectors(copy_index):
-    """A format change re-reads and re-tokenises but never re-embeds unchanged articles (hours at 1M)."""
-    gen = resolve_generation(copy_index)
+def as_format_2(gen):
+    """Rewrite generation ``gen`` (one segment) in the layout of format 2: one articles.jsonl (with each article's
+    first row and count), dense/vectors.npy, and a manifest listing them."""
+    from qa.modelfiles import sha256_file
+
     m = json.loads((gen / "manifest.json").read_text())
-    m["format_version"] = 1
+    amap = np.load(gen / "articles.npy")
+    lines = []
+    for line, (_, _, first, count) in zip(seg_file(gen, "articles.jsonl").read_text().splitlines(), amap.tolist()):
+        lines.append(json.dumps({**json.loads(line), "first": first, "count": count}) + "\n")
+    (gen / "articles.jsonl").write_text("".join(lines))
+    (gen / "dense").mkdir()
+    shutil.copyfile(seg_file(gen, "vectors.npy"), gen / "dense" / "vectors.npy")
+    shutil.rmtree(gen / "seg")
+    (gen / "articles.npy").unlink()
+    m["format_version"] = 2
+    del m["segments"]
+    m["files"] = {str(p.relative_to(gen)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                  for p in gen.rglob("*") if p.is_file() and p.name != "manifest.json"}
     (gen / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(qa.IndexFormatError):
+
+
+def test_rebuild_after_a_format_bump_reuses_the_vectors(copy_index):
+    """A format change re-reads and re-tokenises but never re-embeds unchanged articles (hours at 1M): an index of
+    format 2 (one articles.jsonl and dense/vectors.npy, before segments) is refused with the rebuild message, and
+    the rebuild copies its vectors."""
+    gen = resolve_generation(copy_index)
+    old = np.array(np.load(seg_file(gen, "vectors.npy")))
+    as_format_2(gen)
+    with pytest.raises(qa.IndexFormatError, match="rebuild"):
         qa.Index.load(copy_index)
     again = qa.Index.build([SEEDS], copy_index)
-    assert again.build_stats["embedded"] == 0 and again.build_stats["reused"] == 47
+    assert again.build_stats["embedded"] == 0 and again.build_stats["reused_vectors"] == 47
+    assert np.array_equal(np.asarray(again.vectors), old)
+    damaged = qa.Index.build([SEEDS], copy_index.parent / "other")
+    as_format_2(resolve_generation(damaged.folder.parent))
+    _flip_last_byte(resolve_generation(damaged.folder.parent) / "dense" / "vectors.npy")
+    assert qa.Index.build([SEEDS], damaged.folder.parent).build_stats["embedded"] == 47  # damaged: never reused
