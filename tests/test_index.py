@@ -290,3 +290,22 @@ def test_rebuild_after_a_format_bump_reuses_the_vectors(copy_index):
     as_format_2(resolve_generation(damaged.folder.parent))
     _flip_last_byte(resolve_generation(damaged.folder.parent) / "dense" / "vectors.npy")
     assert qa.Index.build([SEEDS], damaged.folder.parent).build_stats["embedded"] == 47  # damaged: never reused
+
+
+def test_large_vector_files_are_streamed_not_mapped(seeds_index, monkeypatch):
+    """Above STREAM_BYTES the dense scan reads the vectors file in chunks (its pages stay out of the process's RSS):
+    the same scores as the mapped product, and the same answers."""
+    import qa.dense as dense
+
+    qv = seeds_index.embed_query("tons seized in Safe Mekong")
+    mapped = np.asarray(seeds_index.vectors) @ qv.astype(np.float32)
+    before = seeds_index.ask("tons seized in Safe Mekong", k=5, mode="hybrid", query_vector=qv)
+    calls = []
+    real = dense.streamed_scores
+    monkeypatch.setattr(dense, "STREAM_BYTES", 0)
+    monkeypatch.setattr(dense, "SMALL_MATVEC", 0)
+    monkeypatch.setattr(dense, "STREAM_CHUNK", 384 * 4 * 5)  # 5 rows a chunk: 10 chunks over two threads
+    monkeypatch.setattr(dense, "streamed_scores", lambda *a: calls.append(a) or real(*a))
+    np.testing.assert_allclose(dense.dense_scores(seeds_index.vectors, qv), mapped, atol=1e-6)
+    after = seeds_index.ask("tons seized in Safe Mekong", k=5, mode="hybrid", query_vector=qv)
+    assert calls and [(h.article, h.sentence) for h in after.hits] == [(h.article, h.sentence) for h in before.hits]
