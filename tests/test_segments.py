@@ -25,6 +25,12 @@ def _corpus(tmp_path):
     return c
 
 
+def _first_build(tmp_path):
+    """A corpus (the seeds), a hash encoder, an index folder, and the first build of the one into the other."""
+    c, enc, d = _corpus(tmp_path), HashEncoder(), tmp_path / "idx"
+    return c, enc, d, qa.Index.build([c], d, encoder=enc)
+
+
 def _article(c, name, n):
     (c / name).write_text(f"Survey {name}\n\n" + " ".join(
         f"Rangers counted {j * 7 + n} quokkas near beach {j} of the island." for j in range(3)) + "\n", encoding="utf-8")
@@ -55,10 +61,7 @@ def _same_as_fresh(idx, corpus, tmp_path, enc):
 
 
 def test_a_rebuild_touches_only_what_changed_and_links_the_rest(tmp_path):
-    c = _corpus(tmp_path)
-    enc = HashEncoder()
-    d = tmp_path / "idx"
-    first = qa.Index.build([c], d, encoder=enc)
+    c, enc, d, first = _first_build(tmp_path)
     [old_seg] = first.folder.glob("seg/*")
     _article(c, "zz_new.txt", 1)
     enc.calls.clear()
@@ -81,10 +84,7 @@ def test_a_rebuild_touches_only_what_changed_and_links_the_rest(tmp_path):
 
 
 def test_changed_and_removed_articles(tmp_path):
-    c = _corpus(tmp_path)
-    enc = HashEncoder()
-    d = tmp_path / "idx"
-    qa.Index.build([c], d, encoder=enc)
+    c, enc, d, _ = _first_build(tmp_path)
     p = c / "002_affe0ed3586086fb.txt"
     p.write_text(p.read_text(encoding="utf-8") + "\nPolice in Laos seized 42 tons of heroin.\n", encoding="utf-8")
     idx = qa.Index.build([c], d, encoder=enc)
@@ -102,10 +102,7 @@ def test_changed_and_removed_articles(tmp_path):
 
 def test_merge_policy_bounds_the_segments(tmp_path, monkeypatch):
     monkeypatch.setattr(segs, "MAX_SEGMENTS", 4)
-    c = _corpus(tmp_path)
-    enc = HashEncoder()
-    d = tmp_path / "idx"
-    qa.Index.build([c], d, encoder=enc)
+    c, enc, d, _ = _first_build(tmp_path)
     counts, merged = [], []
     for i in range(7):
         _article(c, f"zz_{i}.txt", i)
@@ -119,10 +116,7 @@ def test_merge_policy_bounds_the_segments(tmp_path, monkeypatch):
 
 
 def test_a_damaged_segment_is_never_carried_over(tmp_path):
-    c = _corpus(tmp_path)
-    enc = HashEncoder()
-    d = tmp_path / "idx"
-    first = qa.Index.build([c], d, encoder=enc)
+    c, enc, d, first = _first_build(tmp_path)
     [seg] = first.folder.glob("seg/*")
     v = seg / "vectors.npy"
     data = bytearray(v.read_bytes())
@@ -139,10 +133,7 @@ def test_a_damaged_segment_is_never_carried_over(tmp_path):
 
 def test_settings_change_rebuilds_every_segment(tmp_path):
     """Another tokenizer cannot reuse the segments' term ids: one new segment, vectors copied (not embedded)."""
-    c = _corpus(tmp_path)
-    enc = HashEncoder()
-    d = tmp_path / "idx"
-    qa.Index.build([c], d, encoder=enc)
+    c, enc, d, _ = _first_build(tmp_path)
     _article(c, "zz_new.txt", 1)
     qa.Index.build([c], d, encoder=enc)  # two segments
     enc.calls.clear()
