@@ -596,7 +596,7 @@ class Index(Searcher):
             shapes_ok = amap.shape == (n_articles, 4) and amap.dtype == np.int64 and spans.shape == (n, 4) and \
                 len(paths) == n_articles
             for sg in segments:
-                v = sg.vectors
+                v = sg.hold().vectors
                 shapes_ok = shapes_ok and sg.spans.shape == (sg.n_sentences, 4) and v.ndim == 2 and \
                     v.shape[0] == sg.n_sentences and v.shape[1] == dimension
             if shapes_ok and n_articles:

@@ -162,9 +162,22 @@ class Segment:
         np.cumsum(self.counts[:-1], out=f[1:])
         return f
 
+    def hold(self) -> "Segment":
+        """Open (map) every file a reader uses now, so that a build deleting this generation later cannot pull them
+        away from it: an open file outlives its name."""
+        self.articles, self.spans, self.vectors  # noqa: B018
+        self._keys_file = open(self.folder / "keys.json", "rb")  # noqa: SIM115 (held for the segment's life)
+        return self
+
     def keys(self) -> list[tuple[str, str]]:
         """``(id, sha256)`` of every article row."""
-        return [(str(i), str(s)) for i, s in json.loads((self.folder / "keys.json").read_text(encoding="utf-8"))]
+        f = getattr(self, "_keys_file", None)
+        if f is not None:
+            f.seek(0)
+            raw = f.read()
+        else:
+            raw = (self.folder / "keys.json").read_bytes()
+        return [(str(i), str(s)) for i, s in json.loads(raw)]
 
     def tokens(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """``(flat term ids, tokens per sentence, terms)``."""

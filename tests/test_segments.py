@@ -188,3 +188,21 @@ def test_kept_articles_cite_where_they_are_now(tmp_path):
     assert idx.build_stats["embedded"] == 1 and idx.build_stats["segments"] == 2
     assert idx.find_article("b").path == f"{src}:2"
     assert qa.Index.load(d).ask("tons seized at the port", k=1, mode="bm25").top.path == f"{src}:2"
+
+
+def test_an_open_index_outlives_the_deletion_of_its_generation(tmp_path):
+    """A server keeps answering from the generation it opened after two more builds deleted its folder: every file
+    a reader needs is opened (mapped) when the index is."""
+    c, enc, d, _ = _first_build(tmp_path)
+    _article(c, "zz_a.txt", 1)
+    qa.Index.build([c], d, encoder=enc)
+    old = qa.Index.load(d)
+    qv = enc.encode(["quokkas near beach"])[0]
+    want = old.ask("quokkas near beach", k=3, mode="hybrid", query_vector=qv, rerank="none", confidence=False)
+    for i in range(2):
+        _article(c, f"zz_b{i}.txt", 2 + i)
+        qa.Index.build([c], d, encoder=enc)
+    assert not old.folder.exists()
+    got = old.ask("quokkas near beach", k=3, mode="hybrid", query_vector=qv, rerank="none", confidence=False)
+    assert got.to_dict() == want.to_dict()
+    assert old.find_article("zz_a").count > 0 and old.article_keys()["zz_a"]
