@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--old-tree", type=Path, default=None)
     ap.add_argument("--old-index", type=Path, default=None, help="a format-2 index of the corpus, for --old-tree")
     ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--backend", default="auto", help="qa index --backend (the base index's, so vectors are reused)")
+    ap.add_argument("--no-write", action="store_true", help="print only (a rehearsal on a smaller index)")
     args = ap.parse_args(argv)
     exe = str(Path(sys.executable).with_name("qa"))
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     link_copy(args.index, idx_dir)
     m = manifest_of(idx_dir)
     if m.get("format_version") != 3:  # built by an older qa: one migration build (vectors copied, not embedded)
-        wall, rss = measured([exe, "index", str(args.corpus), "--index-dir", str(idx_dir), "-q"])
+        wall, rss = measured([exe, "index", str(args.corpus), "--index-dir", str(idx_dir), "-q", "--backend",
+                              args.backend])
         out["steps"]["migrate from format 2"] = {"wall_s": wall, "peak_rss_mib": rss}
         print("migrate", wall, rss, flush=True)
 
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         corpus = work / f"corpus-{name}.jsonl"
         write_rows(new_rows, corpus)
         before = manifest_of(idx_dir)
-        wall, rss = measured([exe, "index", str(corpus), "--index-dir", str(idx_dir), "-q"])
+        wall, rss = measured([exe, "index", str(corpus), "--index-dir", str(idx_dir), "-q", "--backend", args.backend])
         after = manifest_of(idx_dir)
         new_segs = [s for s in after["segments"] if s["name"] not in {x["name"] for x in before["segments"]}]
         out["steps"][name] = {
@@ -145,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         corpus = work / "corpus-one-old.jsonl"
         write_rows(cur, corpus)
         env = dict(os.environ, PYTHONPATH=str(args.old_tree))
-        wall, rss = measured([sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(old_dir), "-q"],
-                             env=env)
+        wall, rss = measured([sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(old_dir), "-q",
+                              "--backend", args.backend], env=env)
         out["steps"]["one (before segments)"] = {"wall_s": round(wall, 2), "peak_rss_mib": round(rss, 1),
                                                  "tree": str(args.old_tree), "load_1min": os.getloadavg()[0]}
         print("old one", wall, rss, flush=True)
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         print("cold", mode, cold[mode], flush=True)
     out["cold_ask"] = cold
     out["load_after"] = os.getloadavg()
+    if args.no_write:
+        return
     (ROOT / "benchmarks/data/incremental.json").write_text(json.dumps(out, indent=2))
     write_md(out)
 
