@@ -245,8 +245,10 @@ class RayEncoder:
                 ray.init(**kwargs)
                 return True
             except Exception as e:  # ConnectionError, RuntimeError, ValueError...
-                # Ray waits a fixed 30 s for a local node's raylet; on a busy machine that can run out once
-                if attempt == 1 and self.address is None and "timed out during startup" in str(e):
+                # Ray waits a fixed 30 s for a local node's raylet (and its GCS server's port file); on a busy
+                # machine that can run out once
+                slow = ("timed out during startup", "timed out waiting for file")
+                if attempt == 1 and self.address is None and any(m in str(e).lower() for m in slow):
                     with contextlib.suppress(Exception):
                         ray.shutdown()
                     continue

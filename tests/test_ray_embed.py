@@ -213,3 +213,36 @@ def test_cli_ray_address_embeds_on_an_existing_cluster(tmp_path, seeds_index):
             head.wait()
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("message, calls, ok", [
+    ("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_1", 2, True),  # a slow GCS start: once more
+    ("The current node timed out during startup.", 2, True),  # a slow raylet: once more
+    ("some other failure", 1, False),  # anything else: one line at once
+])
+def test_a_local_cluster_that_starts_slowly_is_started_once_more(message, calls, ok):
+    from qa.ray_embed import RayEncoder
+
+    class FakeRay:
+        def __init__(self):
+            self.inits = 0
+
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            self.inits += 1
+            if self.inits == 1 or not ok:
+                raise RuntimeError(message)
+
+        def shutdown(self):
+            pass
+
+    ray = FakeRay()
+    enc = RayEncoder(None)
+    if ok:
+        assert enc._connect(ray) is True
+    else:
+        with pytest.raises(ClusterError, match="cannot start or join a Ray cluster on this machine"):
+            enc._connect(ray)
+    assert ray.inits == calls
