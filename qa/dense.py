@@ -207,14 +207,14 @@ class Encoder:
         return self.encode_queries([text])[0]
 
 
-STREAM_BYTES = 64 << 20  # a memory-mapped vectors file larger than this is scored by reading it in chunks
+STREAM_BYTES = 8 << 20  # a memory-mapped vectors file larger than this is scored by reading it in chunks
 STREAM_CHUNK = 8 << 20  # bytes per read
 
 
 def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine similarity of the (normalised) query with every row: ``vectors @ query``, as float64.
 
-    A whole memory-mapped ``.npy`` file larger than :data:`STREAM_BYTES` is read in chunks into one reused buffer
+    A whole memory-mapped ``.npy`` file larger than :data:`STREAM_BYTES` (8 MiB) is read in chunks into one reused buffer
     instead (:func:`streamed_scores`): the same numbers, but the file's pages stay in the page cache rather than in
     this process's memory (1.5 GB at 1M sentences: mapped, every page would count towards a cold ``qa ask``'s RSS).
 
@@ -222,12 +222,12 @@ def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     [0.6000000238418579, 0.800000011920929, 0.0]
     """
     q = query.astype(vectors.dtype, copy=False)
-    if vectors.size <= SMALL_MATVEC:
-        with single_blas_thread():
-            return (vectors @ q).astype(np.float64)
     path = _whole_file(vectors)
     if path is not None:
         return streamed_scores(path, int(vectors.offset), vectors.shape, q)  # type: ignore[attr-defined]
+    if vectors.size <= SMALL_MATVEC:
+        with single_blas_thread():
+            return (vectors @ q).astype(np.float64)
     return (vectors @ q).astype(np.float64)
 
 

@@ -8,7 +8,8 @@ Layout of an index folder (``index/`` by default; ``QA_INDEX_DIR`` or ``--index-
       gen-<time>-<rand>/   one complete index: readable files plus a manifest, no pickle
         manifest.json      format version, qa version, model, BM25/tokenizer/segmenter settings, the segments,
                            size and sha256 of every file (the segments' files included)
-        articles.npy       int64 (articles, 4), in corpus order: segment, article row in it, first sentence row, count
+        articles.npy       int64 (articles, 5), in corpus order: segment, article row in it, first sentence row, count,
+                           and the article's first sentence row in its segment
         sentences.npy      int64 (n, 4): article row, sentence number, start, end
         bm25/              vocab.json, indptr.npy, docs.npy, weights.npy, bounds.npy, weights32.npy  (see qa.bm25)
         seg/<name>/        the segments: article texts, sentence spans, term ids and vectors (see qa.segments)
@@ -88,6 +89,7 @@ from .segments import (  # noqa: F401 (ArticleTable, ARTICLE_OFFSETS, _line_offs
     link_segment,
     merge_plan,
     ragged_gather,
+    random_access,
     write_segment,
 )
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
@@ -591,9 +593,9 @@ class Index(Searcher):
         try:
             amap = np.load(gen / "articles.npy")
             paths = ArticleTable.open(gen / "paths.jsonl", np.load(gen / "paths.offsets.npy", mmap_mode="r"))
-            spans = np.load(gen / "sentences.npy", mmap_mode="r")
+            spans = random_access(np.load(gen / "sentences.npy", mmap_mode="r"))
             bm25 = BM25Engine.load(gen / "bm25", int(spans.shape[0]), BM25Params(**manifest["bm25"]))
-            shapes_ok = amap.shape == (n_articles, 4) and amap.dtype == np.int64 and spans.shape == (n, 4) and \
+            shapes_ok = amap.shape == (n_articles, 5) and amap.dtype == np.int64 and spans.shape == (n, 4) and \
                 len(paths) == n_articles
             for sg in segments:
                 v = sg.hold().vectors
@@ -604,7 +606,8 @@ class Index(Searcher):
                 shapes_ok = bool(
                     s.min() >= 0 and s.max() < len(segments) and j.min() >= 0
                     and (j < np.array([sg.n_articles for sg in segments])[s]).all()
-                    and int(amap[:, 3].sum()) == n and amap[0, 2] == 0
+                    and int(amap[:, 3].sum()) == n and amap[0, 2] == 0 and amap[:, 4].min() >= 0
+                    and (amap[:, 4] + amap[:, 3] <= np.array([sg.n_sentences for sg in segments])[s]).all()
                 )
         except FileNotFoundError:
             raise
@@ -1227,7 +1230,7 @@ def _derive(
     segments: list[Segment], assign: np.ndarray, params: BM25Params
 ) -> tuple[np.ndarray, np.ndarray, BM25Engine, np.ndarray, np.ndarray]:
     """The generation's derived arrays from its segments and each article's ``(segment, article row)`` (corpus
-    order): ``articles.npy`` (segment, row, first, count), the global ``sentences.npy``, the BM25 engine over the
+    order): ``articles.npy`` (segment, row, first, count, first row in the segment), the global ``sentences.npy``, the BM25 engine over the
     segments' stored term ids (vocabulary sorted, unused terms dropped: the same engine whichever segments hold the
     articles), and each global row's segment and row in it."""
     n_art = int(assign.shape[0])
@@ -1240,7 +1243,7 @@ def _derive(
         count[mine] = sg.counts[local[mine]]
     first = np.zeros(n_art, dtype=np.int64)
     np.cumsum(count[:-1], out=first[1:])
-    amap = np.stack([seg_of, local, first, count], axis=1).astype(np.int64)
+    amap = np.stack([seg_of, local, first, count, lfirst], axis=1).astype(np.int64)
     n = int(count.sum())
     row_seg = np.repeat(seg_of, count)
     row_local = ragged_gather(lfirst, count)

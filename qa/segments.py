@@ -115,6 +115,20 @@ class ArticleTable(Sequence):
             yield self[i]
 
 
+def random_access(arr: np.ndarray) -> np.ndarray:
+    """Tell the kernel that ``arr`` (a memory-mapped array) is read a few rows here and there (``MADV_RANDOM``): a
+    row read maps its own page, not the 64 KiB around it, so a question that looks at a few hundred rows does not
+    pull megabytes of the file into the process's memory. Full scans read the file instead
+    (:func:`qa.dense.streamed_scores`)."""
+    m = getattr(arr, "_mmap", None)
+    if m is not None and hasattr(m, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            m.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):  # pragma: no cover - advice only
+            pass
+    return arr
+
+
 def _line_offsets(path: Path, size: int) -> np.ndarray:
     """Start of every line of ``path`` plus its size (an index written before :data:`ARTICLE_OFFSETS` existed)."""
     out = [np.zeros(1, dtype=np.int64)]
@@ -149,7 +163,7 @@ class Segment:
 
     @cached_property
     def vectors(self) -> np.ndarray:
-        return np.load(self.folder / "vectors.npy", mmap_mode="r")
+        return random_access(np.load(self.folder / "vectors.npy", mmap_mode="r"))
 
     @cached_property
     def counts(self) -> np.ndarray:
@@ -289,7 +303,7 @@ class SegmentVectors:
     def _groups(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
         out = []
         for s in range(len(self.parts)):
-            rows = np.flatnonzero(self.seg_of == s)
+            rows = np.flatnonzero(self.seg_of == s).astype(np.int32)
             if rows.size:
                 out.append((s, rows, self.local[rows]))
         return out
@@ -359,7 +373,7 @@ class GenerationArticles(Sequence):
         return int(self.amap.shape[0])
 
     def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
-        s, j, first, count = (int(x) for x in self.amap[i])
+        s, j, first, count = (int(x) for x in self.amap[i, :4])
         a = dict(self.segments[s].articles[j])
         a["first"], a["count"] = first, count
         if self.paths is not None:
@@ -380,12 +394,7 @@ def generation_vectors(segments: Sequence[Segment], amap: np.ndarray) -> np.ndar
     """The vectors of a generation's rows: the segment's own memory-mapped array when one segment holds every row in
     order (a fresh build), else a :class:`SegmentVectors`."""
     count = amap[:, 3]
-    row_seg = np.repeat(amap[:, 0], count)
-    lfirst = np.zeros(amap.shape[0], dtype=np.int64)
-    for s, sg in enumerate(segments):
-        mine = np.flatnonzero(amap[:, 0] == s)
-        lfirst[mine] = sg.firsts[amap[mine, 1]]
-    local = ragged_gather(lfirst, count)
+    local = ragged_gather(amap[:, 4], count).astype(np.int32)  # (segments hold < 2**31 rows)
     if len(segments) == 1 and segments[0].n_sentences == local.shape[0] and np.array_equal(local, np.arange(local.shape[0])):
         return segments[0].vectors
-    return SegmentVectors([sg.vectors for sg in segments], row_seg, local)
+    return SegmentVectors([sg.vectors for sg in segments], np.repeat(amap[:, 0].astype(np.int16), count), local)

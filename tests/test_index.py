@@ -260,7 +260,7 @@ def as_format_2(gen):
     m = json.loads((gen / "manifest.json").read_text())
     amap = np.load(gen / "articles.npy")
     lines = []
-    for line, (_, _, first, count) in zip(seg_file(gen, "articles.jsonl").read_text().splitlines(), amap.tolist()):
+    for line, (_, _, first, count, _) in zip(seg_file(gen, "articles.jsonl").read_text().splitlines(), amap.tolist()):
         lines.append(json.dumps({**json.loads(line), "first": first, "count": count}) + "\n")
     (gen / "articles.jsonl").write_text("".join(lines))
     (gen / "dense").mkdir()

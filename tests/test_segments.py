@@ -41,8 +41,8 @@ def _same_as_fresh(idx, corpus, tmp_path, enc):
     fresh = qa.Index.build([corpus], tmp_path / "fresh", encoder=enc)
     for rel in ["articles.npy", "sentences.npy", *(f"bm25/{f}" for f in qa.BM25Engine.FILES)]:
         got, want = (idx.folder / rel).read_bytes(), (fresh.folder / rel).read_bytes()
-        if rel == "articles.npy":  # segment and row differ; first row and count do not
-            assert np.array_equal(np.load(idx.folder / rel)[:, 2:], np.load(fresh.folder / rel)[:, 2:])
+        if rel == "articles.npy":  # segment and rows in it differ; first row and count do not
+            assert np.array_equal(np.load(idx.folder / rel)[:, 2:4], np.load(fresh.folder / rel)[:, 2:4])
         else:
             assert got == want, rel
     assert np.array_equal(np.asarray(idx.vectors), np.asarray(fresh.vectors))
