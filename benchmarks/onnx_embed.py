@@ -40,7 +40,7 @@ spec.loader.exec_module(bench)
 from qa.corpus import Article  # noqa: E402
 from qa.dense import Encoder, resolve_model  # noqa: E402
 from qa.light import LightEncoder  # noqa: E402
-from qa.onnx_embed import DEFAULT_BATCH, OnnxEncoder, export  # noqa: E402
+from qa.onnx_embed import DEFAULT_BATCH, DEFAULT_TOKENS, OnnxEncoder, export, make_session  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
 
 
@@ -103,25 +103,14 @@ def gold_set(path: Path, half: str, n_paragraphs: int) -> tuple[list[str], list[
     return sents, qs, np.array(gold)
 
 
-def ort_session(path: str, threads: int):
-    import onnxruntime as ort
-
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = threads
-    o.inter_op_num_threads = 1
-    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    o.log_severity_level = 3
-    return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-
-
-def variant(folder: str, model_path: str, batch: int) -> OnnxEncoder:
-    """qa's OnnxEncoder (tokenising, batching, pooling) over another ONNX file."""
+def variant(folder: str, model_path: str, batch: int, max_tokens: int | None = None, spinning: bool = False,
+            fuse_skip: bool = False):
+    """qa's OnnxEncoder (tokenising, batching, pooling) over another ONNX file and session settings."""
     enc = OnnxEncoder(folder)
-    sess = ort_session(model_path, enc.threads)
+    sess = make_session(model_path, enc.threads, spinning=spinning, disabled=() if fuse_skip else ("SkipLayerNormFusion",))
     enc.__dict__["session"] = sess  # the cached_property, set: no export, no cache
     enc.inputs = [i.name for i in sess.get_inputs()]
-    return lambda texts: enc.encode(texts, batch_size=batch)
+    return lambda texts: enc.encode(texts, batch_size=batch, max_tokens=max_tokens)
 
 
 def main() -> None:
@@ -140,16 +129,18 @@ def main() -> None:
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
     work = Path(tempfile.mkdtemp(prefix="qa-onnx-bench-"))
     t = time.perf_counter()
     export(folder, work, keep=work)  # work/model.onnx = what qa ships; work/fp32.onnx, work/fused.onnx its steps
     export_s = time.perf_counter() - t
-    q = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    quantize_dynamic(work / "fp32.onnx", work / "int8-unfused.onnx", weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], extra_options=q)
-    quantize_dynamic(work / "fused.onnx", work / "int8-fused-emb8.onnx", weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options=q)  # every quantisable op, the word-embedding table (QEmbedLayerNorm) too
+    # the previous recipe (1): SkipLayerNormalization fused as well
+    opt = optimize_model(str(work / "fp32.onnx"), model_type="bert", num_heads=12, hidden_size=384, opt_level=1)
+    opt.save_model_to_file(str(work / "fused-skip.onnx"))
+    quantize_dynamic(work / "fused-skip.onnx", work / "int8-fused-skip.onnx", weight_type=QuantType.QInt8,
+                     per_channel=True, reduce_range=False, op_types_to_quantize=["MatMul", "Attention"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     sizes = {f.name: f.stat().st_size for f in work.glob("*.onnx")}
 
     import torch
@@ -158,17 +149,22 @@ def main() -> None:
     torch.set_num_threads(threads)
     enc = Encoder(backend="torch")
     enc.model
-    B = DEFAULT_BATCH
     runs = {f"torch fp32 (sentence-transformers), batch {b}": (lambda b: lambda x: enc.encode(x, batch_size=b))(b)
             for b in (16, 32, 64)}
+    B, T = 16, DEFAULT_TOKENS
+    m = str(work / "model.onnx")
     runs.update({
         f"onnxruntime fp32, batch {B}": variant(folder, str(work / "fp32.onnx"), B),
-        f"onnxruntime fp32 + BERT fusion, batch {B}": variant(folder, str(work / "fused.onnx"), B),
-        f"onnxruntime int8 (per-channel, MatMul), no fusion, batch {B}": variant(folder, str(work / "int8-unfused.onnx"), B),
-        f"onnxruntime int8 + fusion, embedding table int8 too, batch {B}": variant(folder, str(work / "int8-fused-emb8.onnx"), B),
+        f"onnxruntime fp32 + BERT fusion (no SkipLayerNorm), batch {B}": variant(folder, str(work / "fused.onnx"), B),
+        f"int8 + fusion with SkipLayerNorm (recipe 1, the previous qa onnx), batch {B}, spinning":
+            variant(folder, str(work / "int8-fused-skip.onnx"), B, spinning=True, fuse_skip=True),
+        f"int8 + fusion without SkipLayerNorm, batch {B}, spinning": variant(folder, m, B, spinning=True),
+        f"int8 + fusion without SkipLayerNorm, batch {B}, no spinning": variant(folder, m, B),
     })
-    for b in (8, 16, 32, 64):
-        runs[f"**qa onnx**: int8 + fusion, embeddings fp32, batch {b}"] = variant(folder, str(work / "model.onnx"), b)
+    for t in (256, 512, 1024):
+        star = "**qa onnx**: " if t == T else ""
+        runs[f"{star}int8, no SkipLayerNorm, no spinning, {t}-token batches (at most {DEFAULT_BATCH})"] = \
+            variant(folder, m, DEFAULT_BATCH, max_tokens=t)
     for f in runs.values():
         f(sents[:64])  # warm up
     times: dict[str, list[float]] = {k: [] for k in runs}
