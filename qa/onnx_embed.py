@@ -1,9 +1,10 @@
 """Document embeddings with onnxruntime: the sentence-transformers model as a fused, int8-quantised ONNX graph.
 
 ``qa index --backend onnx`` (and ``auto`` on a CPU when onnxruntime is installed) embeds documents with this
-module instead of sentence-transformers' PyTorch float32: 2.8x the sentences per second of torch at its best batch
-size on the 2-core CPU measured (3.8x torch at batch 64; benchmarks/EMBED-ONNX.md), for -0.0014 MRR@10. Questions are still embedded in float32
-(:mod:`qa.light`), so only the document side is quantised.
+module instead of sentence-transformers' PyTorch float32: 3.96x the sentences per second of torch at its best batch
+size on the 2-core CPU measured (best rounds; benchmarks/EMBED-ONNX.md), for -0.0006 MRR@10 on the SQuAD held-out
+half. Sentences are batched by length, each batch cut at :data:`DEFAULT_TOKENS` padded tokens. Questions are still
+embedded in float32 (:mod:`qa.light`), so only the document side is quantised.
 
 The ONNX file is made once per model folder, on first use, from the local model folder (nothing is downloaded):
 
@@ -218,10 +219,11 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_session(path: str | Path, threads: int, spinning: bool = False, disabled: Sequence[str] = DISABLED_OPTIMIZERS):
+def make_session(path: str | Path, threads: int, spinning: bool = True, disabled: Sequence[str] = DISABLED_OPTIMIZERS):
     """An onnxruntime CPU session as qa runs it: ``threads`` intra-op threads, sequential, every graph
-    optimisation but ``disabled``; idle pool threads sleep instead of spinning (``spinning=False``: faster on the
-    2-core machine measured, which other processes share; benchmarks/EMBED-ONNX.md)."""
+    optimisation but ``disabled``. ``spinning``: idle pool threads spin (onnxruntime's default; 1.25x faster on the
+    quiet 2-core machine measured) rather than sleep (1.6-1.9x faster there while other processes loaded it;
+    benchmarks/EMBED-ONNX.md)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
