@@ -423,7 +423,7 @@ class Index(Searcher):
         ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
         onnxruntime export (``"onnx"``, CPU, ~2.8x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
         what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
-        ``batch_size`` defaults to the backend's (64 torch, 16 onnx).
+        ``batch_size`` defaults to the backend's (64 torch; onnx: at most 64, cut at 512 padded tokens).
         """
         enc = encoder or Encoder(model, device=device, backend=backend)  # a bad --device/--backend: before any work
         if store is not None:

@@ -118,19 +118,35 @@ def _max_length(folder: Path) -> int:
 _TOKENIZERS: dict[tuple[str, int], object] = {}
 
 
-def padded_batches(encs: Sequence, batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+def padded_batches(
+    encs: Sequence, batch_size: int, max_tokens: int | None = None
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
     """Tokenizer encodings grouped by length: ``(positions, input_ids, attention_mask)`` per batch of at most
-    ``batch_size``, zero-padded to the batch's longest (little padding, the usual length-sorted batching)."""
+    ``batch_size``, zero-padded to the batch's longest (little padding, the usual length-sorted batching).
+
+    ``max_tokens``: also cut a batch before its padded size (rows x longest) would pass it, so short sentences
+    go in big batches and long ones in small ones (a token budget; one sentence per batch at least). Every
+    encoding is in exactly one batch.
+
+    >>> from types import SimpleNamespace as E
+    >>> [b[0] for b in padded_batches([E(ids=[1] * n) for n in (9, 2, 3, 2)], 8, max_tokens=6)]
+    [[1, 3], [2], [0]]
+    """
     order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    for s in range(0, len(order), batch_size):
-        idx = order[s : s + batch_size]
+    s = 0
+    while s < len(order):
+        e = min(s + max(1, batch_size), len(order))
+        if max_tokens is not None:  # sorted ascending: the last row is the longest, so rows x its length
+            e = next((j for j in range(s + 1, e) if (j - s + 1) * len(encs[order[j]].ids) > max_tokens), e)
+        idx = order[s:e]
+        s = e
         L = max(len(encs[i].ids) for i in idx)
         ids = np.zeros((len(idx), L), dtype=np.int64)
         mask = np.zeros((len(idx), L), dtype=np.int64)
         for r, i in enumerate(idx):
-            e = encs[i].ids
-            ids[r, : len(e)] = e
-            mask[r, : len(e)] = 1
+            t = encs[i].ids
+            ids[r, : len(t)] = t
+            mask[r, : len(t)] = 1
         yield idx, ids, mask
 
 

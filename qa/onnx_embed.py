@@ -1,15 +1,17 @@
 """Document embeddings with onnxruntime: the sentence-transformers model as a fused, int8-quantised ONNX graph.
 
 ``qa index --backend onnx`` (and ``auto`` on a CPU when onnxruntime is installed) embeds documents with this
-module instead of sentence-transformers' PyTorch float32: 2.8x the sentences per second of torch at its best batch
-size on the 2-core CPU measured (3.8x torch at batch 64; benchmarks/EMBED-ONNX.md), for -0.0014 MRR@10. Questions are still embedded in float32
-(:mod:`qa.light`), so only the document side is quantised.
+module instead of sentence-transformers' PyTorch float32: 3.96x the sentences per second of torch at its best batch
+size on the 2-core CPU measured (best rounds; benchmarks/EMBED-ONNX.md), for -0.0006 MRR@10 on the SQuAD held-out
+half. Sentences are batched by length, each batch cut at :data:`DEFAULT_TOKENS` padded tokens. Questions are still
+embedded in float32 (:mod:`qa.light`), so only the document side is quantised.
 
 The ONNX file is made once per model folder, on first use, from the local model folder (nothing is downloaded):
 
 1. ``torch.onnx.export`` of the Hugging Face ``BertModel`` with eager attention (the pattern onnxruntime fuses);
-2. ``onnxruntime.transformers.optimizer`` (model type ``bert``): EmbedLayerNormalization, Attention,
-   SkipLayerNormalization and BiasGelu fusion;
+2. ``onnxruntime.transformers.optimizer`` (model type ``bert``): EmbedLayerNormalization, Attention and BiasGelu
+   fusion; not SkipLayerNormalization, whose CPU kernel is slower than the Add and LayerNormalization it replaces
+   (and the session is told not to fuse it back: :data:`DISABLED_OPTIMIZERS`);
 3. ``onnxruntime.quantization.quantize_dynamic``: int8 weights per output channel for the MatMul and Attention
    nodes (the CPU's VNNI/AMX int8 instructions; activations quantised per batch at run time). The word embedding
    table stays float32: quantising it cost MRR on the tune half for no speed.
@@ -42,12 +44,18 @@ from .light import _max_length, _read_json, _tokenizer, padded_batches, supporte
 from .modelfiles import _offline, resolve_model, sha256_file  # noqa: F401 (resolve_model: the doctest)
 
 # Bump when the export recipe changes: a new key, so old cached files are never used for the new recipe.
-RECIPE = "bert-eager-opset17+ort-bert-fusion+int8-dynamic-per-channel-matmul-attention/1"
+RECIPE = "bert-eager-opset17+ort-bert-fusion-no-skiplayernorm+int8-dynamic-per-channel-matmul-attention/2"
 QUANTIZATION = "int8 dynamic, per-channel weights (MatMul, Attention); embeddings float32"
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
-# Chosen on the SQuAD tune half (benchmarks/EMBED-ONNX.md): batches of 16 were fastest (64: -15%, 128: -45%).
-DEFAULT_BATCH = 16
+# Chosen on the SQuAD tune half (benchmarks/EMBED-ONNX.md): length-sorted batches cut at 512 padded tokens (at most
+# 64 sentences) were faster than fixed batches of 16 (themselves the fastest fixed count: 64 -15%, 128 -45%).
+DEFAULT_BATCH = 64
+DEFAULT_TOKENS = 512
+# onnxruntime's CPU SkipLayerNormalization kernel is several times slower than Add + LayerNormalization (1.32; a
+# [16, 32, 384] micro-benchmark: 4.5-5.3 ns against 0.8 ns an element): the export does not fuse it, and the session
+# must not fuse it back at load time.
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 def available() -> bool:
@@ -95,6 +103,7 @@ def export(folder: str | Path, out: Path, keep: Path | None = None) -> dict:
     import onnxruntime
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
 
@@ -123,8 +132,10 @@ def export(folder: str | Path, out: Path, keep: Path | None = None) -> dict:
             torch.onnx.export(_Hidden(model), example, fp32, input_names=names, output_names=["last_hidden_state"],
                               dynamic_axes={k: {0: "batch", 1: "tokens"} for k in names + ["last_hidden_state"]},
                               opset_version=17, dynamo=False)
+        fo = FusionOptions("bert")
+        fo.enable_skip_layer_norm = fo.enable_bias_skip_layer_norm = False  # slow on the CPU: see DISABLED_OPTIMIZERS
         opt = optimize_model(fp32, model_type="bert", num_heads=int(cfg["num_attention_heads"]),
-                             hidden_size=int(cfg["hidden_size"]), opt_level=1)
+                             hidden_size=int(cfg["hidden_size"]), opt_level=1, optimization_options=fo)
         fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         opt.save_model_to_file(fused)
         import logging
@@ -208,6 +219,23 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def make_session(path: str | Path, threads: int, spinning: bool = True, disabled: Sequence[str] = DISABLED_OPTIMIZERS):
+    """An onnxruntime CPU session as qa runs it: ``threads`` intra-op threads, sequential, every graph
+    optimisation but ``disabled``. ``spinning``: idle pool threads spin (onnxruntime's default; 1.25x faster on the
+    quiet 2-core machine measured) rather than sleep (1.6-1.9x faster there while other processes loaded it;
+    benchmarks/EMBED-ONNX.md)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled))
+
+
 class OnnxEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from the int8 ONNX export of a sentence-transformers BERT
     folder, run by onnxruntime on the CPU with one thread per core."""
@@ -234,14 +262,8 @@ class OnnxEncoder:
 
         path, self.meta, self.exported = cached_model(self.folder)
         self.path = path
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
         try:
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            sess = make_session(path, self.threads)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             raise ModelLoadError(f"onnxruntime cannot load {path} ({msg}); delete it or use --backend torch") from None
@@ -249,9 +271,14 @@ class OnnxEncoder:
         return sess
 
     def encode(
-        self, texts: Sequence[str], batch_size: int | None = None, progress: Callable[[int], None] | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        max_tokens: int | None = DEFAULT_TOKENS,
     ) -> np.ndarray:
-        """Embed ``texts`` as L2-normalised float32 rows, in order: batches of similar token length (little padding).
+        """Embed ``texts`` as L2-normalised float32 rows, in order: batches of similar token length (little padding)
+        of at most ``batch_size`` sentences and ``max_tokens`` padded tokens (``None``: no token budget).
 
         >>> OnnxEncoder(resolve_model(None)[1]).encode(["a", "b"]).dtype   # doctest: +SKIP
         dtype('float32')
@@ -261,7 +288,7 @@ class OnnxEncoder:
         texts = [t.lower() for t in texts] if self.do_lower_case else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         encs = _tokenizer(str(self.folder), self.max_length).encode_batch(texts) if texts else []
-        for idx, ids, mask in padded_batches(encs, bs):
+        for idx, ids, mask in padded_batches(encs, bs, max_tokens):
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = sess.run(None, {k: feed[k] for k in self.inputs})[0]
             m = mask[:, :, None].astype(np.float32)

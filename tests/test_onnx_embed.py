@@ -67,6 +67,31 @@ def test_bad_backend_is_one_line(tmp_path):
     assert "unknown embedding backend 'tensorrt'" in r.output
 
 
+def test_token_budget_batches_keep_every_sentence_once():
+    from types import SimpleNamespace
+
+    from qa.light import padded_batches
+
+    rng = np.random.default_rng(0)
+    lens = rng.integers(3, 120, size=400)
+    encs = [SimpleNamespace(ids=list(range(1, n + 1))) for n in lens]
+    fixed = list(padded_batches(encs, 16))
+    for bs, budget in ((64, 512), (8, 100), (64, 40)):
+        batches = list(padded_batches(encs, bs, max_tokens=budget))
+        seen = sorted(i for idx, _, _ in batches for i in idx)
+        assert seen == list(range(len(encs)))  # every sentence, once
+        for idx, ids, mask in batches:
+            assert 1 <= len(idx) <= bs and ids.shape == mask.shape == (len(idx), max(lens[idx]))
+            assert ids.size <= budget or len(idx) == 1  # over the budget only a sentence alone
+            for r, i in enumerate(idx):  # each row is its own sentence's ids, then padding
+                assert ids[r, : lens[i]].tolist() == encs[i].ids and mask[r].sum() == lens[i]
+                assert not ids[r, lens[i]:].any()
+        # short sentences go in bigger batches than a fixed count would make, long ones in smaller
+        assert max(len(b[0]) for b in batches) > 16 or bs < 16 or budget < 16 * min(lens)
+        assert sum(b[1].size for b in batches) <= sum(b[1].size for b in fixed)  # no more padding
+    assert len(list(padded_batches(encs, 16, max_tokens=None))) == len(fixed)
+
+
 # -- slow: the real model ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def onnx_encoder():
@@ -91,6 +116,22 @@ def test_onnx_vectors_match_torch_on_seeds(seeds_index, onnx_encoder):
     top_torch = np.argmax(q @ np.asarray(seeds_index.vectors).T, axis=1)
     top_onnx = np.argmax(q @ v.T, axis=1)
     assert (top_torch == top_onnx).mean() >= 0.9, (top_torch == top_onnx).mean()
+
+
+@onnx_installed
+@pytest.mark.slow
+def test_token_budget_path_matches_fixed_batches_and_keeps_order(seeds_index, onnx_encoder):
+    texts = [seeds_index.sentence(r).text for r in range(len(seeds_index))]
+    enc = onnx_encoder.onnx
+    budget = enc.encode(texts)  # the default: length-sorted, cut at DEFAULT_TOKENS padded tokens
+    fixed = enc.encode(texts, batch_size=16, max_tokens=None)
+    # int8 activations are quantised per batch: other batch-mates move a vector a little, never far
+    cos = (budget * fixed).sum(1)
+    assert cos.min() >= 0.97 and cos.mean() >= 0.99, (cos.min(), cos.mean())
+    rev = enc.encode(texts[::-1])[::-1]  # the output is in input order, whatever the order given
+    assert (np.argmax(budget @ rev.T, axis=1) == np.arange(len(texts))).all()
+    assert (np.argmax(budget @ fixed.T, axis=1) == np.arange(len(texts))).all()
+    assert enc.encode([]).shape == (0, enc.dimension)
 
 
 @onnx_installed
