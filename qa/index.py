@@ -93,7 +93,7 @@ from .segments import (  # noqa: F401 (ArticleTable, ARTICLE_OFFSETS, _line_offs
     write_segment,
 )
 from .sentences import MAX_CHARS, SEGMENTER, Sentence, article_title, texts_spans
-from .store import ArticleRef, CandidateDense, DenseHits, ExactDense, check_format
+from .store import ArticleRef, CandidateDense, DenseHits, ExactDense, check_format, manifest_summary
 from .tokens import TermIds, Tokenizer, TokenizerConfig
 
 FORMAT = "qa-index"
@@ -734,15 +734,7 @@ class Index(Searcher):
         m = self.manifest
         return {
             "folder": str(self.folder),
-            "format_version": m["format_version"],
-            "qa_version": m["qa_version"],
-            "created": m["created"],
-            "model": m["model"],
-            "bm25": m["bm25"],
-            "tokenizer": m["tokenizer"],
-            "segmenter": m["segmenter"],
-            "title_context": bool(m.get("title_context", False)),
-            "counts": m["counts"],
+            **manifest_summary(m),
             "segments": [{k: sg[k] for k in ("name", "articles", "sentences", "live_articles", "live_sentences")}
                          for sg in m.get("segments", [])],
             "bytes": sum(f["bytes"] for f in m["files"].values()),
@@ -999,10 +991,7 @@ def _write_vectors(
             for i in np.unique(src[src[:, 0] >= 0, 0]).tolist():
                 olds[i] = open(prev.vectors[i].filename, "rb")  # type: ignore[attr-defined]
         with open(path, "wb") as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                    "shape": (n, dim)}
-            )
+            _vectors_header(f, n, dim)
             pos = 0
             for c, rows in enumerate(chunks):
                 if c:
@@ -1031,6 +1020,13 @@ def _write_vectors(
         for old in olds.values():
             old.close()
     return dim
+
+
+def _vectors_header(f: Any, n: int, dim: int) -> None:
+    """The ``.npy`` header of a float32 ``(n, dim)`` array, rows to follow (what ``np.save`` writes first)."""
+    np.lib.format.write_array_header_1_0(
+        f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n, dim)}
+    )
 
 
 def _fill_reused(
@@ -1294,9 +1290,7 @@ def _merge_segments(folder: Path, segments: list[Segment], members: np.ndarray) 
     n = int(sum(int(segments[s].counts[j]) for s, j in members.tolist()))
     vec_file = folder.parent / f".{folder.name}.vectors.npy"
     with open(vec_file, "wb") as f:
-        np.lib.format.write_array_header_1_0(
-            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n, dim)}
-        )
+        _vectors_header(f, n, dim)
         for new, (s, j) in enumerate(members.tolist()):
             sg = segments[s]
             lo, cnt = int(sg.firsts[j]), int(sg.counts[j])

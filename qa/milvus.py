@@ -56,7 +56,7 @@ from .errors import (
 )
 from .search import Searcher
 from .sentences import Sentence, article_title, split_sentences
-from .store import ArticleRef, CandidateDense, DenseHits, check_format
+from .store import ArticleRef, CandidateDense, DenseHits, check_format, manifest_summary
 from .tokens import Tokenizer, TokenizerConfig
 
 FORMAT = "qa-milvus"
@@ -732,14 +732,6 @@ class MilvusIndex(Searcher):
         return {
             "store": "milvus",
             "milvus": self.target.describe(),
-            "format_version": m["format_version"],
-            "qa_version": m.get("qa_version"),
-            "created": m.get("created"),
-            "model": m["model"],
-            "bm25": m["bm25"],
-            "tokenizer": m["tokenizer"],
-            "segmenter": m["segmenter"],
-            "title_context": bool(m.get("title_context", False)),
-            "counts": m["counts"],
+            **manifest_summary(m),
             "articles": arts,
         }

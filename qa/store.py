@@ -37,6 +37,26 @@ from .sentences import Sentence
 from .tokens import Tokenizer
 
 
+def manifest_summary(m: dict[str, Any]) -> dict[str, Any]:
+    """What ``info()`` reports of an index's manifest, whichever store holds it.
+
+    >>> manifest_summary({"format_version": 3, "model": {}, "bm25": {}, "tokenizer": {}, "segmenter": {},
+    ...                   "counts": {}})["title_context"]
+    False
+    """
+    return {
+        "format_version": m["format_version"],
+        "qa_version": m.get("qa_version"),
+        "created": m.get("created"),
+        "model": m["model"],
+        "bm25": m["bm25"],
+        "tokenizer": m["tokenizer"],
+        "segmenter": m["segmenter"],
+        "title_context": bool(m.get("title_context", False)),
+        "counts": m["counts"],
+    }
+
+
 def check_format(manifest: dict[str, Any], fmt: str, version: int, where: str, rebuild: str) -> None:
     """Raise :class:`IndexFormatError` (one line: ``where``, the problem, then ``rebuild``) unless ``manifest`` is of
     format ``fmt``, version ``version`` — the same check for every store."""
