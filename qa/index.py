@@ -421,7 +421,7 @@ class Index(Searcher):
         (:func:`qa.milvus.build`) and returns a :class:`~qa.milvus.MilvusIndex`.
 
         ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
-        onnxruntime export (``"onnx"``, CPU, ~2.8x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
+        onnxruntime export (``"onnx"``, CPU, ~4x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
         what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
         ``batch_size`` defaults to the backend's (64 torch; onnx: at most 64, cut at 512 padded tokens).
         """
