@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import qa  # noqa: E402
 from qa.evaluate import load_gold, qrels_for, select_split  # noqa: E402
 from qa.features import FEATURE_NAMES, candidate_features  # noqa: E402
-from qa.index import RERANK_DEPTH  # noqa: E402
+from qa.options import RERANK_DEPTH  # noqa: E402
 from qa.reqa import (  # noqa: E402
     TUNE, WORK_DIR, article_halves, build_task, load_squad, prepare_index, question_vectors, tune_folds,
 )

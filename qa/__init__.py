@@ -10,7 +10,7 @@ Importing qa is cheap: torch and sentence-transformers load only when a question
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 from .answer import Answer, Context, Hit  # noqa: E402
 from .bm25 import BM25Engine, BM25Params  # noqa: E402

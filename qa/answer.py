@@ -119,6 +119,7 @@ class Answer:
     fusion: str | None = None  # "rrf" or "convex" in hybrid mode
     rerank: str | None = None  # the reranker that ordered the hits; None: retrieval order
     answerable: bool | None = None  # False: the top confidence is below the model's threshold; None: not known
+    threshold: float | None = None  # the confidence under which the corpus does not seem to answer (None: no model)
 
     @property
     def top(self) -> Hit | None:

@@ -112,42 +112,52 @@ class _Progress:
         self.bar.update(self.tasks[stage], advance=advance, total=total)
 
 
-def _store(milvus: Optional[str], collection: Optional[str]):
-    """The Milvus target of --milvus/--collection (or their environment variables); None for the local folder."""
-    if not milvus:
-        if collection:
-            raise QueryError("--collection needs --milvus URI (or QA_MILVUS_URI)")
-        return None
-    from .milvus import Milvus
+def _location(index_dir: Optional[Path], milvus: Optional[str], collection: Optional[str]) -> tuple[str, dict]:
+    """Where the index lives and that store's options: ``--milvus URI`` (or ``QA_MILVUS_URI``), else ``--index-dir``
+    (any location a registered store claims: a folder, a Milvus ``.db`` file or ``http://host:19530``, ...), else
+    the default folder ``index/``."""
+    from .store.folder import default_index_dir
 
-    return Milvus.from_options(milvus, collection)
+    if collection and not milvus:
+        raise QueryError("--collection needs --milvus URI (or QA_MILVUS_URI)")
+    location = milvus or str(index_dir if index_dir is not None else default_index_dir())
+    return location, ({"collection": collection} if collection else {})
+
+
+def _is_folder(location: str) -> bool:
+    from .store.base import kind_of
+
+    return kind_of(location).name == "folder"
 
 
 def _build(
-    paths: list[str], index_dir: Optional[Path], model: Optional[str], quiet: bool = False, ann: bool = False,
-    title_context: Optional[bool] = None, store=None, encoder=None, backend: str = "auto", device: str = "cpu",
+    paths: list[str], location: str, options: dict, model: Optional[str], quiet: bool = False, ann: bool = False,
+    title_context: Optional[bool] = None, encoder=None, backend: str = "auto", device: str = "cpu",
 ):
     from .index import Index
+    from .store.base import store_writer
 
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
         extra = {} if title_context is None else {"title_context": title_context}
-        return Index.build(paths, index_dir, model=model, progress=bar, ann=ann, store=store, encoder=encoder,
-                           backend=backend, device=device,
-                           **extra)
+        return Index.build(paths, model=model, progress=bar, ann=ann, encoder=encoder, backend=backend, device=device,
+                           store=store_writer(location, progress=bar, **options), **extra)
 
 
-def _open_index(index_dir: Optional[Path], model: Optional[str], store=None):
-    """Load the index; with no --index-dir/QA_INDEX_DIR and no index yet, build the default one from seeds/."""
-    from .index import DEFAULT_INDEX_DIR, Index, index_exists
+def _open_index(index_dir: Optional[Path], model: Optional[str], milvus: Optional[str] = None,
+                collection: Optional[str] = None, verify: Optional[bool] = None):
+    """Open the index through the store registry; with no --index-dir/QA_INDEX_DIR/--milvus and no index yet,
+    build the default one from seeds/."""
+    from .index import Index
+    from .store.base import open_store
+    from .store.folder import DEFAULT_INDEX_DIR, index_exists
 
-    if store is not None:
-        return Index.load(model=model, store=store)
-    if index_dir is None and not index_exists(DEFAULT_INDEX_DIR) and Path(SEEDS_DIR).is_dir():
+    location, options = _location(index_dir, milvus, collection)
+    if index_dir is None and milvus is None and not index_exists(DEFAULT_INDEX_DIR) and Path(SEEDS_DIR).is_dir():
         typer.echo(f"no index at {DEFAULT_INDEX_DIR}/ yet: building it from {SEEDS_DIR}/ first (once)", err=True)
-        idx = _build([SEEDS_DIR], Path(DEFAULT_INDEX_DIR), model)
+        idx = _build([SEEDS_DIR], DEFAULT_INDEX_DIR, {}, model)
         typer.echo(_summary(idx), err=True)
         return idx
-    return Index.load(index_dir, model=model)
+    return Index(open_store(location, model=model, verify=verify, **options))
 
 
 def _summary(idx) -> str:
@@ -156,7 +166,7 @@ def _summary(idx) -> str:
     how = "onnx int8" if idx.manifest["model"].get("backend") == "onnx" else "torch"
     return (
         f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into "
-        f"{idx.location if idx.folder is None else str(idx.folder.parent) + '/'} "
+        f"{str(idx.folder.parent) + '/' if getattr(idx.store, 'folder', None) else idx.location} "
         f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s ({how})"
     )
 
@@ -198,9 +208,9 @@ def index(
 
             encoder = stack.enter_context(RayEncoder(model, ray_address, num_actors=ray_actors))
             encoder.check()
-        idx = _build(paths or [SEEDS_DIR], index_dir, model, quiet, ann, title_context=title_context,
-                     store=_store(milvus, collection), encoder=encoder,
-                     backend=backend, device=device)
+        location, options = _location(index_dir, milvus, collection)
+        idx = _build(paths or [SEEDS_DIR], location, options, model, quiet, ann, title_context=title_context,
+                     encoder=encoder, backend=backend, device=device)
         if not quiet:
             typer.echo(_summary(idx))
             if encoder is not None and encoder.stats:
@@ -266,11 +276,8 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
         ctx = "  (chosen with the sentence before/after)" if short.uses_context else ""
         typer.echo(f"A: {short.text}  [{answer.top.article} §{answer.top.sentence}]{ctx}")
     if low and answer.hits:
-        from .rerank import default_confidence_model
-
-        thr = default_confidence_model().threshold
         typer.echo(f"   Not found: the corpus does not seem to answer this question (top confidence "
-                   f"{answer.hits[0].confidence:.2f} < {thr:.2f}). Closest sentences, low confidence:")
+                   f"{answer.hits[0].confidence:.2f} < {answer.threshold:.2f}). Closest sentences, low confidence:")
     for i, h in enumerate(answer.hits, 1):
         conf = f"conf {h.confidence:.2f}{' (low)' if low else ''}  " if h.confidence is not None else ""
         typer.echo(
@@ -318,22 +325,12 @@ def ask(
     with _errors():
         if (question is None) == (questions is None):
             raise QueryError("give a QUESTION or --questions FILE (exactly one)")
-        from .answer import MODES
-        from .index import check_question
+        from .options import AskOptions
+        from .search import check_question
 
         # every check that needs no index comes first: a bad option never loads (or builds) an index or a model
-        if mode not in MODES:
-            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-        if k < 1:
-            raise QueryError(f"-k must be at least 1, got {k}")
-        if fusion is not None and fusion not in ("rrf", "convex"):
-            raise QueryError(f"unknown fusion {fusion!r}: use rrf or convex")
-        if alpha is not None and not 0.0 <= alpha <= 1.0:
-            raise QueryError(f"--alpha must be between 0 and 1 (the weight on BM25), got {alpha}")
-        if context < 0:
-            raise QueryError(f"--context must be 0 or more, got {context}")
-        if rerank is not None and not rerank.strip():
-            raise QueryError("--rerank needs a reranker name or folder, or none")
+        opts = AskOptions(k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, exact=exact or None,
+                          rerank=rerank)
         failed = 0  # batch: bad questions are reported one line each, the rest answered, then exit 2
         if questions is None:
             check_question(question)
@@ -353,18 +350,15 @@ def ask(
             from .rerank import load_reranker
 
             load_reranker(rerank)  # a bad --rerank fails once, before any question
-        idx = _open_index(index_dir, model, _store(milvus, collection))
+        idx = _open_index(index_dir, model, milvus, collection)
         vectors = None
-        if (mode != "bm25" or rerank not in (None, "none")) and len(batch) > 1:
+        if (mode != "bm25" or opts.reranker != "none") and len(batch) > 1:
             vectors = idx.encoder.encode_queries([q for _, q in batch])
         use_color = sys.stdout.isatty() if color is None else color
         for i, (qid, q) in enumerate(batch):
             qv = vectors[i] if vectors is not None else None
             try:
-                ans = idx.ask(
-                    q, k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, query_vector=qv, exact=exact or None,
-                    rerank=rerank,
-                )
+                ans = idx.ask(q, options=opts, query_vector=qv)
             except QueryError as e:
                 if questions is None:
                     raise
@@ -390,29 +384,42 @@ def info(
 ) -> None:
     """Describe the index: model, settings, counts, size and articles (checksums are verified)."""
     with _errors():
-        from .index import Index
+        from .store.base import open_store
 
-        store = _store(milvus, collection)
-        idx = Index.load(index_dir, verify=True, store=store)
-        d = idx.info()
+        location, options = _location(index_dir, milvus, collection)
+        store = open_store(location, verify=True, **options)
+        d = store.info()
         if as_json:
             typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
             return
         c = d["counts"]
-        where = d.get("folder") or f"Milvus {d['milvus']}"
+        kind = {"milvus": "Milvus"}.get(d.get("store", ""), d.get("store", ""))
+        where = d.get("folder") or (f"Milvus {d['milvus']}" if d.get("milvus") else d.get("location", "?"))
         typer.echo(f"index      {where}  (format v{d['format_version']}, qa {d['qa_version']}, {d['created']})")
         typer.echo(f"model      {d['model']['name']}  (dim {d['model']['dimension']})")
         b = d["bm25"]
         typer.echo(f"bm25       {b['method']} k1={b['k1']} b={b['b']}; tokenizer stem={d['tokenizer']['stemmer']} "
                    f"stopwords={d['tokenizer']['stopwords'] if isinstance(d['tokenizer']['stopwords'], str) else 'custom'}")
         typer.echo(f"segmenter  {d['segmenter']['name']} {d['segmenter']['version']}")
-        if store is None:
+        if d.get("folder"):
             typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences, {c['vocabulary']} terms, "
                        f"{d['bytes'] / 1e6:.2f} MB on disk (checksums OK)")
         else:
-            typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences (in Milvus)")
-        for a in d["articles"]:
-            typer.echo(f"  {a['id']}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else ""))
+            typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences (in {kind})")
+        for line in _article_lines(d["articles"]):
+            typer.echo(line)
+
+
+def _article_lines(articles: list[dict]) -> list[str]:
+    """``qa info``'s article table: ids padded to the longest, so that the columns line up.
+
+    >>> _article_lines([{"id": "a", "sentences": 3, "path": "a.txt", "title": None},
+    ...                 {"id": "long-id", "sentences": 12, "path": "b.txt", "title": "B"}])
+    ['  a          3 sentences  a.txt', '  long-id   12 sentences  b.txt  — B']
+    """
+    width = max((len(a["id"]) for a in articles), default=0)
+    return [f"  {a['id']:<{width}}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else "")
+            for a in articles]
 
 
 @app.command()
@@ -422,10 +429,12 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", help="Server processes (each loads the index)."),
     cache: int = typer.Option(1024, "--cache", help="Answers kept per worker, per index generation (0: none)."),
+    milvus: Optional[str] = MilvusOpt,
+    collection: Optional[str] = CollectionOpt,
 ) -> None:
     """Serve qa over HTTP: GET/POST /ask (the objects `qa ask --json` prints), /info, /healthz, /openapi.json
-    and a search page at /. Read-only; picks up a new `qa index` build on the next request. Only --index-dir
-    indexes for now (no --milvus yet)."""
+    and a search page at /. Read-only; a folder index is picked up anew after each `qa index` build on the next
+    request. Any store qa ask reads (--index-dir, --milvus)."""
     with _errors():
         if workers < 1:
             raise QueryError(f"--workers must be at least 1, got {workers}")
@@ -437,13 +446,15 @@ def serve(
             from . import serve as server
         except ImportError as e:
             raise QAError(f"qa serve needs FastAPI and uvicorn ({e}): reinstall qa (pip install -e .)") from None
-        from .index import default_index_dir
-
-        idx = _open_index(index_dir, None)
-        folder = index_dir or default_index_dir()
-        typer.echo(f"qa serve: {len(idx)} sentences from {idx.folder} on http://{host}:{port}/ "
+        location, options = _location(index_dir, milvus, collection)
+        if workers > 1 and not _is_folder(location) and location.endswith(".db"):
+            raise QueryError("Milvus Lite (a .db file) allows one process at a time: use --workers 1, or a Milvus "
+                             "server (http://host:19530)")
+        idx = _open_index(index_dir, None, milvus, collection)
+        typer.echo(f"qa serve: {len(idx)} sentences from {idx.location} on http://{host}:{port}/ "
                    f"({workers} worker{'s' if workers > 1 else ''}; Ctrl-C stops)", err=True)
-        server.run(folder, index=idx if workers == 1 else None, host=host, port=port, workers=workers, cache=cache)
+        server.run(location, index=idx if workers == 1 else None, host=host, port=port, workers=workers, cache=cache,
+                   options=options)
 
 
 def _parse_modes(modes: str) -> list[str]:
@@ -490,7 +501,7 @@ def eval_(
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise QueryError(f"--alpha must be between 0 and 1, got {alpha}")
         if squad is not None:
-            if _store(milvus, collection) is not None:
+            if milvus or collection:
                 raise QueryError("--squad builds its own local work index; --milvus works with the gold set "
                                  "(benchmarks/milvus_store.py compares the stores on SQuAD)")
             from . import reqa
@@ -517,7 +528,7 @@ def eval_(
         if split not in ev.SPLITS:
             raise QueryError(f"--split must be dev, test or all, got {split!r}")
         questions = ev.load_gold(gold)
-        idx = _open_index(index_dir, model, _store(milvus, collection))
+        idx = _open_index(index_dir, model, milvus, collection)
         report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha,
                                   rerank=rerank)
         if as_json:

@@ -264,7 +264,7 @@ def run_questions(
     ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
     modes are run without a second stage.
     """
-    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
+    from .options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
 
     if mode not in EVAL_MODES:
         raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(EVAL_MODES)}")
@@ -785,7 +785,7 @@ def evaluate_gold(
     Metrics are read back from the run files. The "no answer" threshold is tuned on the dev split, except for
     the rerank row, which uses the model's own threshold (``answerable``).
     """
-    from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+    from .options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
 
     for m in modes:
         if m not in EVAL_MODES:

@@ -213,7 +213,9 @@ def prepare_index(
     from .corpus import load_corpus
     from .dense import resolve_model
     from .errors import IndexFormatError
-    from .index import DEFAULT_TITLE_CONTEXT, Index, index_exists
+    from .build import DEFAULT_TITLE_CONTEXT
+    from .index import Index
+    from .store.folder import index_exists
 
     title_context = DEFAULT_TITLE_CONTEXT if title_context is None else bool(title_context)
     work = Path(work_dir)

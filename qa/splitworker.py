@@ -1,4 +1,4 @@
-"""The sentence-splitting worker process of a large index build (``qa.index._split_batches``).
+"""The sentence-splitting worker process of a large index build (``qa.build._split_batches``).
 
 Run as ``python -m qa.splitworker``: reads batches of texts on stdin and writes each batch's
 :func:`~qa.sentences.article_spans` on stdout, until stdin closes. A separate interpreter (not ``multiprocessing``,

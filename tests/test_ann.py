@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import qa
+import qa.search
+import qa.store.folder
 from qa.cli import app
 from qa.dense import ANN_FILE, AnnIndex
 from qa.errors import IndexCorruptError
@@ -88,7 +90,7 @@ def test_flipped_byte_in_ann_file_is_caught(ann_index, tmp_path):
 
     dst = tmp_path / "index"
     shutil.copytree(ann_index.folder.parent, dst)
-    gen = qa.index.resolve_generation(dst)
+    gen = qa.store.folder.resolve_generation(dst)
     f = gen / ANN_FILE
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -103,7 +105,7 @@ def test_ann_entry_without_checksummed_file_is_corrupt(ann_index, tmp_path):
 
     dst = tmp_path / "index"
     shutil.copytree(ann_index.folder.parent, dst)
-    gen = qa.index.resolve_generation(dst)
+    gen = qa.store.folder.resolve_generation(dst)
     man = json.loads((gen / "manifest.json").read_text())
     del man["files"][ANN_FILE]
     (gen / "manifest.json").write_text(json.dumps(man))

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qa.build as qb
 import qa.index as qi
 from qa.bm25 import BM25Engine, BM25Params
 from qa.corpus import load_corpus
@@ -152,7 +153,7 @@ def _expected(corpus, title_context: bool, tmp_path):
             rows.append((i, s.number, s.start, s.end))
     texts = []
     for s, (i, _, _, _) in zip(sents, rows):
-        title = " ".join((qi.article_title(arts[i]) or "").replace("_", " ").split())
+        title = " ".join((qb.article_title(arts[i]) or "").replace("_", " ").split())
         texts.append(f"{title}: {s.text}" if title_context and title and not s.is_title else s.text)
     out = tmp_path / "expected"
     toks = _per_sentence(Tokenizer(), texts)
@@ -175,8 +176,8 @@ def _same_files(idx, exp):
 
 @pytest.mark.parametrize("title_context", [False, True])
 def test_streamed_build_writes_the_per_sentence_index(tmp_path, monkeypatch, title_context):
-    monkeypatch.setattr(qi, "EMBED_CHUNK", 7)  # several encoder calls and vector blocks
-    monkeypatch.setattr(qi, "SPLIT_CHUNK", 2)  # several split / tokenise batches
+    monkeypatch.setattr(qb, "EMBED_CHUNK", 7)  # several encoder calls and vector blocks
+    monkeypatch.setattr(qb, "SPLIT_CHUNK", 2)  # several split / tokenise batches
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for f in SEEDS.iterdir():
@@ -213,15 +214,15 @@ def test_a_failed_embedding_leaves_no_vectors_file(tmp_path):
 
 def test_the_split_worker_process_splits_like_the_build_itself(tmp_path, monkeypatch):
     """Large corpora are split by `python -m qa.splitworker`; the index is the same bytes."""
-    monkeypatch.setattr(qi, "SPLIT_CHUNK", 1)
-    monkeypatch.setattr(qi, "SPLIT_PROCESS_MIN", 1)
+    monkeypatch.setattr(qb, "SPLIT_CHUNK", 1)
+    monkeypatch.setattr(qb, "SPLIT_PROCESS_MIN", 1)
     arts = load_corpus([SEEDS])
     starts = list(range(len(arts)))
     texts = [a.text for a in arts] + ["\ud800 lone surrogate. Then 2,534 more.\n\nΣ para."]
-    got = list(qi._split_in_process(list(range(len(texts))), lambda lo: texts[lo : lo + 1]))
+    got = list(qb._split_in_process(list(range(len(texts))), lambda lo: texts[lo : lo + 1]))
     assert len(got) == len(texts)  # every batch came from the process
     for g, t in zip(got, texts):
-        want = qi._spans_here([t])
+        want = qb._spans_here([t])
         assert all(np.array_equal(x, y) for x, y in zip(g, want))
     idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
     assert len(starts) == 3
@@ -229,8 +230,8 @@ def test_the_split_worker_process_splits_like_the_build_itself(tmp_path, monkeyp
 
 
 def test_a_split_worker_that_dies_falls_back_to_splitting_here(tmp_path, monkeypatch):
-    monkeypatch.setattr(qi, "SPLIT_CHUNK", 1)
-    monkeypatch.setattr(qi, "SPLIT_PROCESS_MIN", 1)
+    monkeypatch.setattr(qb, "SPLIT_CHUNK", 1)
+    monkeypatch.setattr(qb, "SPLIT_PROCESS_MIN", 1)
     monkeypatch.setattr("sys.executable", "/bin/false")  # starts, reads nothing, exits
     idx = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
     _same_files(idx, _expected(SEEDS, False, tmp_path))

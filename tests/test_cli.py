@@ -110,7 +110,7 @@ def test_env_var_selects_the_index(copy_index, monkeypatch):
     [
         (["ask", "tons", "--mode", "sparse"], 2, "error: unknown mode 'sparse': use one of bm25, dense, hybrid"),
         (["ask", "of the and", "--mode", "bm25"], 2, "has no searchable words"),
-        (["ask", "tons", "-k", "0"], 2, "error: -k must be at least 1"),
+        (["ask", "tons", "-k", "0"], 2, "error: k must be a positive whole number, got 0"),
         (["ask"], 2, "give a QUESTION or --questions FILE"),
     ],
 )

@@ -31,7 +31,7 @@ from qa.errors import (
     ModelMismatchError,
     QueryError,
 )
-from qa.index import MAX_QUESTION_CHARS
+from qa.search import MAX_QUESTION_CHARS
 from qa.sentences import split_sentences
 from qa.tokens import Tokenizer
 
@@ -540,7 +540,9 @@ def test_questions_in_other_scripts(copy_index, seeds_index, question):
 def test_k_not_positive(copy_index, seeds_index, k):
     with pytest.raises(QueryError, match="k must be a positive whole number"):
         seeds_index.ask("tons seized", k=k)
-    one_line_error(cli("ask", "tons seized", "-k", k, "--index-dir", copy_index), 2, f"-k must be at least 1, got {k}")
+    # one message for one bad value, whichever surface was given it (qa.options.AskOptions)
+    one_line_error(cli("ask", "tons seized", "-k", k, "--index-dir", copy_index), 2,
+                   f"k must be a positive whole number, got {k}")
 
 
 def test_huge_k_is_clipped(copy_index, seeds_index):
@@ -560,10 +562,10 @@ def test_huge_k_is_clipped(copy_index, seeds_index):
         (["--mode", "sparse"], "unknown mode 'sparse': use one of bm25, dense, hybrid"),
         (["--mode", ""], "unknown mode ''"),
         (["--fusion", "max"], "unknown fusion 'max': use rrf or convex"),
-        (["--fusion", "convex", "--alpha", "1.5"], "--alpha must be between 0 and 1"),
-        (["--alpha", "-0.1"], "--alpha must be between 0 and 1"),
-        (["--alpha", "nan"], "--alpha must be between 0 and 1"),
-        (["--context", "-1"], "--context must be 0 or more"),
+        (["--fusion", "convex", "--alpha", "1.5"], "alpha must be between 0 and 1 (the weight on BM25), got 1.5"),
+        (["--alpha", "-0.1"], "alpha must be between 0 and 1 (the weight on BM25), got -0.1"),
+        (["--alpha", "nan"], "alpha must be between 0 and 1 (the weight on BM25), got nan"),
+        (["--context", "-1"], "context must be 0 or more, got -1"),
     ],
 )
 def test_bad_options(tmp_path, args, needle):

@@ -1,7 +1,7 @@
 """Faults with real processes: `qa index` killed with SIGKILL mid-build, readers during rebuilds, two builders.
 
 Deterministic kill points use the build's test hook: ``QA_TEST_PAUSE_AT=<stage>`` makes `qa index` print
-``QA_TEST_PAUSE <stage> <pid>`` on stderr and wait there (see ``qa.index._test_pause``); the test then kills it.
+``QA_TEST_PAUSE <stage> <pid>`` on stderr and wait there (see ``qa._faults.pause``); the test then kills it.
 Stages, in build order: read (corpus loaded, lock held), embed (vectors computed), write (half the generation's
 files written in its temporary folder), rename (temporary folder complete), swap (new CURRENT written beside the
 old, not yet renamed over it), cleanup (CURRENT swapped, old generations not yet removed).

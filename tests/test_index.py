@@ -10,7 +10,7 @@ import pytest
 
 import qa
 from qa.errors import ModelMismatchError, QueryError
-from qa.index import resolve_generation
+from qa.store.folder import resolve_generation
 
 from .conftest import SEEDS
 
@@ -54,7 +54,7 @@ def test_hits_carry_both_scores_and_ranks(seeds_index, encoder):
             assert h.bm25_rank is None
     assert [h.score for h in ans.hits] == sorted((h.score for h in ans.hits), reverse=True)
     # the default fusion is convex: alpha * minmax(bm25) + (1 - alpha) * minmax(dense), each over its top `depth`
-    from qa.index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
+    from qa.options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
 
     assert ans.fusion == DEFAULT_FUSION == "convex"
     bm_top = np.sort(bm_all[bm_all > 0])[::-1][:DEFAULT_DEPTH]
@@ -210,10 +210,10 @@ def test_large_index_checks_sizes_on_open_and_checksums_on_qa_info(copy_index, m
     `qa info` / Index.load(verify=True), still catches a flipped bit."""
     from typer.testing import CliRunner
 
-    from qa import index as qa_index
     from qa.cli import app
+    from qa.store.folder import reader
 
-    monkeypatch.setattr(qa_index, "VERIFY_ON_OPEN_BYTES", 0)
+    monkeypatch.setattr(reader, "VERIFY_ON_OPEN_BYTES", 0)
     _flip_last_byte(seg_file(resolve_generation(copy_index), "vectors.npy"))
     qa.Index.load(copy_index)  # sizes match: opened without hashing
     with pytest.raises(qa.IndexCorruptError, match="checksum does not match the manifest"):
@@ -228,7 +228,7 @@ def test_large_index_checks_sizes_on_open_and_checksums_on_qa_info(copy_index, m
 
 
 def test_articles_are_read_on_demand(seeds_index):
-    from qa.index import ARTICLE_OFFSETS, ArticleTable, _line_offsets
+    from qa.store.folder.segments import ARTICLE_OFFSETS, ArticleTable, _line_offsets
 
     gen = resolve_generation(seeds_index.folder.parent)
     idx = qa.Index.load(seeds_index.folder.parent)
@@ -244,7 +244,7 @@ def test_articles_are_read_on_demand(seeds_index):
 
 
 def test_damaged_article_line_is_a_clean_error(copy_index):
-    from qa.index import ArticleTable
+    from qa.store.folder.segments import ArticleTable
 
     t = ArticleTable.from_lines([b'{"id": "a"}\n', b'{"id": \n'])
     assert t[0]["id"] == "a"

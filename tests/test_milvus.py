@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 import qa
 from qa.cli import app
-from qa.milvus import Milvus, MilvusIndex, _call, connect
+from qa.store.milvus import Milvus, MilvusStore, connect
+from qa.store.milvus.client import call as _call
 
 from .conftest import ROOT, SEEDS
 from .test_faults import wait_for_pause
@@ -47,9 +48,9 @@ def milvus_seeds(tmp_path_factory, encoder):
 
 def test_build_counts_and_manifest(milvus_seeds, seeds_index):
     target, idx = milvus_seeds
-    assert isinstance(idx, MilvusIndex)
+    assert isinstance(idx.store, MilvusStore)
     assert len(idx) == len(seeds_index) == idx.build_stats["sentences"] == idx.build_stats["embedded"]
-    m = MilvusIndex.load(target).manifest
+    m = qa.Index.load(store=target).manifest
     assert m["format"] == "qa-milvus" and m["model"]["name"] == seeds_index.model_name
     assert m["bm25"] == seeds_index.manifest["bm25"] and m["tokenizer"] == seeds_index.manifest["tokenizer"]
     assert m["counts"] == {"articles": 3, "sentences": len(seeds_index)}
@@ -59,7 +60,7 @@ def test_build_counts_and_manifest(milvus_seeds, seeds_index):
 def test_same_citations_as_the_local_store(milvus_seeds, seeds_index, mode):
     """Every dev question: the same cited sentences, in the same order, as the folder index of the same corpus."""
     target, _ = milvus_seeds
-    remote = MilvusIndex.load(target)
+    remote = qa.Index.load(store=target)
     for q in QUESTIONS:
         a, b = seeds_index.ask(q, k=5, mode=mode, context=1), remote.ask(q, k=5, mode=mode, context=1)
         assert _cites(a) == _cites(b), q
@@ -76,7 +77,7 @@ def test_same_citations_as_the_local_store(milvus_seeds, seeds_index, mode):
 
 def test_offsets_slice_the_source(milvus_seeds):
     target, _ = milvus_seeds
-    ans = MilvusIndex.load(target).ask("how many suspects were arrested in Safe Mekong?", k=5, mode="hybrid")
+    ans = qa.Index.load(store=target).ask("how many suspects were arrested in Safe Mekong?", k=5, mode="hybrid")
     for h in ans.hits:
         assert Path(h.path).read_text(encoding="utf-8")[h.start : h.end] == h.text
 
@@ -84,7 +85,7 @@ def test_offsets_slice_the_source(milvus_seeds):
 def test_bm25_scores_equal_qa_formula(milvus_seeds, seeds_index):
     """Milvus' BM25 function over qa's tokens (whitespace analyzer) gives qa's scores: same k1, b and lucene idf."""
     target, _ = milvus_seeds
-    remote = MilvusIndex.load(target)
+    remote = qa.Index.load(store=target)
     for q in QUESTIONS[:10]:
         toks = seeds_index.tokenizer.tokenize(q)
         local = seeds_index.bm25.search(toks)
@@ -121,7 +122,7 @@ def _converged(target: Milvus, corpus: Path, tmp_path: Path, encoder) -> None:
     assert {int(r["art"]) for r in sents} <= numbers, "orphan sentences"
     assert len(sents) == sum(int(r["count"]) for r in art_rows)
     local = _fresh_local(corpus, tmp_path, encoder)
-    remote = MilvusIndex.load(target)
+    remote = qa.Index.load(store=target)
     assert len(remote) == len(local)
     for q in QUESTIONS[:8]:
         assert _cites(remote.ask(q, k=5, mode="hybrid")) == _cites(local.ask(q, k=5, mode="hybrid")), q
@@ -212,14 +213,14 @@ def test_readers_never_see_a_half_written_article(tmp_path, encoder, monkeypatch
                 break
             time.sleep(0.2)
         assert rows, "the writer never wrote the new sentences"
-        reader = MilvusIndex.load(target)
+        reader = qa.Index.load(store=target)
         during = reader.ask("Zanzibar clove harvest tonnes", k=5, mode="bm25")
         assert all(h.article != "new" for h in during.hits)
     finally:
         resume.write_text("go")
         t.join(timeout=300)
     assert done
-    after = MilvusIndex.load(target).ask("Zanzibar clove harvest tonnes", k=1, mode="bm25")
+    after = qa.Index.load(store=target).ask("Zanzibar clove harvest tonnes", k=1, mode="bm25")
     assert after.top.article == "new"
 
 
@@ -272,7 +273,7 @@ def test_other_format_version_is_refused(tmp_path, encoder):
     target = Milvus(str(tmp_path / "fmt.db"), "fmt")
     qa.Index.build([SEEDS / "003_e2b995e5acfe77ef.txt"], encoder=encoder, store=target)
     client = connect(target)
-    m = MilvusIndex.load(target).manifest
+    m = qa.Index.load(store=target).manifest
     client.upsert(target.names[2], [{"pk": 0, "value": json.dumps(dict(m, format_version=99)), "unused": [0.0, 0.0]}])
     r = runner.invoke(app, ["ask", "tons", "--milvus", target.uri, "--collection", "fmt"])
     assert r.exit_code == 4 and "format version 99" in r.stderr and r.stderr.count("\n") == 1
@@ -287,7 +288,7 @@ def test_describe_strips_credentials():
 
 def test_same_vectors_as_local(milvus_seeds, seeds_index):
     target, _ = milvus_seeds
-    remote = MilvusIndex.load(target)
+    remote = qa.Index.load(store=target)
     rows = [int(r) for r in remote.dense_hits(seeds_index.embed_query("drug seizures"), 10, None).top(10)]
     for r in rows:
         s = remote.sentence(r)
@@ -312,11 +313,12 @@ def test_eval_gold_same_metrics_as_local(milvus_seeds, seeds_index, tmp_path):
 
 
 def test_searching_never_imports_a_store():
-    """The storage boundary: qa/search.py and qa/store.py import neither the folder store nor the Milvus store."""
+    """The storage boundary: searching (qa/search.py, the reranker's inputs) and the store protocol
+    (qa/store/base.py) import neither the folder store nor the Milvus store."""
     import ast
 
-    for name in ("search.py", "store.py"):
+    for name in ("search.py", "store/base.py", "rerank/inputs.py"):
         tree = ast.parse((ROOT / "qa" / name).read_text(encoding="utf-8"))
         mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert not mods & {"index", "milvus", "qa.index", "qa.milvus", "pymilvus"}, (name, mods)
+        assert not {m for m in mods if m.split(".")[-1] in ("index", "milvus", "folder", "pymilvus")}, (name, mods)

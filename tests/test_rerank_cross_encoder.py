@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa.index import RERANK_DEPTH
+from qa.options import RERANK_DEPTH
 from qa.rerank import RerankerError, load_reranker
 
 from .conftest import ROOT, SEEDS

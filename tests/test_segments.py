@@ -10,8 +10,8 @@ import pytest
 
 import qa
 import qa.index as qi
-import qa.segments as segs
-from qa.index import resolve_generation
+import qa.store.folder.segments as segs
+from qa.store.folder import resolve_generation
 
 from .conftest import SEEDS
 from .test_build_path import HashEncoder

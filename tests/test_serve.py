@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 import qa
+import qa.search
+import qa.store.folder
 from qa.cli import app as cli
 from qa.serve import MAX_BODY_BYTES, MAX_K, create_app
 
@@ -98,7 +100,7 @@ def test_healthz_and_openapi(client, copy_index):
     get_ask = doc["paths"]["/ask"]["get"]
     assert set(get_ask["responses"]) == {"200", "400"}  # validation errors are 400 {"error"}, as served
     params = {p["name"]: p["schema"] for p in get_ask["parameters"]}
-    assert params["q"]["maxLength"] == qa.index.MAX_QUESTION_CHARS and params["k"]["maximum"] == MAX_K
+    assert params["q"]["maxLength"] == qa.search.MAX_QUESTION_CHARS and params["k"]["maximum"] == MAX_K
     assert set(doc["paths"]["/ask"]["post"]["responses"]) == {"200", "400", "413", "415"}
 
 

@@ -1,12 +1,16 @@
-"""The storage boundary: what searching reads from an index, wherever the index lives.
+"""The storage boundary: what searching reads from an index (:class:`Store`), what a build writes into one
+(:class:`StoreWriter`), and the registry that maps a location to the store that holds it.
 
 Searching (:class:`qa.search.Searcher`: retrieval, fusion, reranking inputs, short answers, citations) reads an index
-only through the methods of :class:`Store`. Two implementations exist:
+only through the methods of :class:`Store`; building (:func:`qa.build.build`) writes one only through
+:class:`StoreWriter`. Two implementations are registered:
 
-* :class:`qa.index.Index` — a local folder of readable files (the default, ``qa index``), written and read by
-  :mod:`qa.index`;
-* :class:`qa.milvus.MilvusIndex` — collections in Milvus (``qa index --milvus URI``; Milvus Lite for a local file,
-  a server or cluster for ``http://host:19530``), written and read by :mod:`qa.milvus`.
+* ``folder`` — :mod:`qa.store.folder`: a local folder of readable files (the default, ``qa index``);
+* ``milvus`` — :mod:`qa.store.milvus`: collections in Milvus (``qa index --milvus URI``; Milvus Lite for a local
+  ``.db`` file, a server or cluster for ``http://host:19530``).
+
+A new store is one module with ``open(location, **options) -> Store`` and ``writer(location, **options) ->
+StoreWriter``, plus its line in :data:`REGISTRY` (or a :func:`register` call).
 
 **Rows.** Every sentence has an integer row. An article's sentences are the rows ``first … first + count − 1`` in
 sentence order (:class:`ArticleRef`), so a sentence's neighbours are row ± 1 inside that range. Rows break score
@@ -18,23 +22,30 @@ uses its primary keys (article number · 2²⁰ + sentence number).
 gives a row's rank in the full ranking when the store knows it (an exhaustive local search), or ``None`` outside the
 candidates it fetched (an ANN index, Milvus).
 
->>> from qa.index import Index                                    # doctest: +SKIP
->>> isinstance(Index.load("index"), Store)                        # doctest: +SKIP
+>>> isinstance(open_store("index"), Store)                        # doctest: +SKIP
 True
+>>> kind_of("qa.db").name, kind_of("http://db:19530").name, kind_of("index").name
+('milvus', 'milvus', 'folder')
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .bm25 import rank_of, top_k_desc
-from .errors import IndexFormatError
-from .sentences import Sentence
-from .tokens import Tokenizer
+from ..bm25 import rank_of, top_k_desc
+from ..errors import IndexFormatError
+from ..sentences import Sentence
+from ..tokens import Tokenizer
+
+if TYPE_CHECKING:
+    from ..build import BuildSettings, Existing, Prepared
+    from ..corpus import Article
 
 
 def manifest_summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +175,6 @@ class Store(ABC):
         return self.manifest["model"]["name"]
 
     @abstractmethod
-    def embed_query(self, question: str) -> np.ndarray:
-        """The question's vector, from the model the index was built with."""
-
-    @abstractmethod
     def bm25_hits(self, tokens: Sequence[str], depth: int) -> BM25Hits:
         """BM25 scores of the query ``tokens``; ``depth`` is how many top rows searching will ask for."""
 
@@ -208,8 +215,76 @@ class Store(ABC):
         """Where the index lives, for messages and reports (a folder, or a Milvus URI and collection)."""
         return str(getattr(self, "folder", "?"))
 
+    def article_url(self, ref: ArticleRef) -> str | None:
+        """The article's original URL, when the corpus gave one."""
+        return None
+
     def begin(self) -> None:
         """Called at the start of every question: a remote store drops what may have changed since the last one."""
 
     def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
         """A hint that ``rows`` (and their neighbours) are about to be read; a remote store fetches them at once."""
+
+
+class StoreWriter(Protocol):
+    """The write side of a store, driven by :func:`qa.build.build` for one build:
+
+    ``begin`` (lock or open the store; say which live articles it keeps as they are) → ``add`` (the new and changed
+    articles, split, tokenised and embedded; at most once) → ``delete`` (the articles no longer in the corpus) →
+    ``commit`` (make the new state visible at once; return the opened :class:`Store` and the store's statistics).
+    On any failure the pipeline calls ``abort`` instead, which cleans up and returns the error to raise.
+    """
+
+    def begin(self, settings: BuildSettings, encoder: Any, corpus: Mapping[str, str]) -> Existing:
+        """Start a build of a corpus given as ``{article id: sha256}`` (in corpus order)."""
+        ...
+
+    def scratch(self) -> Any:
+        """A path where the pipeline may write the new rows' vectors (a ``.npy`` file)."""
+        ...
+
+    def add(self, prepared: Prepared) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+    def commit(self, articles: Sequence[Article]) -> tuple[Store, dict[str, Any]]: ...
+    def abort(self, error: BaseException) -> BaseException: ...
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """A registered store: its name, the module that implements it (imported only when used: ``open(location,
+    **options)`` and ``writer(location, **options)``), and which locations it claims."""
+
+    name: str
+    module: str
+    claims: Callable[[str], bool]
+
+
+def _milvus_location(loc: str) -> bool:
+    return loc.endswith(".db") or bool(re.match(r"^(https?|tcp|grpc)://", loc))
+
+
+REGISTRY: list[StoreKind] = [
+    StoreKind("milvus", "qa.store.milvus", _milvus_location),
+    StoreKind("folder", "qa.store.folder", lambda loc: True),  # last: any other location is a folder
+]
+
+
+def register(kind: StoreKind) -> None:
+    """Add a store, consulted before the ones already registered (so it may claim locations the folder store would)."""
+    REGISTRY.insert(0, kind)
+
+
+def kind_of(location: str) -> StoreKind:
+    """The registered store that claims ``location``."""
+    return next(k for k in REGISTRY if k.claims(str(location)))
+
+
+def open_store(location: str, **options: Any) -> Store:
+    """Open the index at ``location`` with whichever registered store claims it (``options``: that store's own,
+    e.g. ``collection=`` for Milvus, ``verify=`` for a folder; ``model=`` for all)."""
+    return importlib.import_module(kind_of(location).module).open(str(location), **options)
+
+
+def store_writer(location: str, **options: Any) -> StoreWriter:
+    """A :class:`StoreWriter` for ``location``, from whichever registered store claims it."""
+    return importlib.import_module(kind_of(location).module).writer(str(location), **options)

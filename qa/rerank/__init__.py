@@ -31,11 +31,11 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .errors import ModelLoadError
-from .modelfiles import check_model_files, read_model_spec
-from .features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
+from ..errors import ModelLoadError
+from ..modelfiles import check_model_files, read_model_spec
+from ..features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_RERANKER = "qa-rerank-gbdt"
 NO_RERANK = "none"
 RERANKER_FORMAT = "qa-reranker"
@@ -442,7 +442,7 @@ class CrossEncoderReranker:
 
     def __init__(self, name: str):
         self.name = name
-        from .dense import _offline
+        from ..dense import _offline
 
         _offline()
         try:

@@ -35,8 +35,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .dense import dense_scores
-from .errors import IndexCorruptError
+from ...dense import dense_scores
+from ...errors import IndexCorruptError
 
 ARTICLE_OFFSETS = "articles.offsets.npy"  # byte offset of each line of articles.jsonl (+ the file's end)
 SEGMENT_FILES = ("articles.jsonl", ARTICLE_OFFSETS, "keys.json", "sentences.npy", "tokens.npy", "tokens.lens.npy",

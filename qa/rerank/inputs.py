@@ -1,0 +1,126 @@
+"""What a reranker reads for each candidate sentence, assembled from any :class:`~qa.store.base.Store`: the question
+tokens' idf, one :class:`~qa.features.Candidate` per row (its tokens, neighbours, title, scores, article centroid)
+and the question's words. Per-store caches keep what a few rows per question would otherwise re-read.
+
+>>> inputs = RerankInputs(store)                                                 # doctest: +SKIP
+>>> idf, cands, q_words = inputs.assemble(question, tokens, rows, bm, dn, qv)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..features import Candidate, QuestionWords, question_entities
+from ..store.base import Store
+
+
+class RerankInputs:
+    """The reranker's view of candidate rows of ``store`` (cached per row, article and token)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._row_tokens: dict[int, list[str]] = {}  # BM25 tokens of sentences the reranker has read
+        self._title_tokens: dict[int, list[str]] = {}
+        self._row_wvecs: dict[int, np.ndarray] = {}
+        self._centroids: dict[int, np.ndarray] = {}
+
+    def assemble(
+        self, question: str, tokens: Sequence[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray
+    ) -> tuple[dict[str, float], list[Candidate], QuestionWords]:
+        """What a reranker reads for candidate ``rows`` (with their BM25 and dense scores): the idf of the question
+        tokens, one :class:`~qa.features.Candidate` per row, and the question's words for soft matching."""
+        return self.idf_map(tokens), self.candidates(rows, bm, dn, qv), self.question_words(question)
+
+    def idf_map(self, tokens: Sequence[str]) -> dict[str, float]:
+        """BM25 idf of each token in this index (a token the index lacks gets the idf of a term seen once)."""
+        from ..bm25 import idf as idf_fn
+
+        dfs, n_docs = self.store.doc_freqs(sorted(set(tokens)))
+        return {t: float(idf_fn(np.array([dfs.get(t) or 1]), n_docs, "lucene")[0]) for t in set(tokens)}
+
+    def tokens_of(self, row: int) -> list[str]:
+        """BM25 tokens of sentence ``row``'s own text (cached; the reranker reads a few rows per question)."""
+        t = self._row_tokens.get(row)
+        if t is None:
+            if len(self._row_tokens) > 200_000:
+                self._row_tokens.clear()
+            t = self._row_tokens[row] = self.store.tokenizer.tokenize(self.store.sentence(row).text)
+        return t
+
+    def _title_tokens_of(self, art: int) -> list[str]:
+        t = self._title_tokens.get(art)
+        if t is None:
+            title = (self.store.article(art).title or "").replace("_", " ")
+            t = self._title_tokens[art] = self.store.tokenizer.tokenize(title)
+        return t
+
+    def _content_words(self, text: str) -> list[str]:
+        tok = self.store.tokenizer
+        stop = tok._stop
+        return list(dict.fromkeys(w for w in tok.words(text) if w not in stop and not w[0].isdigit()))
+
+    def question_words(self, question: str) -> QuestionWords:
+        """The question's content words (no stopwords, no numbers) with their stems and static word vectors."""
+        from ..light import default_word_vectors
+
+        words, stems = [], []
+        for w in self._content_words(question):
+            t = self.store.tokenizer.tokenize(w)
+            if t:
+                words.append(w)
+                stems.append(t[0])
+        vecs = default_word_vectors()(words) if words else np.zeros((0, 1), dtype=np.float32)
+        return QuestionWords(tuple(stems), vecs, question_entities(question))
+
+    def _word_vecs_of(self, row: int) -> np.ndarray:
+        v = self._row_wvecs.get(row)
+        if v is None:
+            from ..light import default_word_vectors
+
+            if len(self._row_wvecs) > 100_000:
+                self._row_wvecs.clear()
+            words = self._content_words(self.store.sentence(row).text)
+            v = self._row_wvecs[row] = default_word_vectors()(words) if words else np.zeros((0, 1), np.float32)
+        return v
+
+    def _centroid(self, art: int) -> np.ndarray:
+        c = self._centroids.get(art)
+        if c is None:
+            a = self.store.article(art)
+            m = np.asarray(self.store.vectors_of(np.arange(a.first, a.first + a.count)), dtype=np.float64).mean(axis=0)
+            n = float(np.linalg.norm(m))
+            if len(self._centroids) > 100_000:
+                self._centroids.clear()
+            c = self._centroids[art] = m / n if n > 0 else m
+        return c
+
+    def candidates(self, rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray) -> list[Candidate]:
+        """The reranker's view of each candidate row: its tokens, its article neighbours and title, its scores."""
+        store = self.store
+        out = []
+        q = qv.astype(np.float32, copy=False)
+        for i, row in enumerate(int(r) for r in rows):
+            art_row, num = store.locate(row)
+            a = store.article(art_row)
+            lo, hi = a.first, a.first + a.count
+            has_prev, has_next = row - 1 >= lo, row + 1 < hi
+            out.append(Candidate(
+                row=row,
+                tokens=self.tokens_of(row),
+                text=store.sentence(row).text,
+                title_tokens=self._title_tokens_of(art_row),
+                prev_tokens=self.tokens_of(row - 1) if has_prev else None,
+                next_tokens=self.tokens_of(row + 1) if has_next else None,
+                bm25=float(bm[i]),
+                dense=float(dn[i]),
+                dense_prev=float(store.vectors_of([row - 1])[0] @ q) if has_prev else None,
+                dense_next=float(store.vectors_of([row + 1])[0] @ q) if has_next else None,
+                number=num,
+                count=int(a.count),
+                article=art_row,
+                word_vecs=self._word_vecs_of(row),
+                article_dense=float(self._centroid(art_row) @ qv.astype(np.float64)),
+            ))
+        return out
