@@ -318,6 +318,18 @@ class BM25Engine:
             out[self.docs[s:e]] += qtf * self.weights[s:e]
         return out
 
+    def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
+        """Document frequency of each token (0 when absent) and the number of documents, for an idf.
+
+        >>> BM25Engine.build([["a", "b"], ["a"]]).doc_freqs(["a", "z"])
+        ({'a': 2, 'z': 0}, 2)
+        """
+        out = {}
+        for t in tokens:
+            j = self.vocab.get(t)
+            out[t] = int(self.indptr[j + 1] - self.indptr[j]) if j is not None else 0
+        return out, self.n_docs
+
     def matched(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Sorted ids of documents containing at least one query term."""
         return self.search(query_tokens).ids

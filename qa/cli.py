@@ -415,7 +415,7 @@ def _article_lines(articles: list[dict]) -> list[str]:
 
     >>> _article_lines([{"id": "a", "sentences": 3, "path": "a.txt", "title": None},
     ...                 {"id": "long-id", "sentences": 12, "path": "b.txt", "title": "B"}])
-    ['  a          3 sentences  a.txt', '  long-id   12 sentences  b.txt  — B']
+    ['  a           3 sentences  a.txt', '  long-id    12 sentences  b.txt  — B']
     """
     width = max((len(a["id"]) for a in articles), default=0)
     return [f"  {a['id']:<{width}}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else "")
@@ -556,7 +556,20 @@ def _echo_tail(report: dict) -> None:
 
 
 def main() -> None:  # console-script entry point
-    app()
+    """Run the CLI; a bad option value (``-k abc``) is one ``error:`` line and exit 2, like every qa error."""
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's (typer vendors it)
+    try:
+        rc = app(standalone_mode=False)
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `qa`: the help, as usual
+            e.show()
+        else:
+            _err(" ".join(e.format_message().split()))
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        _err("interrupted")
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -227,6 +227,12 @@ class Searcher:
     def encoder(self, enc: Any) -> None:
         self._encoder = enc
 
+    def reuse_encoder(self, other: "Searcher") -> None:
+        """Take ``other``'s loaded question encoder when both indexes were built with the same model (a server
+        that swaps in a new generation keeps the model warm)."""
+        if other._encoder is not None and other.store.model_name == self.store.model_name:
+            self._encoder = other._encoder
+
     def embed_query(self, question: str) -> np.ndarray:
         """The question's vector, from the model the index was built with."""
         return self.encoder.encode_query(question)

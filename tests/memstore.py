@@ -69,12 +69,7 @@ class MemoryStore(Store):
         return self.vectors[np.asarray(rows, dtype=np.int64)]
 
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
-        eng = self.engine
-        out = {}
-        for t in tokens:
-            j = eng.vocab.get(t)
-            out[t] = int(eng.indptr[j + 1] - eng.indptr[j]) if j is not None else 0
-        return out, eng.n_docs
+        return self.engine.doc_freqs(tokens)
 
     def find_article(self, article_id: str) -> ArticleRef | None:
         for k, a in enumerate(self.arts):

@@ -210,6 +210,23 @@ def test_a_failed_embedding_leaves_no_vectors_file(tmp_path):
     with pytest.raises(RuntimeError):
         qi.Index.build([SEEDS], tmp_path / "index", encoder=Broken())
     assert not list((tmp_path / "index").glob(".tmp-*"))
+    # the folder this failed first build created is gone, not left holding only .lock (issue 21)
+    assert not (tmp_path / "index").exists()
+    # a folder that was there before stays (with whatever it held), and an index in it is untouched
+    good = qi.Index.build([SEEDS], tmp_path / "index", encoder=HashEncoder())
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "new.txt").write_text("A new article about clove harvests.\n", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        qi.Index.build([SEEDS, tmp_path / "more"], tmp_path / "index", encoder=Broken())
+    assert qi.Index.load(tmp_path / "index").ask("tons seized", k=1, mode="bm25").top == \
+        good.ask("tons seized", k=1, mode="bm25").top
+
+
+def test_an_empty_corpus_creates_no_index_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(qa.CorpusError, match="the corpus is empty"):
+        qi.Index.build([tmp_path / "empty"], tmp_path / "index", encoder=HashEncoder())
+    assert not (tmp_path / "index").exists()
 
 
 def test_the_split_worker_process_splits_like_the_build_itself(tmp_path, monkeypatch):

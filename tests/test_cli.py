@@ -118,3 +118,17 @@ def test_errors_are_one_line(copy_index, args, code, message):
     r = runner.invoke(app, args + ["--index-dir", str(copy_index)])
     assert r.exit_code == code
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args", [["ask", "tons", "-k", "abc"], ["ask", "tons", "--no-such-option"],
+                                  ["index", "--ray-actors", "zero"]])
+def test_a_bad_option_value_is_one_error_line_like_every_qa_error(args, tmp_path):
+    """Typer's own parse errors (three lines of usage) become qa's one `error:` line and exit 2 (issue 21)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "qa.cli", *args, "--index-dir", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "none").exists()  # nothing was built or written

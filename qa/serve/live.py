@@ -77,8 +77,7 @@ class LiveIndex:
                 self._sig = sig  # CURRENT was rewritten with the same generation
                 return
             new = Index(open_store(self.location, **self.options))
-            if new.model_name == old.model_name and old._encoder is not None:
-                new._encoder = old._encoder  # the same model: keep it warm (no reload of its weights)
+            new.reuse_encoder(old)  # the same model: keep it warm (no reload of its weights)
             self._prepare(new)
         except QAError as e:
             self._failed = sig

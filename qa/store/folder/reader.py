@@ -291,12 +291,7 @@ class FolderStore(Store):
                               lambda row: float(dense_scores(self.vectors[row : row + 1], q)[0]))
 
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
-        eng = self.bm25
-        out = {}
-        for t in tokens:
-            j = eng.vocab.get(t)
-            out[t] = int(eng.indptr[j + 1] - eng.indptr[j]) if j is not None else 0
-        return out, eng.n_docs
+        return self.bm25.doc_freqs(tokens)
 
     @cached_property
     def _row_of(self) -> dict[tuple[str, int], int]:
