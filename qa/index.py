@@ -52,7 +52,8 @@ import numpy as np
 from . import __version__
 from .bm25 import BM25Engine, BM25Params, SparseScores
 from .corpus import Article, load_corpus
-from .dense import ANN_FILE, AnnIndex, Backend, Encoder, dense_scores, resolve_model
+from .dense import ANN_FILE, AnnIndex, dense_scores
+from .embed import Backend, Encoder
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -63,7 +64,7 @@ from .errors import (
     QAError,
     QueryError,
 )
-from .modelfiles import sha256_file
+from .modelfiles import resolve_model, sha256_file
 from .search import (  # noqa: F401 (re-exported: the search defaults have always been importable from qa.index)
     DEFAULT_ALPHA,
     DEFAULT_DEPTH,
@@ -421,7 +422,7 @@ class Index(Searcher):
         (:func:`qa.milvus.build`) and returns a :class:`~qa.milvus.MilvusIndex`.
 
         ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
-        onnxruntime export (``"onnx"``, CPU, ~4x faster, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``,
+        onnxruntime export (``"onnx"``, CPU, ~4x faster, :mod:`qa.embed.onnx`) or whichever runs here (``"auto"``,
         what ``qa index`` uses); the manifest records it, and a rebuild with another backend re-embeds everything.
         ``batch_size`` defaults to the backend's (64 torch; onnx: at most 64, cut at 512 padded tokens).
         """

@@ -361,7 +361,7 @@ def build(
 ) -> "MilvusIndex":
     """Index ``paths`` into Milvus (incrementally: only changed articles are written). See the module docstring."""
     from .corpus import iter_files, load_corpus
-    from .dense import Encoder
+    from .embed import Encoder
     from .index import _embedder, _indexed_texts, _segmenter_settings, _test_pause
 
     t0 = time.perf_counter()
@@ -597,7 +597,7 @@ class MilvusIndex(Searcher):
     @property
     def encoder(self):
         if self._encoder is None:
-            from .dense import Encoder
+            from .embed import Encoder
 
             self._encoder = Encoder(self.model_name)
         return self._encoder
