@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blas import SMALL_MATVEC, single_blas_thread
+from .threads import SMALL_MATVEC, query_threads, single_blas_thread
 
 STREAM_BYTES = 8 << 20  # a memory-mapped vectors file larger than this is scored by reading it in chunks
 STREAM_CHUNK = 8 << 20  # bytes per read
@@ -58,8 +58,9 @@ def _whole_file(vectors: np.ndarray) -> str | None:
 
 def streamed_scores(path: str | os.PathLike[str], offset: int, shape: tuple[int, int], query: np.ndarray) -> np.ndarray:
     """``vectors @ query`` over the float32 ``(n, dim)`` array stored at ``offset`` in ``path``, read
-    :data:`STREAM_CHUNK` bytes at a time into reused buffers, as float64. Two threads (one per core, up to two) each
-    read and multiply every other chunk: reading (``preadv``) and the matrix-vector product both release the GIL.
+    :data:`STREAM_CHUNK` bytes at a time into reused buffers, as float64. With a query-time thread budget
+    (:func:`qa.threads.query_threads`) of two or more, two threads each read and multiply every other chunk: reading
+    (``preadv``) and the matrix-vector product both release the GIL.
 
     >>> import tempfile; f = tempfile.NamedTemporaryFile(suffix=".npy"); np.save(f.name, np.eye(3, dtype=np.float32))
     >>> streamed_scores(f.name, 128, (3, 3), np.array([0.6, 0.8, 0.0], dtype=np.float32)).tolist()
@@ -70,8 +71,7 @@ def streamed_scores(path: str | os.PathLike[str], offset: int, shape: tuple[int,
     step = max(1, STREAM_CHUNK // (4 * dim))
     q = np.ascontiguousarray(query, dtype=np.float32)
     starts = list(range(0, n, step))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    lanes = max(1, min(2, cores, len(starts)))
+    lanes = max(1, min(2, query_threads(), len(starts)))  # the query-time thread budget (qa.threads), at most 2
     fd = os.open(path, os.O_RDONLY)
 
     def lane(k: int) -> None:

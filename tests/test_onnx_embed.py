@@ -1,4 +1,4 @@
-"""The onnxruntime document backend (qa/onnx_embed.py, `qa index --backend`): its vectors against
+"""The onnxruntime document backend (qa/embed/onnx.py, `qa index --backend`): its vectors against
 sentence-transformers', what the manifest records, re-embedding on a backend change, the export cache's checksum,
 and the one-line errors of --device / --backend."""
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..modelfiles import resolve_model
+from ..threads import limited
 from . import torch as _torch
 from .torch import DEVICES, check_device
 
@@ -190,10 +191,11 @@ class Encoder:
         >>> Encoder().encode_queries(["tons seized in Safe Mekong"]).shape   # doctest: +SKIP
         (1, 384)
         """
-        light = self._query_encoder()
-        if light is not None:
-            return light.encode(texts)
-        return _torch.encode(self.model, texts)  # float32 whatever the document backend
+        with limited():  # the query-time thread budget (qa.threads)
+            light = self._query_encoder()
+            if light is not None:
+                return light.encode(texts)
+            return _torch.encode(self.model, texts)  # float32 whatever the document backend
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]

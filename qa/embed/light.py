@@ -48,7 +48,7 @@ def _one_blas_thread(tokens: int):
     on a busy machine a waiting thread can stall a 0.1 ms matmul for milliseconds)."""
     if tokens > 4096:
         return contextlib.nullcontext()
-    from ..blas import single_blas_thread
+    from ..threads import single_blas_thread
 
     return single_blas_thread()
 
