@@ -552,7 +552,7 @@ def bench_dense(idx: Any, label: str, qvecs: np.ndarray, res: Results, real: boo
 def bench_hybrid(idx: Any, label: str, questions: list[str], qvecs: np.ndarray, res: Results) -> None:
     """Warm ``Index.ask`` (hybrid, RRF, k=10): with the question embedded by the light encoder, and with the
     vector given (retrieval only)."""
-    from qa.dense import Encoder
+    from qa.embed import Encoder
 
     idx._encoder = Encoder(query_backend="light")
     idx.ask(questions[0], k=10)
@@ -626,7 +626,7 @@ def bench_ann(V: np.ndarray, label: str, qvecs: np.ndarray, res: Results, vector
     out["sweep"] = sweep
     out["recall@10"] = sweep[str(p["nprobe"])]
     if idx is not None and questions is not None:
-        from qa.dense import Encoder
+        from qa.embed import Encoder
 
         idx.__dict__["ann"] = ann  # the same AnnIndex `qa index --ann` writes, attached to the loaded index
         idx._encoder = Encoder(query_backend="light")
@@ -647,7 +647,7 @@ def bench_ann(V: np.ndarray, label: str, qvecs: np.ndarray, res: Results, vector
 def probe_rss(index_dir: str, questions_file: str) -> dict[str, Any]:
     """In a fresh process: peak RSS after ``Index.load`` and after answering 20 hybrid questions."""
     import qa
-    from qa.dense import Encoder
+    from qa.embed import Encoder
 
     qs = json.loads(Path(questions_file).read_text())
     base = rss_mb()["peak"]
@@ -835,8 +835,9 @@ def _gold_set(squad: Squad, n_paragraphs: int, n_questions: int) -> tuple[list[s
 def bench_embed(squad: Squad, res: Results, n_paragraphs: int = 300, n_questions: int = 500) -> None:
     """Embedding throughput per backend, and what each costs in retrieval quality on SQuAD (gold = the sentence
     that holds the answer), against the PyTorch vectors."""
-    from qa.dense import Encoder, resolve_model
-    from qa.light import LightEncoder
+    from qa.embed import Encoder
+    from qa.embed.light import LightEncoder
+    from qa.modelfiles import resolve_model
 
     sents, qs, gold = _gold_set(squad, n_paragraphs, n_questions)
     gold_a = np.array(gold)
@@ -846,7 +847,7 @@ def bench_embed(squad: Squad, res: Results, n_paragraphs: int = 300, n_questions
         "pytorch float32 (sentence-transformers)": lambda t: enc.encode(t, batch_size=64),
     }
     light = LightEncoder(resolve_model(None)[1])
-    backends["numpy float32 (qa.light)"] = lambda t: light.encode(t, batch_size=64)
+    backends["numpy float32 (qa.embed.light)"] = lambda t: light.encode(t, batch_size=64)
     try:
         import copy
 
@@ -1254,7 +1255,7 @@ def targets(d: dict[str, Any]) -> list[str]:
     if c:
         med = float(np.median(c["light_s"]))
         rows.append(("Cold `qa ask` on the seeds ≤ 1.5 s", f"{med:.2f} s median (torch path {float(np.median(c['torch_s'])):.1f} s)",
-                     verdict(med <= 1.5), "numpy MiniLM forward pass (`qa.light`) from model.safetensors + tokenizers; "
+                     verdict(med <= 1.5), "numpy MiniLM forward pass (`qa.embed.light`) from model.safetensors + tokenizers; "
                      "no torch import; identical output to the torch path (tested)"))
     rr = get("rerank", "squad")
     if rr:
@@ -1375,9 +1376,9 @@ def main(argv: list[str] | None = None) -> None:
     squad = Squad.load(Path(a.squad))
     questions = [q for _, q, _ in squad.questions]
     import qa
-    from qa.dense import Encoder
-    from qa.light import LightEncoder
-    from qa.dense import resolve_model
+    from qa.embed import Encoder
+    from qa.embed.light import LightEncoder
+    from qa.modelfiles import resolve_model
 
     light = LightEncoder(resolve_model(None)[1])
     qvecs = light.encode(questions[: max(a.dense_queries, 64)])

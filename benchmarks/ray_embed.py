@@ -1,5 +1,5 @@
-"""`qa index --ray` throughput: qa.ray_embed.RayEncoder (Ray Data actors on a local Ray cluster) against the plain
-single-process qa.dense.Encoder, on the same sentences (the first N sentences of the SQuAD v1.1 dev contexts, split
+"""`qa index --ray` throughput: qa.embed.ray.RayEncoder (Ray Data actors on a local Ray cluster) against the plain
+single-process qa.embed.Encoder, on the same sentences (the first N sentences of the SQuAD v1.1 dev contexts, split
 with qa.sentences), batch 64, length-sorted. Writes benchmarks/RAY.md with the machine and the command.
 
     .venv/bin/pip install -e ".[ray]"
@@ -57,7 +57,7 @@ def machine() -> str:
 def run_plain(texts: list[str], threads: int) -> tuple[np.ndarray, float]:
     import torch
 
-    from qa.dense import Encoder
+    from qa.embed import Encoder
 
     torch.set_num_threads(threads)
     enc = Encoder()
@@ -68,7 +68,7 @@ def run_plain(texts: list[str], threads: int) -> tuple[np.ndarray, float]:
 
 
 def run_ray(texts: list[str], actors: int, threads: int) -> tuple[np.ndarray, float, float]:
-    from qa.ray_embed import RayEncoder
+    from qa.embed.ray import RayEncoder
 
     enc = RayEncoder(num_actors=actors, threads=threads, num_cpus=os.cpu_count(), batch_size=64)
     t = time.perf_counter()

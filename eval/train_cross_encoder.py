@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
-from qa.dense import _offline, resolve_model  # noqa: E402
+from qa.modelfiles import _offline, resolve_model  # noqa: E402
 from qa.options import RERANK_DEPTH  # noqa: E402
 from qa.reqa import (  # noqa: E402
     TUNE, WORK_DIR, article_halves, build_task, load_squad, prepare_index, question_vectors, tune_folds,

@@ -204,7 +204,7 @@ def index(
     with _errors(), contextlib.ExitStack() as stack:
         encoder = None
         if ray or ray_address is not None or ray_actors is not None:
-            from .ray_embed import RayEncoder  # imports no ray until there is something to embed
+            from .embed.ray import RayEncoder  # imports no ray until there is something to embed
 
             encoder = stack.enter_context(RayEncoder(model, ray_address, num_actors=ray_actors))
             encoder.check()

@@ -274,7 +274,7 @@ def run_questions(
     alpha = DEFAULT_ALPHA if alpha is None else alpha
     depth = DEFAULT_DEPTH if depth is None else depth
     if mode != "bm25" and vectors is None and questions:
-        index.encoder.encode(["warm up"])  # load the model outside the timings
+        index.encoder.encode_queries(["warm up"])  # load the question encoder outside the timings
     out = []
     for i, (qid, q) in enumerate(questions):
         qv = vectors[i] if (vectors is not None and mode != "bm25") else None

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from .bm25 import BM25Params
 from .build import DEFAULT_TITLE_CONTEXT, BuildSettings, build
-from .dense import Backend, Encoder
+from .embed import Backend, Encoder
 from .search import Searcher
 from .store.base import Store, StoreWriter
 from .tokens import TokenizerConfig
@@ -74,7 +74,7 @@ class Index(Searcher):
         any :class:`~qa.store.base.StoreWriter`.
 
         ``backend`` embeds the documents with sentence-transformers (``"torch"``, on ``device``), the int8
-        onnxruntime export (``"onnx"``, CPU, :mod:`qa.onnx_embed`) or whichever runs here (``"auto"``); the manifest
+        onnxruntime export (``"onnx"``, CPU, :mod:`qa.embed.onnx`) or whichever runs here (``"auto"``); the manifest
         records it, and a rebuild with another backend re-embeds everything. ``batch_size`` defaults to the
         backend's (64 torch; onnx: at most 64, cut at 512 padded tokens).
         """

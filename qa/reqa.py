@@ -211,7 +211,7 @@ def prepare_index(
     ``None``: the index default): loaded if it already holds exactly these paragraphs (same model, same setting),
     else built (embedding only what changed)."""
     from .corpus import load_corpus
-    from .dense import resolve_model
+    from .modelfiles import resolve_model
     from .errors import IndexFormatError
     from .build import DEFAULT_TITLE_CONTEXT
     from .index import Index

@@ -216,9 +216,9 @@ class Searcher:
 
     @property
     def encoder(self) -> Any:
-        """The question encoder: the index's model (:class:`qa.dense.Encoder`), loaded on first use."""
+        """The question encoder: the index's model (:class:`qa.embed.Encoder`), loaded on first use."""
         if self._encoder is None:
-            from .dense import Encoder
+            from .embed import Encoder
 
             self._encoder = Encoder(self.store.model_name)
         return self._encoder

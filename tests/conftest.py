@@ -25,7 +25,7 @@ os.environ.setdefault("QA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"qa-t
 @pytest.fixture(scope="session")
 def encoder():
     """The real default encoder, loaded once per test session."""
-    from qa.dense import Encoder
+    from qa.embed import Encoder
 
     enc = Encoder()
     enc.model  # load now

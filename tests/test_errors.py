@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import qa
 from qa.cli import app
 from qa.corpus import decode_text, iter_files, load_corpus
-from qa.dense import Encoder
+from qa.embed import Encoder
 from qa.errors import (
     CorpusError,
     IndexCorruptError,

@@ -72,7 +72,7 @@ if __name__ == "__main__" and "--record" in sys.argv:
     import tempfile
 
     import qa
-    from qa.dense import Encoder  # noqa: the encoder the conftest fixture uses
+    from qa.embed import Encoder  # the encoder the conftest fixture uses
 
     with tempfile.TemporaryDirectory() as d:
         idx = qa.Index.build([ROOT / "seeds"], Path(d) / "index", encoder=Encoder())

@@ -304,6 +304,7 @@ def test_large_vector_files_are_streamed_not_mapped(seeds_index, monkeypatch):
     real = dense.streamed_scores
     monkeypatch.setattr(dense, "STREAM_BYTES", 0)
     monkeypatch.setattr(dense, "SMALL_MATVEC", 0)
+    monkeypatch.setenv("QA_THREADS", "2")  # two read lanes (the default query-time budget is one thread)
     monkeypatch.setattr(dense, "STREAM_CHUNK", 384 * 4 * 5)  # 5 rows a chunk: 10 chunks over two threads
     monkeypatch.setattr(dense, "streamed_scores", lambda *a: calls.append(a) or real(*a))
     np.testing.assert_allclose(dense.dense_scores(seeds_index.vectors, qv), mapped, atol=1e-6)

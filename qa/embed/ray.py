@@ -1,4 +1,4 @@
-"""Embedding on a Ray cluster: :class:`RayEncoder`, a drop-in for :class:`qa.dense.Encoder` in ``Index.build``.
+"""Embedding on a Ray cluster: :class:`RayEncoder`, a drop-in for :class:`qa.embed.Encoder` in ``Index.build``.
 
 Sentences go through Ray Data: ``from_items`` (sorted by length, so batches pad little) → ``map_batches`` with a
 callable class on a fixed pool of actors, each loading the model once → the vectors come back with their row
@@ -7,7 +7,7 @@ an address (``HOST:PORT``, ``ray://HOST:10001``, ``auto``) connects to an existi
 qa and the model package must be installed on every node of a remote cluster.
 
 Ray is imported only when :meth:`RayEncoder.encode` runs (``pip install 'qa[ray]'``); ``qa ask`` never imports it.
-Questions are embedded locally (:meth:`qa.dense.Encoder.encode_queries`, the numpy path where it applies).
+Questions are embedded locally (:meth:`qa.embed.Encoder.encode_queries`, the numpy path where it applies).
 
 >>> enc = RayEncoder(num_actors=2)                                   # doctest: +SKIP
 >>> Index.build(["seeds"], "index", encoder=enc)                     # doctest: +SKIP
@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import errors
-from .errors import ClusterError, ModelLoadError, QAError
-from .modelfiles import DEFAULT_MODEL, resolve_model
+from .. import errors
+from ..errors import ClusterError, ModelLoadError, QAError
+from ..modelfiles import DEFAULT_MODEL, resolve_model
 
 CONNECT_TIMEOUT_S = 5.0  # a wrong address fails in seconds: ray.init itself retries for minutes
 
@@ -110,7 +110,7 @@ class _EmbedActor:
     """One Ray actor: loads the model once, then embeds every batch it is given (rows keep their numbers)."""
 
     def __init__(self, model: str | None, device: str, threads: int):
-        from .dense import Encoder
+        from . import Encoder
 
         import torch
 
@@ -135,7 +135,7 @@ class _EmbedActor:
 
 
 class RayEncoder:
-    """The :class:`~qa.dense.Encoder` interface (``name``, ``dimension``, ``encode``), embedding on Ray actors.
+    """The :class:`~qa.embed.Encoder` interface (``name``, ``dimension``, ``encode``), embedding on Ray actors.
 
     ``num_actors`` defaults to one per CPU of the cluster (one per GPU with ``num_gpus=1``); each actor runs torch on
     ``threads`` threads. Used in ``with``, a local cluster it starts stays up across ``encode`` calls (a store that
@@ -197,7 +197,7 @@ class RayEncoder:
 
     @cached_property
     def _local(self):
-        from .dense import Encoder
+        from . import Encoder
 
         return Encoder(self.model_arg)
 
@@ -234,7 +234,7 @@ class RayEncoder:
             if self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
             # workers of a local cluster import this qa (also from a source checkout)
-            src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
             paths = [src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths),
                                                   "TOKENIZERS_PARALLELISM": "false"}}

@@ -4,7 +4,7 @@
 module instead of sentence-transformers' PyTorch float32: 3.96x the sentences per second of torch at its best batch
 size on the 2-core CPU measured (best rounds; benchmarks/EMBED-ONNX.md), for -0.0006 MRR@10 on the SQuAD held-out
 half. Sentences are batched by length, each batch cut at :data:`DEFAULT_TOKENS` padded tokens. Questions are still
-embedded in float32 (:mod:`qa.light`), so only the document side is quantised.
+embedded in float32 (:mod:`qa.embed.light`), so only the document side is quantised.
 
 The ONNX file is made once per model folder, on first use, from the local model folder (nothing is downloaded):
 
@@ -39,9 +39,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ModelLoadError
-from .light import _max_length, _read_json, _tokenizer, padded_batches, supported
-from .modelfiles import _offline, resolve_model, sha256_file  # noqa: F401 (resolve_model: the doctest)
+from ..errors import ModelLoadError
+from ..modelfiles import _offline, resolve_model, sha256_file  # noqa: F401 (resolve_model: the doctest)
+from .bert import load_tokenizer, max_length, padded_batches, read_json, supported
 
 # Bump when the export recipe changes: a new key, so old cached files are never used for the new recipe.
 RECIPE = "bert-eager-opset17+ort-bert-fusion-no-skiplayernorm+int8-dynamic-per-channel-matmul-attention/2"
@@ -107,7 +107,7 @@ def export(folder: str | Path, out: Path, keep: Path | None = None) -> dict:
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
 
-    cfg = _read_json(Path(folder) / "config.json") or {}
+    cfg = read_json(Path(folder) / "config.json") or {}
     model = AutoModel.from_pretrained(str(folder), attn_implementation="eager", local_files_only=True).eval()
 
     class _Hidden(torch.nn.Module):  # last_hidden_state only: pooling is done in numpy
@@ -162,7 +162,7 @@ def export(folder: str | Path, out: Path, keep: Path | None = None) -> dict:
 
 def _valid(folder: Path) -> dict | None:
     """The meta of a cached export whose model file matches its recorded sha256, else ``None``."""
-    meta = _read_json(folder / META_FILE)
+    meta = read_json(folder / META_FILE)
     if not isinstance(meta, dict) or meta.get("recipe") != RECIPE:
         return None
     try:
@@ -247,11 +247,11 @@ class OnnxEncoder:
     def __init__(self, folder: str | Path, threads: int | None = None):
         self.folder = Path(folder)
         self.threads = threads or _threads()
-        cfg = _read_json(self.folder / "config.json") or {}
+        cfg = read_json(self.folder / "config.json") or {}
         self.dimension = int(cfg.get("hidden_size", 0))
-        st = _read_json(self.folder / "sentence_bert_config.json") or {}
+        st = read_json(self.folder / "sentence_bert_config.json") or {}
         self.do_lower_case = bool(st.get("do_lower_case", False))
-        self.max_length = _max_length(self.folder)
+        self.max_length = max_length(self.folder)
         self.exported = False  # set when the session is made: whether the ONNX file was exported then
         self.path: Path | None = None
         self.meta: dict = {}
@@ -287,7 +287,7 @@ class OnnxEncoder:
         bs = int(batch_size or DEFAULT_BATCH)
         texts = [t.lower() for t in texts] if self.do_lower_case else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        encs = _tokenizer(str(self.folder), self.max_length).encode_batch(texts) if texts else []
+        encs = load_tokenizer(str(self.folder), self.max_length).encode_batch(texts) if texts else []
         for idx, ids, mask in padded_batches(encs, bs, max_tokens):
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = sess.run(None, {k: feed[k] for k in self.inputs})[0]
