@@ -148,7 +148,7 @@ def test_model_fitted_on_other_features_is_refused(tmp_path):
 def test_damaged_shipped_model_is_one_error_line(copy_index, tmp_path, monkeypatch):
     d = _copy_model(tmp_path)
     (d / "weights.safetensors").write_bytes(b"\0" * 16)
-    monkeypatch.setattr(ex, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(ex.model, "MODELS_DIR", tmp_path)  # default_weights reads qa/extract/model.py's
     ex.default_weights.cache_clear()
     try:
         r = runner.invoke(app, ["ask", MEKONG_Q, "--index-dir", str(copy_index)])
