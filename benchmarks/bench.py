@@ -764,7 +764,7 @@ def bench_rerank(squad_file: str, res: Results, n_queries: int = 200) -> None:
     import qa
     from qa.features import candidate_features
     from qa.index import RERANK_DEPTH
-    from qa.reqa import WORK_DIR, load_squad, prepare_index
+    from qa.eval.squad import WORK_DIR, load_squad, prepare_index
     from qa.rerank import default_confidence_model
 
     paragraphs = load_squad(squad_file)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
-from qa import reqa  # noqa: E402
+from qa.eval import squad as reqa  # noqa: E402
 from qa.milvus import Milvus, MilvusIndex  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"

@@ -11,9 +11,9 @@ a ``None`` prediction scores 0 on both. They are computed **given the gold sente
 
 * SQuAD v1.1 dev, each paragraph split by qa's splitter (``qa.sentences.split_sentences`` on a
   ``qa.corpus.Article``); the gold sentence is the one holding the question's first ``answer_start`` (on the
-  space between two sentences: the next one, as in ``qa.reqa.build_task``); ``before``/``after`` are its
+  space between two sentences: the next one, as in ``qa.eval.squad.build_task``); ``before``/``after`` are its
   neighbours in the paragraph. Reported on the tune half (even-numbered articles, where the weights were fitted
-  and every choice was made) and the held-out half (odd-numbered, reporting only) — ``qa.reqa.article_halves``;
+  and every choice was made) and the held-out half (odd-numbered, reporting only) — ``qa.eval.squad.article_halves``;
 * the gold set ``eval/gold.jsonl``: each answerable question's evidence quote locates its sentence in
   ``seeds/<article>.txt`` (the first sentence of ``split_sentences`` overlapping the quote that holds a gold
   answer, else the first overlapping one); answers are the ``answers`` field. Test split reported, dev split used
@@ -22,7 +22,7 @@ a ``None`` prediction scores 0 on both. They are computed **given the gold sente
 Rows are the question's answer type (``qa.extract.answer_type``; ``no fact`` = the questions it answers
 ``None`` to). ``fit`` refits the linear scorer on the tune half (softmax over each question's candidates, target
 = the candidates of best F1) and writes the model folder ``qa/models/qa-extract`` (safetensors + ``extractor.json``); ``--folds`` instead
-fits on tune folds 1–4 and reports fold 0 (``qa.reqa.tune_folds``), the validation used to choose features.
+fits on tune folds 1–4 and reports fold 0 (``qa.eval.squad.tune_folds``), the validation used to choose features.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ sys.path.insert(0, str(ROOT))
 from qa import extract as ex  # noqa: E402
 from qa.corpus import Article, load_corpus  # noqa: E402
 from qa.modelfiles import sha256_file  # noqa: E402
-from qa.evaluate import em_f1, load_gold, normalize_answer, quote_spans  # noqa: E402,F401
-from qa.reqa import HELD_OUT, TUNE, article_halves, load_squad, tune_folds  # noqa: E402
+from qa.eval import (  # noqa: E402,F401
+    HELD_OUT, TUNE, article_halves, em_f1, load_gold, load_squad, normalize_answer, quote_spans, tune_folds,
+)
 from qa.sentences import split_sentences  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-dev-v1.1.json"
@@ -56,7 +57,7 @@ ROW_ORDER = (*ex.ANSWER_TYPES, "no fact")
 NUMERIC = frozenset({"number", "quantity", "money", "percent", "date"})  # the issue's "number and date questions"
 
 
-# -- SQuAD's official normalisation and scores: qa.evaluate's (one implementation, also used by `qa eval`) ----------
+# -- SQuAD's official normalisation and scores: qa.eval.metrics' (one implementation, also used by `qa eval`) -----
 score = em_f1
 
 
@@ -381,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         w = fit(tune, hidden=args.hidden)
         spec = write_model(w, training={
             "command": "python eval/short_answers.py fit --squad ../shared/data/squad-dev-v1.1.json",
-            "data": f"SQuAD v1.1 dev, tune half (even-numbered articles, qa.reqa.article_halves): {len(tune)} questions",
+            "data": f"SQuAD v1.1 dev, tune half (even-numbered articles, qa.eval.squad.article_halves): {len(tune)} questions",
             "objective": "softmax over each question's candidate spans, target = best-F1 candidates; L2; L-BFGS",
             "hidden": args.hidden, "seed": 0, "squad_sha256": sha256_file(args.squad)})
         print(f"model written to {MODEL_DIR} (sha256 {spec['files']['weights.safetensors']['sha256'][:12]}…)",

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 import qa
-from qa.evaluate import read_trec, run_questions, score_rankings, write_trec
-from qa.reqa import SQUAD_METRICS, build_task, load_squad, prepare_index, question_vectors, reference_bm25_run
+from qa.eval import (
+    SQUAD_METRICS, build_task, load_squad, prepare_index, question_vectors, read_trec, reference_bm25_run, run_questions,
+    score_rankings, write_trec,
+)
 
 WORK = Path("eval/runs/squad")
 

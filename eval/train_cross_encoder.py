@@ -4,7 +4,7 @@ command behind ``eval/cross-encoder-results.md``.
     .venv/bin/python eval/train_cross_encoder.py --squad ../shared/data/squad-dev-v1.1.json
 
 Data (nothing else is read): the SQuAD v1.1 dev **tune half** only (even-numbered articles,
-:func:`qa.reqa.article_halves`), split by :func:`qa.reqa.tune_folds` exactly as ``eval/train_reranker.py`` splits it:
+:func:`qa.eval.squad.article_halves`), split by :func:`qa.eval.squad.tune_folds` exactly as ``eval/train_reranker.py`` splits it:
 training questions from folds 1–4, evaluation on **every** fold-0 question (the fold the GBDT's "fold 0 alone"
 numbers are measured on, with a model trained on the other folds). The held-out half is never opened.
 
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 import qa  # noqa: E402
 from qa.modelfiles import _offline, resolve_model  # noqa: E402
 from qa.options import RERANK_DEPTH  # noqa: E402
-from qa.reqa import (  # noqa: E402
+from qa.eval.squad import (  # noqa: E402
     TUNE, WORK_DIR, article_halves, build_task, load_squad, prepare_index, question_vectors, tune_folds,
 )
 

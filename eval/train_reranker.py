@@ -2,14 +2,14 @@
 
     .venv/bin/python eval/train_reranker.py --squad ../shared/data/squad-dev-v1.1.json
 
-Data (nothing else is read): the SQuAD v1.1 dev **tune half** (even-numbered articles, :func:`qa.reqa.article_halves`)
+Data (nothing else is read): the SQuAD v1.1 dev **tune half** (even-numbered articles, :func:`qa.eval.squad.article_halves`)
 and the seeds gold **dev** split. The held-out half and the seeds test split are never opened here.
 
 1. Candidates: each question's hybrid top ``RERANK_DEPTH`` (convex fusion, qa's defaults) from the ReQA index of
    all SQuAD dev paragraphs (the held-out paragraphs are distractors in that index, as in every qa run; their
    questions are not read). Label 1 for a candidate whose text is a gold sentence (ReQA protocol).
 2. Features: :func:`qa.features.candidate_features`.
-3. Model choice by 5-fold cross-validation over tune articles (:func:`qa.reqa.tune_folds`): LightGBM binary
+3. Model choice by 5-fold cross-validation over tune articles (:func:`qa.eval.squad.tune_folds`): LightGBM binary
    log-loss vs LambdaRank, and the number of boosting rounds; metric: top-1 accuracy over all tune questions.
 4. Calibration of the out-of-fold raw scores → P(correct), four candidates cross-fitted over the folds: isotonic
    regression on the raw score; a logistic model over each score's place among its question's candidates, then
@@ -39,18 +39,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
-from qa.evaluate import load_gold, qrels_for, select_split  # noqa: E402
-from qa.features import FEATURE_NAMES, candidate_features  # noqa: E402
-from qa.options import RERANK_DEPTH  # noqa: E402
-from qa.reqa import (  # noqa: E402
+from qa.eval import load_gold, qrels_for, reliability, select_split  # noqa: E402
+from qa.eval.squad import (  # noqa: E402
     TUNE, WORK_DIR, article_halves, build_task, load_squad, prepare_index, question_vectors, tune_folds,
 )
-from qa.evaluate import reliability  # noqa: E402
+from qa.features import FEATURE_NAMES, candidate_features  # noqa: E402
+from qa.options import RERANK_DEPTH  # noqa: E402
+from qa.modelfiles import sha256_file  # noqa: E402
 from qa.rerank import (  # noqa: E402
-    DEFAULT_RERANKER, EVIDENCE_FEATURES, RERANKER_FORMAT, RERANKER_FORMAT_VERSION, Calibration, RelativeCalibration,
-    isotonic_fit,
-    logistic_fit, relative_scores, sha256_file,
+    DEFAULT_RERANKER, RERANKER_FORMAT, RERANKER_FORMAT_VERSION, Calibration, RelativeCalibration, relative_scores,
 )
+from qa.train.fits import EVIDENCE_FEATURES, isotonic_fit, logistic_fit  # noqa: E402
 
 SEED = 13
 ROUNDS = (100, 200, 300, 400, 600, 800)

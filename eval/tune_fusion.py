@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import qa
-from qa.evaluate import load_gold, qrels_for, run_questions, score_run, select_split, write_trec
+from qa.eval import load_gold, qrels_for, run_questions, score_run, select_split, write_trec
 
 
 def main() -> None:

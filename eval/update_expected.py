@@ -16,7 +16,7 @@ from pathlib import Path
 
 import qa
 from qa import index as qa_index
-from qa.evaluate import evaluate_gold, load_gold
+from qa.eval import evaluate_gold, load_gold
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ROOT / "eval" / "expected.json"

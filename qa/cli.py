@@ -458,7 +458,7 @@ def serve(
 
 
 def _parse_modes(modes: str) -> list[str]:
-    from .evaluate import EVAL_MODES
+    from .eval.runs import EVAL_MODES
 
     out = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in out if m not in EVAL_MODES]
@@ -504,7 +504,7 @@ def eval_(
             if milvus or collection:
                 raise QueryError("--squad builds its own local work index; --milvus works with the gold set "
                                  "(benchmarks/milvus_store.py compares the stores on SQuAD)")
-            from . import reqa
+            from . import eval as reqa
 
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
             report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
@@ -518,12 +518,12 @@ def eval_(
             ref = report["reqa_reference"]["bm25"]
             typer.echo(f"ReQA paper, plain BM25: MRR {ref['MRR']:.3f}  R@1 {ref['R@1']:.3f}  R@5 {ref['R@5']:.3f}  "
                        f"R@10 {ref['R@10']:.3f}")
-            for extra in (reqa.format_halves(report), reqa.format_confidence(report), reqa.format_short_answers(report)):
+            for extra in (reqa.format_halves(report), reqa.format_confidence(report), reqa.format_squad_short_answers(report)):
                 if extra:
                     typer.echo(extra)
             _echo_tail(report)
             return
-        from . import evaluate as ev
+        from . import eval as ev
 
         if split not in ev.SPLITS:
             raise QueryError(f"--split must be dev, test or all, got {split!r}")
@@ -546,7 +546,7 @@ def eval_(
 
 
 def _echo_tail(report: dict) -> None:
-    from .evaluate import format_significance
+    from .eval.report import format_significance
 
     sig = format_significance(report)
     if sig:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import qa
 from qa.cli import app
-from qa.evaluate import load_gold, qrels_for, score_run, select_split
+from qa.eval import load_gold, qrels_for, score_run, select_split
 
 from .conftest import ROOT, SEEDS
 from .test_eval_gold import HashEncoder
@@ -94,6 +94,6 @@ def test_eval_does_not_load_ranx_for_qa_ask():
     import subprocess
     import sys
 
-    code = "import sys, qa, qa.cli; bad = [m for m in ('ranx', 'scipy', 'pandas', 'qa.evaluate', 'qa.reqa') if m in sys.modules]; print(bad)"
+    code = "import sys, qa, qa.cli; bad = [m for m in ('ranx', 'scipy', 'pandas', 'qa.eval', 'qa.train') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

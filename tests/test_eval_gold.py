@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa.evaluate import GoldError, docid, load_gold, qrels_for, quote_spans, select_split
+from qa.eval import GoldError, docid, load_gold, qrels_for, quote_spans, select_split
 
 from .conftest import ROOT, SEEDS
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from qa import index as qa_index
-from qa.evaluate import evaluate_gold, load_gold
+from qa.eval import evaluate_gold, load_gold
 
 from .conftest import ROOT
 

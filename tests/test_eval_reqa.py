@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 
 import qa
 from qa.cli import app
-from qa.evaluate import read_trec
-from qa.reqa import SquadError, build_task, load_squad, reference_bm25_run, write_corpus
+from qa.eval import SquadError, build_task, load_squad, read_trec, reference_bm25_run, write_corpus
 
 from .test_eval_gold import HashEncoder
 

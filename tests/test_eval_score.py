@@ -7,13 +7,12 @@ import math
 
 import pytest
 
-from qa.evaluate import (
+from qa.eval import (
     GoldError,
     GoldQuestion,
     Evidence,
     ModeRun,
     QueryRun,
-    _decreasing,
     answer_found,
     no_answer_stats,
     read_trec,
@@ -22,6 +21,7 @@ from qa.evaluate import (
     tune_threshold,
     write_trec,
 )
+from qa.eval.trec import _decreasing
 
 
 def _run(rankings: dict[str, list[tuple[str, float]]], tag="t", mode="bm25") -> ModeRun:

@@ -14,7 +14,7 @@ import qa
 from qa.cli import app
 from qa.embed import Encoder, resolve_backend
 from qa.errors import ModelLoadError
-from qa.evaluate import load_gold
+from qa.eval import load_gold
 
 from .conftest import ROOT, SEEDS
 

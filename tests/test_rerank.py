@@ -41,10 +41,10 @@ from qa.rerank import (
     TreeEnsemble,
     calibration_from_dict,
     default_confidence_model,
-    isotonic_fit,
     load_reranker,
     relative_scores,
 )
+from qa.train.fits import isotonic_fit
 
 from .conftest import ROOT, SEEDS
 

@@ -16,7 +16,7 @@ from qa import extract as ex
 from qa.answer import ShortAnswer
 from qa.cli import app
 from qa.errors import ModelLoadError
-from qa.evaluate import QueryRun, em_f1, normalize_answer, short_answer_report
+from qa.eval import QueryRun, em_f1, normalize_answer, short_answer_report
 
 from .conftest import SEEDS
 

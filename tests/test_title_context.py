@@ -137,7 +137,7 @@ def test_seeds_with_title_context_keep_citations(tmp_path, encoder):
 
 
 def test_squad_index_is_cached_per_setting(tmp_path, encoder, monkeypatch):
-    from qa import reqa
+    from qa.eval import squad as reqa
 
     monkeypatch.setattr(qa_index, "Encoder", lambda model=None, **kw: encoder)
     paras = [

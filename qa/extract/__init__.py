@@ -30,7 +30,7 @@ Method (answer-type classification + candidate extraction + a learned span score
    ``extractor.json`` + model card; :func:`default_weights`) are
    fitted by ``eval/short_answers.py fit`` — softmax over each question's candidates, the target being the
    candidates of best token F1 against the gold answers, L2-penalised, L-BFGS — on the **tune half** of SQuAD
-   v1.1 dev only (even-numbered articles, ``qa.reqa.article_halves``); the held-out half is for reporting.
+   v1.1 dev only (even-numbered articles, ``qa.eval.squad.article_halves``); the held-out half is for reporting.
 4. **Units and heads**: a ``quantity`` answer that is a bare number directly followed by a unit keeps the unit
    ("how many tons" → ``9.8 tons``), as the issue asks (SQuAD's annotators mostly drop it: −0.2 points F1
    there); a ``number`` answer that runs on from the number is not cut just before the question's head noun
