@@ -121,13 +121,16 @@ def _location(index_dir: Optional[Path], milvus: Optional[str], collection: Opti
     if collection and not milvus:
         raise QueryError("--collection needs --milvus URI (or QA_MILVUS_URI)")
     location = milvus or str(index_dir if index_dir is not None else default_index_dir())
-    return location, ({"collection": collection} if collection else {})
+    options: dict = {"collection": collection} if collection else {}
+    if milvus:
+        options["kind"] = "milvus"  # --milvus names the store, whatever the location looks like
+    return location, options
 
 
-def _is_folder(location: str) -> bool:
+def _is_folder(location: str, options: dict) -> bool:
     from .store.base import kind_of
 
-    return kind_of(location).name == "folder"
+    return kind_of(location, options.get("kind")).name == "folder"
 
 
 def _build(
@@ -447,7 +450,7 @@ def serve(
         except ImportError as e:
             raise QAError(f"qa serve needs FastAPI and uvicorn ({e}): reinstall qa (pip install -e .)") from None
         location, options = _location(index_dir, milvus, collection)
-        if workers > 1 and not _is_folder(location) and location.endswith(".db"):
+        if workers > 1 and not _is_folder(location, options) and location.endswith(".db"):
             raise QueryError("Milvus Lite (a .db file) allows one process at a time: use --workers 1, or a Milvus "
                              "server (http://host:19530)")
         idx = _open_index(index_dir, None, milvus, collection)

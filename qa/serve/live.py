@@ -33,7 +33,7 @@ class LiveIndex:
                  options: dict[str, Any] | None = None):
         self.location, self.options = str(location), dict(options or {})
         self.index_dir = Path(location)
-        self.is_folder = kind_of(self.location).name == "folder"  # other stores are read live: nothing to reload
+        self.is_folder = kind_of(self.location, self.options.get("kind")).name == "folder"  # other stores are read live: nothing to reload
         self._lock = threading.Lock()
         sig = self._signature()  # before loading: a swap in between is then seen by the next request
         self._index = index if index is not None else Index(open_store(self.location, **self.options))

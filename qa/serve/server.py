@@ -74,7 +74,8 @@ def run(location: str | os.PathLike[str], *, index: Index | None = None, host: s
 
     _listening_socket(host, port, reuse_port=True).close()  # fail here, once, if the port is taken
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited from this process
-    where = str(Path(location).resolve()) if kind_of(str(location)).name == "folder" else str(location)
+    folder = kind_of(str(location), (options or {}).get("kind")).name == "folder"
+    where = str(Path(location).resolve()) if folder else str(location)
     args = (where, host, port, cache, log_level, max(1, (os.cpu_count() or 1) // workers), dict(options or {}))
     procs = [ctx.Process(target=_worker, args=args, name=f"qa-serve-{n}") for n in range(workers)]
     for p in procs:

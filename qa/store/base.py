@@ -274,17 +274,20 @@ def register(kind: StoreKind) -> None:
     REGISTRY.insert(0, kind)
 
 
-def kind_of(location: str) -> StoreKind:
-    """The registered store that claims ``location``."""
+def kind_of(location: str, kind: str | None = None) -> StoreKind:
+    """The registered store that claims ``location`` (or the one named ``kind``, whatever the location)."""
+    if kind is not None:
+        return next(k for k in REGISTRY if k.name == kind)
     return next(k for k in REGISTRY if k.claims(str(location)))
 
 
-def open_store(location: str, **options: Any) -> Store:
-    """Open the index at ``location`` with whichever registered store claims it (``options``: that store's own,
-    e.g. ``collection=`` for Milvus, ``verify=`` for a folder; ``model=`` for all)."""
-    return importlib.import_module(kind_of(location).module).open(str(location), **options)
+def open_store(location: str, kind: str | None = None, **options: Any) -> Store:
+    """Open the index at ``location`` with whichever registered store claims it, or the store named ``kind``
+    (``options``: that store's own, e.g. ``collection=`` for Milvus, ``verify=`` for a folder; ``model=`` for all)."""
+    return importlib.import_module(kind_of(location, kind).module).open(str(location), **options)
 
 
-def store_writer(location: str, **options: Any) -> StoreWriter:
-    """A :class:`StoreWriter` for ``location``, from whichever registered store claims it."""
-    return importlib.import_module(kind_of(location).module).writer(str(location), **options)
+def store_writer(location: str, kind: str | None = None, **options: Any) -> StoreWriter:
+    """A :class:`StoreWriter` for ``location``, from whichever registered store claims it (or the one named
+    ``kind``)."""
+    return importlib.import_module(kind_of(location, kind).module).writer(str(location), **options)
