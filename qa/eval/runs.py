@@ -107,7 +107,7 @@ def run_questions(
     ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
     modes are run without a second stage.
     """
-    from ..options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
+    from ..options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK, AskOptions
 
     check_modes([mode])
     ask_mode = "hybrid" if mode == RERANK_MODE else mode
@@ -115,6 +115,7 @@ def run_questions(
     fusion = fusion or DEFAULT_FUSION
     alpha = DEFAULT_ALPHA if alpha is None else alpha
     depth = DEFAULT_DEPTH if depth is None else depth
+    opts = AskOptions(k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, rerank=rerank_name)
     if mode != "bm25" and vectors is None and questions:
         index.encoder.encode(["warm up"])  # load the model outside the timings
     out = []
@@ -122,9 +123,7 @@ def run_questions(
         qv = vectors[i] if (vectors is not None and mode != "bm25") else None
         t0 = time.perf_counter()
         try:
-            ans = index.ask(
-                q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name
-            )
+            ans = index.ask(q, options=opts, query_vector=qv)
         except QueryError as e:
             out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e), question=q))
             continue
