@@ -90,7 +90,7 @@ class Encoder:
 
     ``backend`` picks how documents (:meth:`encode`) are embedded: ``"torch"`` (default) is sentence-transformers
     (on ``device``: ``"cpu"`` or ``"cuda"``), ``"onnx"`` the int8 onnxruntime export (:mod:`qa.onnx_embed`, CPU only,
-    ~4x faster), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
+    faster: ``benchmarks/EMBED-ONNX.md``), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
     in float32 whatever the backend.
     """
 
