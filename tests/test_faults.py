@@ -280,7 +280,11 @@ def test_reader_sees_old_or_new_never_a_mix(tmp_path, world, encoder):
     gens = []
     for corpus in (world.b, world.a, world.b, world.a, world.b):
         gens.append(qa.Index.build([corpus], live, encoder=encoder).folder.name)
-        time.sleep(0.3)  # let the reader answer from this generation
+        # let the reader answer from this generation: two more answers, so at least one began after the swap
+        # (counted, not timed: a loaded machine only makes it wait longer; the deadline bounds a hang)
+        n, deadline = len(lines), time.monotonic() + 300
+        while len(lines) < n + 2 and reader.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     stop.touch()
     assert reader.wait(timeout=120) == 0, reader.stderr.read()
     collector.join(timeout=30)

@@ -48,7 +48,7 @@ def timing_problems(source: str, filename: str = "<test>") -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any("deadline" in _name(t).lower() for t in targets):
+            if any("deadline" in _name(n).lower() for t in targets for n in ast.walk(t)):
                 allowed.update(id(n) for n in ast.walk(node.value))
         elif isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]

@@ -43,6 +43,14 @@ def _ask(url: str, q: str) -> tuple[int, bytes]:
         return -1, repr(e).encode()
 
 
+def _wait_for(done, limit_s: float = 300) -> None:
+    """Wait until ``done()``; the deadline only bounds a hang."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.05)
+
+
 def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
     """`qa index` (another process) builds a new generation while four clients keep asking: every answer is the
     old index's or the new one's, byte for byte, and none fails."""
@@ -67,12 +75,13 @@ def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        _wait_for(lambda: len(seen) >= 8)  # answers from the old index (counted, not timed)
         build = subprocess.run(
             [sys.executable, "-m", "qa.cli", "index", str(SEEDS), str(more), "--index-dir", str(copy_index), "--quiet"],
             cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
         assert build.returncode == 0, build.stderr
-        time.sleep(1.5)
+        n = len(seen)  # each of the 4 clients has at most one request in flight from before the swap, so 8 more
+        _wait_for(lambda: len(seen) >= n + 8)  # answers include at least 4 begun after it: the new index's
         stop.set()
         for t in threads:
             t.join(timeout=120)
