@@ -198,7 +198,8 @@ def index(
     ),
     backend: str = typer.Option(
         "auto", "--backend",
-        help="Embed documents with torch (sentence-transformers), onnx (int8 onnxruntime, CPU, ~4x faster) "
+        help="Embed documents with torch (sentence-transformers), onnx (int8 onnxruntime, CPU, faster: "
+             "benchmarks/EMBED-ONNX.md) "
              "or auto (onnx on a CPU where onnxruntime is installed).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, or cuda (a GPU, through sentence-transformers)."),

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -20,6 +21,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # `qa index` (backend auto) exports the ONNX model once per model folder and onnxruntime version: keep that cache
 # out of the user's ~/.cache, but across test sessions on this machine (the export takes ~10 s).
 os.environ.setdefault("QA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"qa-test-cache-{os.getuid()}"))
+
+# No test depends on the clock: Hypothesis's per-example deadline and its "too slow" health check are wall-clock
+# checks that fail on a loaded machine, so every property test inherits neither (tests/test_no_timing.py checks).
+settings.register_profile("qa", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("qa")
 
 
 @pytest.fixture(scope="session")

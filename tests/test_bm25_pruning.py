@@ -58,7 +58,7 @@ docs_st = st.lists(st.lists(st.sampled_from(WORDS), min_size=0, max_size=12), mi
 query_st = st.lists(st.sampled_from(WORDS + ["zzz-unknown", "yyy"]), min_size=0, max_size=8)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(corpus=docs_st, query=query_st, k=st.integers(0, 70), copies=st.integers(1, 3),
        method=st.sampled_from(["lucene", "robertson"]))
 def test_pruned_top_k_equals_brute_force(always_prune, corpus, query, k, copies, method):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -418,23 +417,19 @@ def _no_newline_text(n_chars: int) -> str:
     return " ".join(out)[:n_chars]
 
 
-def test_10mb_file_without_newline_splits_and_tokenizes_fast(tmp_path):
-    """Corpus -> sentences -> tokens on a 10 MB single-line file: linear and bounded (the embedding stage is
-    measured separately on a smaller file below: 5,000 chunks through the real model take minutes on 2 cores)."""
+def test_10mb_file_without_newline_splits_and_tokenizes(tmp_path):
+    """Corpus -> sentences -> tokens on a 10 MB single-line file: every piece at most 2,000 characters, nothing lost,
+    every piece tokenised. (Behaviour only: how split and tokenise time grows with size is benchmarks/bench.py's
+    build section, benchmarks/RESULTS.md; the embedding stage is tested on a smaller file below.)"""
     big = _no_newline_text(10_000_000)
     (tmp_path / "big.txt").write_text(big, encoding="utf-8")
-    timings = {}
     for n in (1_000_000, 10_000_000):
-        t0 = time.perf_counter()
         art = load_corpus([tmp_path / "big.txt"])[0] if n == 10_000_000 else qa.Article("s", big[:n])
         sents = split_sentences(art)
         toks = [Tokenizer().tokenize(s.text) for s in sents]
-        timings[n] = time.perf_counter() - t0
         assert all(len(s.text) <= 2000 for s in sents) and all(toks)
         assert "".join(s.text for s in sents).replace(" ", "") == art.text.replace(" ", "")
-    # linear: 10x the text costs about 10x, never 100x (generous bound for a shared machine)
-    assert timings[10_000_000] < 25 * max(timings[1_000_000], 0.05), timings
-    assert timings[10_000_000] < 60, timings
+        assert len(sents) >= n // 2000
 
 
 def test_no_newline_file_builds_and_answers(tmp_path, encoder):
@@ -454,21 +449,17 @@ def _many_files(folder: Path, n: int, body: str = "Headline {i}\nArticle {i} rep
     return folder
 
 
-def test_thousands_of_files_are_linear(tmp_path):
-    def cost(n: int) -> float:
-        d = _many_files(tmp_path / f"c{n}", n)
-        ticks = []
-        t0 = time.perf_counter()
-        arts = load_corpus([d], progress=ticks.append)
-        sents = [s for a in arts for s in split_sentences(a)]
-        elapsed = time.perf_counter() - t0
-        assert len(arts) == n and len(ticks) == n and sum(ticks) == n  # progress advances once per file
-        assert len(sents) == 3 * n
-        return elapsed
-
-    cost(200)  # warm up (blingfire load, caches)
-    small, large = cost(1000), cost(3000)
-    assert large < 3 * small * 2.5 + 0.5, (small, large)  # 3x the files, about 3x the time; quadratic would be 9x
+def test_thousands_of_files_are_each_read_once(tmp_path):
+    """3,000 files: every one read, in order, its progress tick once, three sentences each. (Behaviour only: build
+    throughput by corpus size is benchmarks/bench.py's build section, benchmarks/RESULTS.md.)"""
+    n = 3000
+    d = _many_files(tmp_path / "c", n)
+    ticks = []
+    arts = load_corpus([d], progress=ticks.append)
+    sents = [s for a in arts for s in split_sentences(a)]
+    assert [a.id for a in arts] == [f"doc{i:05d}" for i in range(n)]
+    assert len(ticks) == n and sum(ticks) == n  # progress advances once per file
+    assert len(sents) == 3 * n
 
 
 def test_thousands_of_files_full_build_reports_progress_per_file(tmp_path, monkeypatch):

@@ -210,11 +210,11 @@ def test_sigkill_during_a_merging_rebuild(tmp_path, world, encoder, stage):
 def test_sigkill_after_random_delays(tmp_path, world, encoder):
     """Kill a full, unpaused `qa index` at random moments (fixed seed): always the old or the new index."""
     probe = _live_a(world, tmp_path / "probe")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # timing-ok: the build's length only spreads the kill moments below
     p = qa_index(world.b, probe)
     assert p.wait(timeout=300) == 0, p.stderr.read()
     p.stderr.close()
-    full = time.perf_counter() - t0
+    full = time.perf_counter() - t0  # timing-ok: not asserted
     assert same(answers(probe, world), world.exp_b)
     rng = random.Random(5)
     outcomes = []
@@ -280,7 +280,11 @@ def test_reader_sees_old_or_new_never_a_mix(tmp_path, world, encoder):
     gens = []
     for corpus in (world.b, world.a, world.b, world.a, world.b):
         gens.append(qa.Index.build([corpus], live, encoder=encoder).folder.name)
-        time.sleep(0.3)  # let the reader answer from this generation
+        # let the reader answer from this generation: two more answers, so at least one began after the swap
+        # (counted, not timed: a loaded machine only makes it wait longer; the deadline bounds a hang)
+        n, deadline = len(lines), time.monotonic() + 300
+        while len(lines) < n + 2 and reader.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     stop.touch()
     assert reader.wait(timeout=120) == 0, reader.stderr.read()
     collector.join(timeout=30)

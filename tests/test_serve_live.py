@@ -43,6 +43,14 @@ def _ask(url: str, q: str) -> tuple[int, bytes]:
         return -1, repr(e).encode()
 
 
+def _wait_for(done, limit_s: float = 300) -> None:
+    """Wait until ``done()``; the deadline only bounds a hang."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.05)
+
+
 def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
     """`qa index` (another process) builds a new generation while four clients keep asking: every answer is the
     old index's or the new one's, byte for byte, and none fails."""
@@ -67,12 +75,13 @@ def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        _wait_for(lambda: len(seen) >= 8)  # answers from the old index (counted, not timed)
         build = subprocess.run(
             [sys.executable, "-m", "qa.cli", "index", str(SEEDS), str(more), "--index-dir", str(copy_index), "--quiet"],
             cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
         assert build.returncode == 0, build.stderr
-        time.sleep(1.5)
+        n = len(seen)  # each of the 4 clients has at most one request in flight from before the swap, so 8 more
+        _wait_for(lambda: len(seen) >= n + 8)  # answers include at least 4 begun after it: the new index's
         stop.set()
         for t in threads:
             t.join(timeout=120)
@@ -89,47 +98,91 @@ def test_qa_index_during_requests_old_or_new_never_a_mix(copy_index, tmp_path):
     assert "now answering from gen-" in srv.output()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process ``pid`` holds open."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
 
 
-def test_several_workers_share_the_load_answer_alike_and_fast(copy_index):
+def _established_to(port: int) -> dict[int, int]:
+    """Server-side inode -> client port of each ESTABLISHED loopback TCP connection to ``port`` (/proc/net/tcp:
+    state 01)."""
+    out = {}
+    for line in open("/proc/net/tcp", encoding="ascii").read().splitlines()[1:]:
+        f = line.split()
+        local, remote, state, inode = f[1], f[2], f[3], int(f[9])
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            out[inode] = int(remote.split(":")[1], 16)
+    return out
+
+
+def test_several_workers_share_the_connections_and_answer_alike(copy_index):
+    """`--workers 2`: each worker listens with SO_REUSEPORT, so the kernel hands a burst of keep-alive connections to
+    both (with one shared socket, as uvicorn's `--workers` has it, one worker's loop accepted them all and the other
+    stayed idle), and both answer alike. Behaviour only: which process holds each accepted connection, read from
+    /proc, not how fast they answer (throughput per worker count: benchmarks/serve_load.py, benchmarks/SERVE.md)."""
     import http.client
-    import statistics
 
     with Server(copy_index, "--workers", "2", "--cache", "0") as srv:
         kids = [int(x) for x in open(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read().split()
                 if b"spawn_main" in open(f"/proc/{x}/cmdline", "rb").read()]  # not multiprocessing's resource tracker
         assert len(kids) == 2
-        got = {_ask(srv.url, QUESTIONS[0]) for _ in range(6)}
-        before = {k: _cpu_seconds(k) for k in kids}
+        conns = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60) for _ in range(32)]
+        for c in conns:  # a burst of connections first (2**-31 odds that the kernel hashes all 32 to one worker)
+            c.connect()
+        bodies = {}
+        for n, c in enumerate(conns):  # then a request on each, all connections kept open
+            q = QUESTIONS[n % len(QUESTIONS)]
+            c.request("GET", "/ask?" + urllib.parse.urlencode({"q": q, "k": 5}))
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200 and json.loads(body)["question"] == q
+            bodies.setdefault(q, set()).add(body)
+        ours = {c.sock.getsockname()[1] for c in conns}
+        established = _established_to(srv.port)
+        held = {k: {established[i] for i in _socket_inodes(k) if i in established} & ours for k in kids}
+        for c in conns:
+            c.close()
+    # every connection answered, each by one of the two workers, and both workers hold some of them
+    assert set().union(*held.values()) == ours and not (held[kids[0]] & held[kids[1]])
+    assert all(held[k] for k in kids), {k: len(v) for k, v in held.items()}
+    # the same question gets the same bytes from either worker
+    assert all(len(b) == 1 for b in bodies.values()), {q: len(b) for q, b in bodies.items()}
 
-        def client(n: int, ms: list[float]) -> None:  # keep-alive connections, as load tools use
-            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-            for i in range(12):
-                q = QUESTIONS[(n + i) % len(QUESTIONS)]
-                t0 = time.perf_counter()
-                conn.request("GET", "/ask?" + urllib.parse.urlencode({"q": q, "k": 5}))
-                r = conn.getresponse()
-                body = r.read()
-                ms.append((time.perf_counter() - t0) * 1000)
-                assert r.status == 200 and json.loads(body)["question"] == q
-            conn.close()
 
-        threads = [threading.Thread(target=client, args=(n, [])) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        used = {k: _cpu_seconds(k) - before[k] for k in kids}
-        one: list[float] = []
-        client(0, one)  # one connection, sequential
-    assert len(got) == 1 and next(iter(got))[0] == 200
-    # both workers answered (SO_REUSEPORT spreads connections; one shared socket left one worker idle)
-    assert min(used.values()) > 0.1 * max(used.values()), used
-    # no ~40 ms delayed-ACK stall per response (Nagle's algorithm is off)
-    assert statistics.median(one) < 40 + statistics.median(sorted(one)[:3]), one
+def test_accepted_connections_have_nagle_off():
+    """The workers' listening socket gives accepted connections TCP_NODELAY, as asyncio sets it only on sockets
+    made with proto=IPPROTO_TCP (without it every response waited ~40 ms for a delayed ACK). Checked on the socket
+    option itself, not on latency (request latency: benchmarks/serve_load.py)."""
+    import asyncio
+    import socket
+
+    from qa.serve import _listening_socket
+
+    sock = _listening_socket("127.0.0.1", 0, reuse_port=True)
+    got: list[int] = []
+
+    async def main() -> None:
+        async def handle(reader, writer):
+            got.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        async with server:
+            _, w = await asyncio.open_connection(*sock.getsockname()[:2])
+            while not got:
+                await asyncio.sleep(0.01)
+            w.close()
+
+    asyncio.run(asyncio.wait_for(main(), timeout=30))
+    assert got and got[0] != 0, got
 
 
 def test_binds_to_loopback_by_default_and_takes_the_longest_question_in_a_url(copy_index):

@@ -2,7 +2,7 @@
 one of its siblings.
 
 - :mod:`qa.embed.torch` — sentence-transformers (PyTorch), CPU or CUDA;
-- :mod:`qa.embed.onnx` — the int8 onnxruntime export of the same model (CPU, ~4x faster for documents);
+- :mod:`qa.embed.onnx` — the int8 onnxruntime export of the same model (CPU, faster for documents: ``benchmarks/EMBED-ONNX.md``);
 - :mod:`qa.embed.light` — the same BERT forward pass in numpy (questions, without importing torch), and the static
   word vectors the reranker uses;
 - :mod:`qa.embed.ray` — :class:`~qa.embed.ray.RayEncoder`, documents embedded on a Ray cluster;
@@ -115,7 +115,7 @@ class Encoder:
 
     ``backend`` picks how documents (:meth:`encode`) are embedded: ``"torch"`` (default) is sentence-transformers
     (on ``device``: ``"cpu"`` or ``"cuda"``), ``"onnx"`` the int8 onnxruntime export (:mod:`qa.embed.onnx`, CPU
-    only, ~4x faster), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
+    only, faster: ``benchmarks/EMBED-ONNX.md``), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
     in float32 whatever the backend.
     """
 

@@ -47,11 +47,14 @@ function retriever(name, score, rank, digits) {
   return el("span", {class: "ret"}, `${name} ${num(score, digits)} (${where})`);
 }
 
-function shortText(short) {
-  if (!short) return null;
-  if (typeof short === "string") return short;
-  if (typeof short === "object" && typeof short.text === "string") return short.text;
-  return null;
+// the top line, as `qa ask` prints it: "A: <short answer>  [article §n]", with a note when a neighbouring sentence
+// was needed to choose it; nothing when there is no short answer (none is given when the answer is not answerable)
+function shortLine(short, top) {
+  if (!short || typeof short !== "object" || typeof short.text !== "string") return null;
+  const art = short.article ?? (top && top.article), sent = short.sentence ?? (top && top.sentence);
+  return el("p", {class: "short-answer"}, "A: ", el("strong", {}, short.text),
+    art === undefined || art === null ? null : el("span", {class: "cite"}, ` [${art} §${sent}]`),
+    short.uses_context ? " (chosen with the sentence before/after)" : null);
 }
 
 function renderHit(hit, hl, i, low) {
@@ -63,8 +66,9 @@ function renderHit(hit, hl, i, low) {
     conf === null ? null : el("span", {class: "conf", title: "calibrated probability that this sentence answers"},
       el("meter", {min: "0", max: "1", value: String(conf)}), ` conf ${num(conf, 2)}${low ? " (low)" : ""}`));
   li.append(head);
-  // the short answer's offsets are into the source file, like the sentence's: its place in the sentence is the difference
-  const a = hit.answer && typeof hit.answer === "object" && Number.isInteger(hit.answer.start) ? hit.answer : null;
+  // the short answer's offsets are into the source file, like the sentence's: its place in the sentence is the difference.
+  // As in `qa ask`: when the corpus does not seem to answer (low), no sentence gets a short answer marked.
+  const a = !low && hit.answer && typeof hit.answer === "object" && Number.isInteger(hit.answer.start) ? hit.answer : null;
   const answerSpan = a ? [a.start - hit.start, a.end - hit.start] : null;
   const before = el("div", {class: "context before", hidden: ""});
   const after = el("div", {class: "context after", hidden: ""});
@@ -116,10 +120,11 @@ async function ask(q, mode, k) {
   const low = ans.answerable === false;
   summary.append(el("p", {class: "terms", title: "as qa's tokenizer sees them: case-folded and stemmed"}, "query terms: ",
     ...body.terms.map((t) => el("code", {}, t))));
-  const short = shortText(ans.short);
-  if (short && !low) summary.append(el("p", {class: "short-answer"}, "Answer: ", el("strong", {}, short)));
-  if (low) summary.append(el("p", {class: "notfound"},
-    "Not found: the corpus does not seem to answer this question. Closest sentences, low confidence:"));
+  const short = low ? null : shortLine(ans.short, ans.hits[0]);
+  if (short) summary.append(short);
+  if (low && ans.hits.length) summary.append(el("p", {class: "notfound"},
+    "Not found: the corpus does not seem to answer this question (top confidence " +
+    `${num(ans.hits[0].confidence, 2)}). Closest sentences, low confidence:`));
   if (!ans.hits.length) summary.append(el("p", {}, "(no hits)"));
   ans.hits.forEach((h, i) => hits.append(renderHit(h, body.highlights[i], i, low)));
 }
