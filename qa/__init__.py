@@ -29,11 +29,12 @@ from .errors import (  # noqa: E402
     QueryError,
 )
 from .index import Index  # noqa: E402
+from .options import AskOptions  # noqa: E402
 from .sentences import Sentence, split_sentences  # noqa: E402
 from .tokens import Tokenizer, TokenizerConfig  # noqa: E402
 
 __all__ = [
-    "Answer", "Article", "BM25Engine", "BM25Params", "ClusterError", "Context", "CorpusError", "Hit", "Index", "IndexCorruptError",
+    "Answer", "Article", "AskOptions", "BM25Engine", "BM25Params", "ClusterError", "Context", "CorpusError", "Hit", "Index", "IndexCorruptError",
     "IndexFormatError", "IndexLockedError", "IndexNotFoundError", "IndexWriteError", "ModelLoadError", "ModelMismatchError", "QAError",
     "QueryError", "Sentence", "Tokenizer", "TokenizerConfig", "load_corpus", "split_sentences",
 ]

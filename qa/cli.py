@@ -135,11 +135,13 @@ def _is_folder(location: str, options: dict) -> bool:
 
 def _build(
     paths: list[str], location: str, options: dict, model: Optional[str], quiet: bool = False, ann: bool = False,
-    title_context: Optional[bool] = None, encoder=None, backend: str = "auto", device: str = "cpu",
+    title_context: Optional[bool] = None, encoder=None, backend: Optional[str] = None, device: str = "cpu",
 ):
+    from .embed import DEFAULT_BACKEND
     from .index import Index
     from .store.base import store_writer
 
+    backend = backend or DEFAULT_BACKEND
     with _Progress(enabled=not quiet and sys.stderr.isatty()) as bar:
         extra = {} if title_context is None else {"title_context": title_context}
         return Index.build(paths, model=model, progress=bar, ann=ann, encoder=encoder, backend=backend, device=device,
@@ -197,7 +199,7 @@ def index(
         None, "--ray-actors", min=1, help="Ray embedding actors [default: one per CPU of the cluster]"
     ),
     backend: str = typer.Option(
-        "auto", "--backend",
+        "auto", "--backend",  # qa.embed.DEFAULT_BACKEND (tests/test_onnx_embed.py checks they agree)
         help="Embed documents with torch (sentence-transformers), onnx (int8 onnxruntime, CPU, faster: "
              "benchmarks/EMBED-ONNX.md) "
              "or auto (onnx on a CPU where onnxruntime is installed).",

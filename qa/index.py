@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from .bm25 import BM25Params
 from .build import DEFAULT_TITLE_CONTEXT, BuildSettings, build
-from .embed import Backend, Encoder
+from .embed import DEFAULT_BACKEND, Backend, Encoder
 from .search import Searcher
 from .store.base import Store, StoreWriter
 from .tokens import TokenizerConfig
@@ -58,7 +58,7 @@ class Index(Searcher):
         ann: bool = False,
         title_context: bool = DEFAULT_TITLE_CONTEXT,
         store: Any = None,
-        backend: Backend = "torch",
+        backend: Backend = DEFAULT_BACKEND,
         device: str = "cpu",
     ) -> "Index":
         """Build (or incrementally rebuild) the index of ``paths`` and return it loaded.

@@ -75,7 +75,7 @@ if __name__ == "__main__" and "--record" in sys.argv:
     from qa.embed import Encoder  # the encoder the conftest fixture uses
 
     with tempfile.TemporaryDirectory() as d:
-        idx = qa.Index.build([ROOT / "seeds"], Path(d) / "index", encoder=Encoder())
+        idx = qa.Index.build([ROOT / "seeds"], Path(d) / "index", encoder=Encoder(backend="torch"))
         qfile = Path(d) / "q.jsonl"
         qfile.write_text("".join(json.dumps(q) + "\n" for q in dev_questions()), encoding="utf-8")
         rows = ask_all(idx.folder.parent, qfile)

@@ -50,7 +50,19 @@ def test_resolve_backend_rules(tmp_path):
 @onnx_installed
 def test_auto_is_onnx_on_cpu():
     assert Encoder(backend="auto").backend == "onnx"
-    assert Encoder().backend == "torch"  # the library default: unchanged vectors for existing callers
+
+
+def test_one_default_backend_for_library_cli_and_builds():
+    """issue 21: `qa index` and `qa.Index.build` (and a bare Encoder) embed with the same backend by default."""
+    import inspect
+
+    import qa
+    from qa.cli import index as cli_index
+    from qa.embed import DEFAULT_BACKEND
+
+    assert inspect.signature(qa.Index.build).parameters["backend"].default == DEFAULT_BACKEND
+    assert inspect.signature(Encoder).parameters["backend"].default == DEFAULT_BACKEND
+    assert inspect.signature(cli_index).parameters["backend"].default.default == DEFAULT_BACKEND
 
 
 @pytest.mark.skipif(_has_gpu(), reason="a GPU is present")

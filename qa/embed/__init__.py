@@ -76,6 +76,9 @@ class SentenceEncoder(Protocol):
 QUERY_BACKENDS = ("auto", "light", "torch")
 Backend = Literal["auto", "torch", "onnx"]
 BACKENDS = ("auto", "torch", "onnx")
+# One default for the library, the CLI and the server: onnx int8 where it runs, else torch (issue 21: a library
+# build after a CLI build no longer re-embeds everything with another backend).
+DEFAULT_BACKEND: Backend = "auto"
 
 
 def resolve_backend(backend: str, device: str, path: str) -> str:
@@ -120,7 +123,7 @@ class Encoder:
     """
 
     def __init__(
-        self, model: str | None = None, device: str = "cpu", query_backend: str | None = None, backend: Backend = "torch"
+        self, model: str | None = None, device: str = "cpu", query_backend: str | None = None, backend: Backend = DEFAULT_BACKEND
     ):
         self.name, self.path = resolve_model(model)
         check_device(device)
