@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qa.build as qb
+from qa.errors import CorpusError
 import qa.index as qi
 from qa.bm25 import BM25Engine, BM25Params
 from qa.corpus import load_corpus
@@ -224,7 +225,7 @@ def test_a_failed_embedding_leaves_no_vectors_file(tmp_path):
 
 def test_an_empty_corpus_creates_no_index_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(qa.CorpusError, match="the corpus is empty"):
+    with pytest.raises(CorpusError, match="the corpus is empty"):
         qi.Index.build([tmp_path / "empty"], tmp_path / "index", encoder=HashEncoder())
     assert not (tmp_path / "index").exists()
 
