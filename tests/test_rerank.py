@@ -663,20 +663,19 @@ def _qa_json(env_backend: str, questions_file, index_dir) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_torch_and_numpy_query_paths_agree_with_reranking(copy_index, tmp_path):
+def test_torch_and_onnx_query_paths_agree_with_reranking(copy_index, tmp_path):
     qf = tmp_path / "q.txt"
     qf.write_text("\n".join(QUESTIONS) + "\n", encoding="utf-8")
     torch_rows = _qa_json("torch", qf, copy_index)
-    light_rows = _qa_json("light", qf, copy_index)
+    light_rows = _qa_json("onnx", qf, copy_index)  # int8 questions against this torch-built index: near, not equal
     assert len(torch_rows) == len(light_rows) == 3
     for t, l in zip(torch_rows, light_rows):
         assert t["rerank"] == l["rerank"] == DEFAULT_RERANKER
         assert t["answerable"] == l["answerable"] and isinstance(t["answerable"], bool)
-        assert [(h["article"], h["sentence"]) for h in t["hits"]] == [(h["article"], h["sentence"]) for h in l["hits"]]
-        for a, b in zip(t["hits"], l["hits"]):
-            for key in ("score", "confidence", "retrieval_score", "rerank_score"):
-                assert a[key] == pytest.approx(b[key], abs=1e-6), key
-            assert a["scores"]["dense"] == pytest.approx(b["scores"]["dense"], abs=1e-6)
+        assert (t["hits"][0]["article"], t["hits"][0]["sentence"]) == (l["hits"][0]["article"], l["hits"][0]["sentence"])
+        a, b = t["hits"][0], l["hits"][0]
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=0.05)
+        assert a["scores"]["dense"] == pytest.approx(b["scores"]["dense"], abs=0.02)
     assert torch_rows[0]["hits"][0]["sentence"] == MEKONG_TOP[1]
 
 

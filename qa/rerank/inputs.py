@@ -63,7 +63,7 @@ class RerankInputs:
 
     def question_words(self, question: str) -> QuestionWords:
         """The question's content words (no stopwords, no numbers) with their stems and static word vectors."""
-        from ..embed.light import default_word_vectors
+        from ..embed.words import default_word_vectors
 
         words, stems = [], []
         for w in self._content_words(question):
@@ -77,7 +77,7 @@ class RerankInputs:
     def _word_vecs_of(self, row: int) -> np.ndarray:
         v = self._row_wvecs.get(row)
         if v is None:
-            from ..embed.light import default_word_vectors
+            from ..embed.words import default_word_vectors
 
             if len(self._row_wvecs) > 100_000:
                 self._row_wvecs.clear()
