@@ -104,6 +104,27 @@ def test_token_budget_batches_keep_every_sentence_once():
     assert len(list(padded_batches(encs, 16, max_tokens=None))) == len(fixed)
 
 
+def test_folder_checksum_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from qa.embed.onnx import _folder_sha256_remembered, folder_sha256
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "a.json").write_text("{}")
+    (model / "w.bin").write_bytes(b"1234")
+    first = _folder_sha256_remembered(model)
+    assert first == folder_sha256(model) and (tmp_path / "cache" / "onnx" / "folders.json").is_file()
+    assert _folder_sha256_remembered(model) == first  # remembered
+    st = (model / "w.bin").stat()
+    (model / "w.bin").write_bytes(b"5678")  # same size, new content and mtime
+    os.utime(model / "w.bin", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert _folder_sha256_remembered(model) == folder_sha256(model) != first
+    (model / "new.txt").write_text("x")  # a file added
+    assert _folder_sha256_remembered(model) == folder_sha256(model)
+
+
 # -- slow: the real model ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def onnx_encoder():

@@ -92,10 +92,39 @@ def folder_sha256(folder: str | Path) -> str:
     return h.hexdigest()
 
 
+def _folder_sha256_remembered(folder: str | Path) -> str:
+    """:func:`folder_sha256`, remembered in the cache folder (``onnx/folders.json``) under the folder's path and
+    the size and mtime of each of its files: a cold ``qa ask`` does not read the ~90 MB model folder again to find
+    its export. Any change to a file's size or mtime (or a file added or removed) hashes the folder again."""
+    folder = Path(folder).resolve()
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        stat = [[p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    except OSError:
+        return folder_sha256(folder)
+    memo_path = cache_dir() / "onnx" / "folders.json"
+    memo = read_json(memo_path)
+    memo = memo if isinstance(memo, dict) else {}
+    hit = memo.get(str(folder))
+    if isinstance(hit, dict) and hit.get("stat") == stat and isinstance(hit.get("sha256"), str):
+        return hit["sha256"]
+    digest = folder_sha256(folder)
+    memo[str(folder)] = {"stat": stat, "sha256": digest}
+    try:  # best effort, atomic: a reader sees the old file or the new one
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="folders.", suffix=".tmp", dir=memo_path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(memo, f)
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass
+    return digest
+
+
 def cache_key(folder: str | Path) -> str:
     import onnxruntime
 
-    text = f"{folder_sha256(folder)}\n{onnxruntime.__version__}\n{RECIPE}"
+    text = f"{_folder_sha256_remembered(folder)}\n{onnxruntime.__version__}\n{RECIPE}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
