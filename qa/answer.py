@@ -120,6 +120,8 @@ class Answer:
     rerank: str | None = None  # the reranker that ordered the hits; None: retrieval order
     answerable: bool | None = None  # False: the top confidence is below the model's threshold; None: not known
     threshold: float | None = None  # the confidence under which the corpus does not seem to answer (None: no model)
+    # milliseconds per stage of this answer (embed, bm25, dense, fuse, rerank, short, total); not part of equality
+    timings_ms: dict[str, float] | None = field(default=None, compare=False)
 
     @property
     def top(self) -> Hit | None:
@@ -145,4 +147,5 @@ class Answer:
             "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
                                                       "sentence": self.top.sentence},
             "hits": [h.to_dict() for h in self.hits],
+            **({"timings_ms": self.timings_ms} if self.timings_ms is not None else {}),
         }

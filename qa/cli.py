@@ -325,6 +325,8 @@ def ask(
     rerank: Optional[str] = RerankOpt,
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print where the time went: milliseconds per "
+                                 "stage (embed, bm25, dense, fuse, rerank, short, total)."),
 ) -> None:
     """Answer a question with cited sentences: [article §n], character offsets, each retriever's score and a
     calibrated confidence; says so when the corpus does not seem to answer it."""
@@ -377,6 +379,8 @@ def ask(
                 if i:
                     typer.echo("")
                 _print_human(qid, ans, idx, use_color, show_id=questions is not None)
+                if verbose and ans.timings_ms:
+                    typer.echo("   time: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ans.timings_ms.items()))
         if failed:
             raise typer.Exit(QueryError.exit_code)
 
