@@ -544,10 +544,7 @@ def eval_(
         if as_json:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
             return
-        g = report["gold"]
-        typer.echo(f"{gold} [{split}]: {g['questions']} questions ({g['answerable']} answerable, "
-                   f"{g['unanswerable']} unanswerable); index {report['index']['folder']} "
-                   f"({report['index']['sentences']} sentences)")
+        typer.echo(ev.format_gold_header(report, gold))
         typer.echo(ev.format_table(report))
         _echo_tail(report)
         for extra in (ev.format_no_answer(report), ev.format_short_answers(report)):

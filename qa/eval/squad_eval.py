@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .calibration import abstention, reliability
 from .metrics import score_rankings, short_answer_report
+from .report import index_backend
 from .runs import EVAL_MODES, RERANK_MODE, ModeRun, QueryRun, check_modes, run_questions
 from .significance import significance
 from .squad import (
@@ -134,7 +135,8 @@ def _report_head(
         "reqa_reference": REQA_REFERENCE,
         "index": {"folder": str(idx.folder), "model": idx.model_name, "bm25": idx.manifest.get("bm25"),
                   "tokenizer": idx.manifest.get("tokenizer"),
-                  "title_context": bool(idx.manifest.get("title_context", False))},
+                  "title_context": bool(idx.manifest.get("title_context", False)),
+                  "backend": index_backend(idx.manifest)},
         "metrics_note": f"ranx over the run files: mrr@{k} (ranks beyond {k} count 0) and hit_rate@k "
                         "(ReQA's R@k: a gold sentence in the top k); each question counted once. Halves: "
                         "even-numbered articles = tune (qa's reranker was trained there), odd = held-out",
