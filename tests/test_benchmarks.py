@@ -55,6 +55,7 @@ def test_a_new_run_merges_into_the_committed_results_and_keeps_other_sections(tm
     monkeypatch.setattr(bench, "RESULTS_JSON", path)
     before = render(_json("RESULTS.json"), _json("INCREMENTAL.json"))
     res = bench.Results(path)
+    res.note_run("python -m benchmarks.bench --sizes 1M --sections bm25 --reuse", ["bm25"], ["1M"])
     new = copy.deepcopy(res.get("bm25", "1M"))
     new["qa_lucene"] = {"p50": 0.21, "p95": 0.5, "n": 200}
     new["qa_robertson"] = {"p50": 0.22, "p95": 0.6, "n": 200}
@@ -66,8 +67,10 @@ def test_a_new_run_merges_into_the_committed_results_and_keeps_other_sections(tm
         assert merged[section] == _json("RESULTS.json")[section]
     after = render(merged, _json("INCREMENTAL.json"))
     # every line outside the BM25 sections and the BM25 target rows is unchanged, hand-written text included
-    kept = [ln for ln in before.splitlines() if not ln.startswith(("| 1M |", "| BM25 top-10 p50", "| ≥ 100×"))]
+    kept = [ln for ln in before.splitlines()
+            if not ln.startswith(("| 1M |", "| BM25 top-10 p50", "| ≥ 100×", "**Machine:**"))]
     assert all(ln in after.splitlines() for ln in kept)
+    assert "Since then: `python -m benchmarks.bench --sizes 1M --sections bm25 --reuse` on " in after
     assert "| 1M | 0.21 / 0.50 | 0.22 / 0.60 |" in after  # the new figures
     assert "| BM25 top-10 p50 ≤ 5 ms at 1M | 0.21 ms (lucene), 0.22 ms (robertson) | **met** |" in after
     targets = {t["target"]: t for t in merged["text"]["targets"]}
