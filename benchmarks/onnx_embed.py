@@ -221,8 +221,9 @@ class PeerWorker:
             self.proc.wait(timeout=60)
 
 
-def _peer_runs(folder: str, work: Path, peer: PeerWorker, threads: int) -> dict[str, Callable[[list[str]], tuple]]:
-    """name → function returning (seconds, vectors) for the three encoders, torch and the peer at several batches."""
+def _peer_runs(folder: str, work: Path, peer: PeerWorker, threads: int, torch_batches: list[int],
+               peer_batches: list[int]) -> dict[str, Callable[[list[str]], tuple]]:
+    """name → function returning (seconds, vectors): torch and the peer at each of their batch sizes, qa's onnx."""
     import torch
 
     from qa.dense import Encoder
@@ -242,10 +243,10 @@ def _peer_runs(folder: str, work: Path, peer: PeerWorker, threads: int) -> dict[
 
     runs: dict[str, Callable[[list[str]], tuple]] = {
         f"torch fp32 (sentence-transformers), batch {b}": clock((lambda b: lambda x: enc.encode(x, batch_size=b))(b))
-        for b in (16, 32)}
+        for b in torch_batches}
     runs[f"**qa onnx** (qa/onnx_embed.py: int8, {DEFAULT_TOKENS}-token batches of at most {DEFAULT_BATCH})"] = \
         clock(qa_onnx)
-    for b in (16, 32, 64):
+    for b in peer_batches:
         runs[f"sentence-transformers onnx int8 (`backend=\"onnx\"`, avx512_vnni dynamic quantisation), batch {b}"] = \
             (lambda b: lambda x: peer.embed(b))(b)
     return runs
@@ -274,12 +275,14 @@ def run_peer(args: argparse.Namespace, command: str) -> dict[str, Any]:
     peer = PeerWorker(folder, sents, work, site)
     try:
         threads = OnnxEncoder(folder).threads
-        runs = _peer_runs(folder, work, peer, threads)
+        runs = _peer_runs(folder, work, peer, threads, [int(b) for b in args.torch_batches.split(",")],
+                          [int(b) for b in args.peer_batches.split(",")])
         times: dict[str, list[float]] = {k: [] for k in runs}
         vecs: dict[str, np.ndarray] = {}
         loads: list[float] = []
-        for k, f in runs.items():  # untimed round: every encoder warm over these very sentences
-            vecs[k] = f(sents)[1]
+        for k, f in runs.items():  # warm up (the peer's worker warmed up on its own when it started)
+            if not k.startswith("sentence-transformers onnx"):
+                f(sents[:200])
         for r in range(args.repeats):
             for k, f in runs.items():
                 dt, vecs[k] = f(sents)
@@ -357,7 +360,7 @@ def _render_peer(p: dict[str, Any]) -> list[str]:
         f"{p['threads']} cores.", "",
         f"{p['sentences']} sentences (the first {p['paragraphs']} paragraphs of the SQuAD dev **{p['half']} half**), "
         f"{p['questions']} of their questions embedded in float32 (qa.light). The same sentences go to every encoder "
-        f"in each of {p['repeats']} rounds (after one untimed round), one encoder after the other; *paired* is the "
+        f"in each of {p['repeats']} rounds (after a warm-up), one encoder after the other; *paired* is the "
         f"median over rounds of (other time / this time) in the same round. The peer is sentence-transformers "
         f"{pv.get('sentence-transformers', '?')} (transformers {pv.get('transformers', '?')}, optimum "
         f"{pv.get('optimum', '?')}) in its own process (`benchmarks/embed_peer.py`: its ONNX backend needs "
@@ -399,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peer", action="store_true", help="the fair-peer run (issue 21) instead of the variants")
     ap.add_argument("--peer-site", default=str(PEER_SITE), help="the peer's package overlay (see embed_peer.py)")
     ap.add_argument("--questions", type=int, default=1500, help="questions for the quality columns (--peer)")
+    ap.add_argument("--torch-batches", default="16,32", help="torch batch sizes (--peer)")
+    ap.add_argument("--peer-batches", default="16,32,64", help="the peer's batch sizes (--peer)")
     ap.add_argument("--json", type=Path, default=JSON_PATH)
     ap.add_argument("--out", type=Path, default=MD_PATH)
     ap.add_argument("--render-only", action="store_true")
