@@ -254,6 +254,7 @@ def run_questions(
     docid_of: Callable[["Hit"], str] = _hit_docid,
     slack: int = 0,
     rerank: str | None = None,
+    reader: str | None = None,
 ) -> ModeRun:
     """Ask every ``(qid, question)`` in ``mode`` and keep the ``k`` best docids.
 
@@ -262,7 +263,7 @@ def run_questions(
     the search is timed. ``docid_of`` maps a hit to a document id; hits mapping to an id already ranked are
     skipped (ask ``slack`` extra hits to make up for them). A question that cannot be asked gets an empty ranking.
     ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
-    modes are run without a second stage.
+    modes are run without a second stage. ``reader``: what finds the short answers (:func:`qa.extract.load_reader`).
     """
     from .index import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK
 
@@ -281,7 +282,8 @@ def run_questions(
         t0 = time.perf_counter()
         try:
             ans = index.ask(
-                q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name
+                q, k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, query_vector=qv, rerank=rerank_name,
+                reader=reader,
             )
         except QueryError as e:
             out.append(QueryRun(qid, (), (), time.perf_counter() - t0, error=str(e), question=q))
@@ -778,6 +780,7 @@ def evaluate_gold(
     k: int = RUN_DEPTH,
     answer_k: int = ANSWER_K,
     rerank: str | None = None,
+    reader: str | None = None,
 ) -> dict[str, Any]:
     """Run every mode on ``split`` of ``gold``, write ``<out_dir>/<name>-<split>-<mode>.trec`` and a JSON report
     ``<out_dir>/<name>-<split>.json``; return the report.
@@ -812,7 +815,7 @@ def evaluate_gold(
     run_files: dict[str, Path] = {}
     for mode in modes:
         run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha,
-                            rerank=rerank)
+                            rerank=rerank, reader=reader)
         path = write_trec(out / f"{name}-{split}-{mode}.trec", run)
         run_files[mode] = path
         sc = score_run(path, qrels)

@@ -10,7 +10,7 @@ local folder (:class:`qa.index.Index`) or Milvus (:class:`qa.milvus.MilvusIndex`
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .errors import QueryError
 from .features import Candidate, QuestionWords, question_entities
 from .fusion import RRF_K, Fusion, convex, rrf
 from .store import Store
+
+if TYPE_CHECKING:
+    from .extract import Reader
 
 # Hybrid defaults, chosen on the dev split of eval/gold.jsonl and the tune half of SQuAD (see eval/README.md):
 # convex 0.5 over each retriever's top 20 beat RRF by +0.032 MRR@10 (seeds dev) and +0.026 MRR (SQuAD tune).
@@ -88,6 +91,7 @@ class Searcher(Store):
         rerank_depth: int = RERANK_DEPTH,
         confidence: bool = True,
         short: bool = True,
+        reader: str | Reader | None = None,
     ) -> Answer:
         """Answer ``question`` with the ``k`` best sentences, each cited and scored.
 
@@ -109,7 +113,9 @@ class Searcher(Store):
         reranker is asked for. ``confidence=False`` skips the confidence model (hits carry ``None``).
         ``short`` (default on) gives each hit the phrase of its sentence that answers the question
         (:func:`qa.extract.extract`; ``None`` for why/how questions or when nothing fits), read with its
-        neighbouring sentences.
+        neighbouring sentences. ``reader`` picks what finds that phrase (:func:`qa.extract.load_reader`):
+        ``None``/``"qa-extract"`` (the extractor), ``"none"`` (no short answers), a registered name, a
+        :class:`qa.extract.Reader`, or a Hugging Face extractive-QA model folder or cached name.
 
         >>> Index.load("index").ask("tons seized in Safe Mekong", k=1, mode="bm25").top.sentence  # doctest: +SKIP
         7
@@ -130,6 +136,8 @@ class Searcher(Store):
             raise QueryError(f"rerank_depth must be a positive whole number, got {rerank_depth!r}")
         if rerank is not None and (not isinstance(rerank, str) or not rerank.strip()):
             raise QueryError(f"rerank must be a reranker name or folder, or 'none'; got {rerank!r}")
+        if isinstance(reader, str) and not reader.strip():
+            raise QueryError("reader must be a reader name or folder (qa-extract, none, or a Hugging Face QA model)")
         check_question(question)
         self.begin()
         tokens = self.tokenizer.tokenize(question)
@@ -204,8 +212,13 @@ class Searcher(Store):
                 ranked = sorted(rerank_score.items(), key=lambda x: (-x[1], x[0]))
         ranked = ranked[:k]
 
+        read = None
         if short:
-            from .extract import extract  # short answers (qa/extract.py), imported once per call
+            from .extract import Passage, load_reader  # short answers (qa/extract/), imported once per call
+
+            read = load_reader(reader) if reader is None or isinstance(reader, str) else reader
+            if read.name == "none":
+                read = None
         hits = []
         hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
         self.prefetch(hit_ids)
@@ -222,10 +235,10 @@ class Searcher(Store):
                 d_rank = dn_rank.get(d) or dn.rank(d)
             before, after = self._context(d, context)
             phrase = None
-            if short:
+            if read is not None:
                 b1, a1 = (before, after) if context >= 1 else self._context(d, 1)  # the neighbours, read once
-                phrase = extract(question, s.text, s.start, before=b1[-1].text if b1 else "",
-                                 after=a1[0].text if a1 else "")
+                phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
+                                                      after=a1[0].text if a1 else "")])[0]
             hits.append(
                 Hit(
                     article=s.article,

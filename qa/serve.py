@@ -2,7 +2,7 @@
 
 Endpoints (the OpenAPI document at ``/openapi.json`` describes each):
 
-- ``GET /ask?q=...&k=5&mode=hybrid&fusion=&alpha=&context=0&rerank=&exact=false`` and ``POST /ask`` (JSON: one
+- ``GET /ask?q=...&k=5&mode=hybrid&fusion=&alpha=&context=0&rerank=&exact=false&reader=`` and ``POST /ask`` (JSON: one
   ``{"question": ...}`` or a batch ``{"questions": [...]}``) answer with exactly the objects ``qa ask --json``
   prints: both call :meth:`qa.Answer.to_dict` on the answer of :meth:`qa.Index.ask`.
 - ``GET /ask/highlights`` the same answer plus where the search page highlights the question's terms.
@@ -135,11 +135,12 @@ class LiveIndex:
         The cached dicts are shared: callers must not change them.
         """
         key = (str(idx.folder), question, params.k, params.mode, params.fusion, params.alpha, params.context,
-               params.rerank, params.exact)
+               params.rerank, params.exact, params.reader)
         d = self._cache.get(key) if self.cache_size else None
         if d is None:
             ans = idx.ask(question, k=params.k, mode=params.mode, fusion=params.fusion, alpha=params.alpha,
-                          context=params.context, rerank=params.rerank, exact=params.exact or None)
+                          context=params.context, rerank=params.rerank, exact=params.exact or None,
+                          reader=params.reader)
             d = ans.to_dict(id=None)
             if self.cache_size:
                 self._cache[key] = d
@@ -165,6 +166,9 @@ class AskParams(BaseModel):
         None, description="Second stage [default: qa-rerank-gbdt in hybrid mode, none otherwise]"
     )
     exact: bool = Field(False, description="Exact dense search even if the index has an ANN file.")
+    reader: Optional[Literal["qa-extract", "none"]] = Field(
+        None, description="Short answers: qa-extract or none [default: qa-extract]"
+    )  # shipped readers only, as for rerank: a model folder would read other files
 
 
 _QUESTION = {"maxLength": MAX_QUESTION_CHARS, "minLength": 1}
@@ -303,7 +307,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if "question" in body and "questions" in body:
             return 'give "question" (one) or "questions" (a batch), not both'
         if "question" not in body and "questions" not in body:
-            return 'send {"question": "..."} or {"questions": [...]}, with optional k, mode, fusion, alpha, context, rerank, exact'
+            return 'send {"question": "..."} or {"questions": [...]}, with optional k, mode, fusion, alpha, context, rerank, exact, reader'
         form = "AskBatch" if "questions" in body else "AskOne"
         errs = [e for e in errs if form in e.get("loc", ())] or errs
     # a batch item that is an object was meant as {"id", "question"}: report that form's error, not "not a string"
