@@ -136,7 +136,8 @@ class Answer:
             return None
         return top.answer
 
-    def to_dict(self, id: str | int | None = None) -> dict[str, Any]:
+    def to_dict(self, id: str | int | None = None, timings: bool = False) -> dict[str, Any]:
+        """JSON form (what ``qa ask --json`` prints); ``timings=True`` adds ``timings_ms`` (``qa ask --json -v``)."""
         return {
             "id": id,
             "question": self.question,
@@ -147,5 +148,5 @@ class Answer:
             "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
                                                       "sentence": self.top.sentence},
             "hits": [h.to_dict() for h in self.hits],
-            **({"timings_ms": self.timings_ms} if self.timings_ms is not None else {}),
+            **({"timings_ms": self.timings_ms} if timings and self.timings_ms is not None else {}),
         }

@@ -209,9 +209,14 @@ def cite(
 ) -> list[Hit]:
     """One :class:`~qa.answer.Hit` per ranked row: its citation (article, sentence, offsets, text, path), each
     retriever's score and rank, its context, confidence and short answer (read with its neighbouring sentences)."""
-    if opts.short:
-        from .extract import extract  # short answers (qa/extract.py), imported once per call
     timed = timed if timed is not None else Timings()
+    read = None
+    if opts.short:
+        from .extract import Passage, load_reader  # short answers (qa/extract/), each reader loaded once
+
+        read = load_reader(opts.reader) if opts.reader is None or isinstance(opts.reader, str) else opts.reader
+        if read.name == "none":
+            read = None
     bm, dn = got.bm, got.dn
     hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
     store.prefetch(hit_ids)
@@ -224,11 +229,11 @@ def cite(
         d_rank = None if dn is None else (got.dn_rank.get(d) or dn.rank(d))  # None outside an ANN's candidates
         before, after = context(store, d, opts.context)
         phrase = None
-        if opts.short:
+        if read is not None:
             b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
             with timed("short"):
-                phrase = extract(question, s.text, s.start, before=b1[-1].text if b1 else "",
-                                 after=a1[0].text if a1 else "")
+                phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
+                                                      after=a1[0].text if a1 else "")])[0]
         hits.append(Hit(
             article=s.article, title=art.title, sentence=s.number, start=s.start, end=s.end, text=s.text,
             score=float(score), bm25_score=float(hit_bm[i]), dense_score=None if dn is None else float(dn[d]),

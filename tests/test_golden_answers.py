@@ -43,9 +43,7 @@ def ask_all(index_dir: Path, questions_file: Path) -> list[dict]:
                                      *opts])
         assert r.exit_code == 0, r.output
         for line in r.stdout.splitlines():
-            d = json.loads(line)
-            assert set(d.pop("timings_ms")) >= {"bm25", "fuse", "rerank", "total"}  # they vary: not compared
-            out.append({"config": name, **d})
+            out.append({"config": name, **json.loads(line)})
     return out
 
 
