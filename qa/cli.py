@@ -301,6 +301,11 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
         typer.echo("   (no hits)")
 
 
+ReaderOpt = typer.Option(
+    None, "--reader",
+    help="Short answers: qa-extract, none, or a Hugging Face extractive-QA model folder or cached name "
+         "[default: qa-extract]",
+)
 RerankOpt = typer.Option(
     None, "--rerank",
     help="Second stage: a qa reranker name or folder, a sentence-transformers CrossEncoder name or folder, or "
@@ -325,6 +330,7 @@ def ask(
     rerank: Optional[str] = RerankOpt,
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,
+    reader: Optional[str] = ReaderOpt,
 ) -> None:
     """Answer a question with cited sentences: [article §n], character offsets, each retriever's score and a
     calibrated confidence; says so when the corpus does not seem to answer it."""
@@ -336,7 +342,7 @@ def ask(
 
         # every check that needs no index comes first: a bad option never loads (or builds) an index or a model
         opts = AskOptions(k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, exact=exact or None,
-                          rerank=rerank)
+                          rerank=rerank, reader=reader)
         failed = 0  # batch: bad questions are reported one line each, the rest answered, then exit 2
         if questions is None:
             check_question(question)
@@ -356,6 +362,10 @@ def ask(
             from .rerank import load_reranker
 
             load_reranker(rerank)  # a bad --rerank fails once, before any question
+        if reader is not None:
+            from .extract import load_reader
+
+            load_reader(reader)  # likewise a bad --reader
         idx = _open_index(index_dir, model, milvus, collection)
         vectors = None
         if (mode != "bm25" or opts.reranker != "none") and len(batch) > 1:
@@ -493,6 +503,7 @@ def eval_(
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker of the rerank row [default: qa-rerank-gbdt]"),
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,
+    reader: Optional[str] = ReaderOpt,
 ) -> None:
     """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
 
@@ -502,6 +513,10 @@ def eval_(
     """
     with _errors():
         mode_list = _parse_modes(modes)
+        if reader is not None:
+            from .extract import load_reader
+
+            load_reader(reader)  # a bad --reader fails before any index is built or loaded
         if fusion is not None and fusion not in ("rrf", "convex"):
             raise QueryError(f"--fusion must be rrf or convex, got {fusion!r}")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
@@ -515,7 +530,7 @@ def eval_(
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
             report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
                                          work_dir=out / "squad", progress=say, title_context=title_context,
-                                         rerank=rerank)
+                                         rerank=rerank, reader=reader)
             if as_json:
                 typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
                 return
@@ -536,7 +551,7 @@ def eval_(
         questions = ev.load_gold(gold)
         idx = _open_index(index_dir, model, milvus, collection)
         report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha,
-                                  rerank=rerank)
+                                  rerank=rerank, reader=reader)
         if as_json:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
             return

@@ -47,7 +47,9 @@ class AskOptions:
     weight ``alpha`` on BM25, over each retriever's top ``depth``). ``context``: neighbouring sentences of the same
     article around each hit. ``exact=True``: exhaustive dense search even with an ANN file. ``rerank``: the second
     stage over the top ``rerank_depth`` (``None``: :data:`DEFAULT_RERANK` in hybrid mode, none otherwise).
-    ``confidence=False`` skips the confidence model; ``short=False`` the short answers.
+    ``confidence=False`` skips the confidence model; ``short=False`` the short answers. ``reader``: what finds the
+    short answers (:func:`qa.extract.load_reader`: ``None``/``"qa-extract"``, ``"none"``, a registered name, or a
+    Hugging Face extractive-QA model folder or cached name).
     """
 
     k: int = field(default=5, metadata={"help": "Number of sentences to return."})
@@ -63,6 +65,9 @@ class AskOptions:
     rerank_depth: int = field(default=RERANK_DEPTH, metadata={"help": "Candidates the second stage reranks."})
     confidence: bool = field(default=True, metadata={"help": "Calibrated confidence and 'answerable'."})
     short: bool = field(default=True, metadata={"help": "Short answers (the phrase that answers)."})
+    reader: str | None = field(default=None, metadata={
+        "help": "Short answers: qa-extract, none, or a Hugging Face extractive-QA model folder or cached name "
+                "[default: qa-extract]"})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +87,9 @@ class AskOptions:
             raise QueryError(f"rerank_depth must be a positive whole number, got {self.rerank_depth!r}")
         if self.rerank is not None and (not isinstance(self.rerank, str) or not self.rerank.strip()):
             raise QueryError(f"rerank must be a reranker name or folder, or 'none'; got {self.rerank!r}")
+        if self.reader is not None and (not isinstance(self.reader, str) or not self.reader.strip()):
+            raise QueryError(f"reader must be a reader name or folder (qa-extract, none, or a Hugging Face QA model); "
+                             f"got {self.reader!r}")
         object.__setattr__(self, "k", int(self.k))
 
     @property

@@ -178,8 +178,13 @@ def cite(
 ) -> list[Hit]:
     """One :class:`~qa.answer.Hit` per ranked row: its citation (article, sentence, offsets, text, path), each
     retriever's score and rank, its context, confidence and short answer (read with its neighbouring sentences)."""
+    read = None
     if opts.short:
-        from .extract import extract  # short answers (qa/extract.py), imported once per call
+        from .extract import Passage, load_reader  # short answers (qa/extract/), imported once per call
+
+        read = load_reader(opts.reader)
+        if read.name == "none":
+            read = None
     bm, dn = got.bm, got.dn
     hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
     store.prefetch(hit_ids)
@@ -192,9 +197,10 @@ def cite(
         d_rank = None if dn is None else (got.dn_rank.get(d) or dn.rank(d))  # None outside an ANN's candidates
         before, after = context(store, d, opts.context)
         phrase = None
-        if opts.short:
+        if read is not None:
             b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
-            phrase = extract(question, s.text, s.start, before=b1[-1].text if b1 else "", after=a1[0].text if a1 else "")
+            phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
+                                                  after=a1[0].text if a1 else "")])[0]
         hits.append(Hit(
             article=s.article, title=art.title, sentence=s.number, start=s.start, end=s.end, text=s.text,
             score=float(score), bm25_score=float(hit_bm[i]), dense_score=None if dn is None else float(dn[d]),
@@ -243,7 +249,7 @@ class Searcher:
 
         ``options`` (:class:`~qa.options.AskOptions`) says how; ``k``, ``mode`` and any other option given as a
         keyword (``fusion``, ``alpha``, ``depth``, ``context``, ``exact``, ``rerank``, ``rerank_depth``,
-        ``confidence``, ``short``) override it. ``query_vector`` skips embedding the question (a batch embeds all
+        ``confidence``, ``short``, ``reader``) override it. ``query_vector`` skips embedding the question (a batch embeds all
         its questions at once). Ties are broken by sentence row.
 
         With an ANN file and ``exact`` not ``True``, the dense candidates are the ANN's top ``depth``, re-scored

@@ -52,6 +52,7 @@ def evaluate_gold(
     k: int = RUN_DEPTH,
     answer_k: int = ANSWER_K,
     rerank: str | None = None,
+    reader: str | None = None,
 ) -> dict[str, Any]:
     """Run every mode on ``split`` of ``gold``, write ``<out_dir>/<name>-<split>-<mode>.trec`` and a JSON report
     ``<out_dir>/<name>-<split>.json``; return the report.
@@ -72,7 +73,7 @@ def evaluate_gold(
     run_files: dict[str, Path] = {}
     for mode in modes:
         run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha,
-                            rerank=rerank)
+                            rerank=rerank, reader=reader)
         path = write_trec(out / f"{name}-{split}-{mode}.trec", run)
         run_files[mode] = path
         sc = score_run(path, qrels)

@@ -50,6 +50,7 @@ def evaluate_squad(
     title_context: bool | None = None,
     rerank: str | None = None,
     confidence: bool = True,
+    reader: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate qa on a SQuAD file under the ReQA protocol: one TREC run per row (plus ``bm25-reqa``) in
     ``out_dir``, scored with ranx from the run files — on all questions and on each half (:func:`article_halves`:
@@ -75,7 +76,7 @@ def evaluate_squad(
     for mode in modes:
         say(f"running {mode}")
         runs[mode] = run_questions(idx, task.questions, mode, k=k, fusion=fusion, alpha=alpha, vectors=vectors,
-                                   docid_of=docid_of, slack=5, rerank=rerank)
+                                   docid_of=docid_of, slack=5, rerank=rerank, reader=reader)
     halves = article_halves(paragraphs)
     half_of_q = {q.id: halves[p.title] for p in paragraphs for q in p.questions}
     qrels_half = {h: {q: r for q, r in task.qrels.items() if half_of_q[q] == h} for h in (TUNE, HELD_OUT)}

@@ -50,7 +50,9 @@ True
 
 Modules: ``questions.py`` (answer types, question analysis), ``words.py`` (tokens, stems, word lists, the
 boundary-word lexicon), ``candidates.py`` (candidate spans and their features), ``model.py`` (the scorer and its
-checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence).
+checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence), ``reader.py`` (the
+:class:`Reader` protocol and :func:`load_reader`: ``qa-extract``, ``none``, registered names) and ``hf.py`` (any
+Hugging Face extractive-QA model as a reader; torch and transformers are imported there only).
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ from .model import (
     default_weights, load_weights, weight_shapes,
 )  # noqa: F401  (_scores: eval/short_answers.py)
 from .questions import ANSWER_TYPES, _question, _Question, answer_type  # noqa: F401  (eval/short_answers.py)
+from .reader import (
+    DEFAULT_READER, NO_READER, ExtractReader, NoReader, Passage, Reader, ReaderError, load_reader, reader_names,
+    register_reader,
+)
 from .words import LEXICON, tokenize
 
-__all__ = ["ANSWER_TYPES", "DEFAULT_EXTRACTOR", "EXTRACTOR_FORMAT", "EXTRACTOR_FORMAT_VERSION", "FEATURES", "LEXICON",
-           "MAX_SPAN", "MODELS_DIR", "WEIGHT_NAMES", "ExtractorError", "ShortAnswer", "answer_type", "candidates",
-           "default_weights", "extract", "load_weights", "tokenize", "weight_shapes"]
+__all__ = ["ANSWER_TYPES", "DEFAULT_EXTRACTOR", "DEFAULT_READER", "EXTRACTOR_FORMAT", "EXTRACTOR_FORMAT_VERSION",
+           "FEATURES", "LEXICON", "MAX_SPAN", "MODELS_DIR", "NO_READER", "WEIGHT_NAMES", "ExtractReader",
+           "ExtractorError", "NoReader", "Passage", "Reader", "ReaderError", "ShortAnswer", "answer_type", "candidates",
+           "default_weights", "extract", "load_reader", "load_weights", "reader_names", "register_reader", "tokenize",
+           "weight_shapes"]

@@ -1,0 +1,129 @@
+"""Readers: what finds the short answer inside a cited sentence. ``Index.ask(..., reader=NAME)``, ``qa ask/eval
+--reader NAME`` and ``qa serve``'s ``reader`` field pick one by name:
+
+* ``qa-extract`` (the default): qa's own extractor (:func:`qa.extract.extract`: answer type, candidate spans, a
+  small fitted scorer; numpy only);
+* ``none``: no short answers;
+* a name registered with :func:`register_reader` (how a trained reader such as ``qa-reader`` plugs in);
+* anything else: a Hugging Face extractive-QA model folder or cached name
+  (``transformers.AutoModelForQuestionAnswering`` + its tokenizer, loaded offline; :class:`qa.extract.hf.HFReader`).
+
+Every reader returns a :class:`qa.answer.ShortAnswer` (or ``None``) whose offsets slice the source file exactly and
+lie inside the passage's sentence.
+
+>>> r = load_reader("qa-extract")
+>>> s = "China initiated the Safe Mekong operation in June, during which 2,534 drug crime suspects were arrested."
+>>> r.read("How many suspects were arrested?", [Passage(s, 100)])[0].text
+'2,534 drug crime suspects'
+>>> load_reader("none").read("How many suspects were arrested?", [Passage(s, 100)])
+[None]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+from ..answer import ShortAnswer
+from ..errors import ModelLoadError
+
+DEFAULT_READER = "qa-extract"
+NO_READER = "none"
+
+
+class ReaderError(ModelLoadError):
+    """A reader cannot be loaded (not registered, not a folder or cached Hugging Face QA model, damaged)."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One cited sentence to read: its text, where it starts in the source file, and its neighbours' texts.
+
+    >>> Passage("2,534 suspects were arrested.", 1510, before="China acted.").end
+    1539
+    """
+
+    text: str
+    start: int
+    before: str = ""
+    after: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Finds the phrase that answers ``question`` in each passage (``None`` where none does). A returned
+    ``ShortAnswer`` lies inside its passage's sentence: ``p.text[a.start - p.start : a.end - p.start] == a.text``."""
+
+    name: str
+
+    def read(self, question: str, passages: Sequence[Passage]) -> list[ShortAnswer | None]: ...
+
+
+class ExtractReader:
+    """qa's own extractor (:func:`qa.extract.extract`), one passage at a time; ``weights``: another fitted model
+    (:func:`qa.extract.load_weights`), default the shipped ``qa/models/qa-extract``."""
+
+    def __init__(self, weights: dict | None = None, name: str = DEFAULT_READER):
+        self.name = name
+        self.weights = weights
+
+    def read(self, question: str, passages: Sequence[Passage]) -> list[ShortAnswer | None]:
+        from .extractor import extract
+
+        return [extract(question, p.text, p.start, before=p.before, after=p.after, weights=self.weights)
+                for p in passages]
+
+
+class NoReader:
+    """No short answers (``--reader none``)."""
+
+    name = NO_READER
+
+    def read(self, question: str, passages: Sequence[Passage]) -> list[ShortAnswer | None]:
+        return [None] * len(passages)
+
+
+_FACTORIES: dict[str, Callable[[], Reader]] = {DEFAULT_READER: ExtractReader, NO_READER: NoReader}
+_CACHE: dict[str, Reader] = {}
+
+
+def register_reader(name: str, factory: Callable[[], Reader]) -> None:
+    """Make ``name`` a reader: ``factory()`` builds it on first use (then it is kept for the process). A trained
+    reader plugs in this way, e.g. ``register_reader("qa-reader", OnnxReader)``; its heavy imports belong in the
+    factory, so that naming it costs nothing until it is used."""
+    if not name or not name.strip() or name != name.strip():
+        raise ValueError(f"a reader name must be a non-empty word, got {name!r}")
+    _FACTORIES[name] = factory
+    _CACHE.pop(name, None)
+
+
+def reader_names() -> tuple[str, ...]:
+    """The registered reader names (``qa-extract``, ``none``, ...); any other name is read as a Hugging Face
+    extractive-QA model folder or cached name."""
+    return tuple(_FACTORIES)
+
+
+def load_reader(name: str | None = None) -> Reader:
+    """The reader called ``name`` (``None``: :data:`DEFAULT_READER`), built once per process.
+
+    >>> load_reader().name, load_reader("none").name
+    ('qa-extract', 'none')
+    """
+    name = DEFAULT_READER if name is None else name
+    if name in _CACHE:
+        return _CACHE[name]
+    if not name.strip():
+        raise ReaderError("--reader needs a reader name or folder (qa-extract, none, or a Hugging Face QA model)")
+    factory = _FACTORIES.get(name)
+    if factory is not None:
+        r = factory()
+    else:
+        from .hf import HFReader  # torch and transformers are imported only here
+
+        r = HFReader(name)
+    _CACHE[name] = r
+    return r
