@@ -154,6 +154,8 @@ def test_hf_reader_no_answer_when_nothing_beats_the_cls_score(tiny_reader_dir):
     # neither the start nor the end word in the sentence: every span scores 0, like [CLS]
     assert r.read(Q, [Passage("China initiated the operation in June.", 0, before="Police held 2 suspects.")]) == [None]
     assert r.read(Q, [Passage("", 0)]) == [None]
+    (a,) = r.read("How many suspects " + "were really arrested " * 60 + "?", [Passage(S, 0)])  # > the model's 128
+    assert a is not None and a.text == "2,534 drug crime suspects"
 
 
 def test_hf_reader_long_context_is_read_in_windows(tiny_reader_dir):

@@ -73,6 +73,9 @@ class HFReader:
         lo = len(p.before) + 1 if p.before else 0  # the sentence's characters in the context: [lo, hi)
         hi = lo + len(p.text)
         context = (p.before + " " if p.before else "") + p.text + (" " + p.after if p.after else "")
+        q_ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
+        if len(q_ids) > self.max_length // 3:  # a long question would leave no room for the context windows
+            question = self.tokenizer.decode(q_ids[: self.max_length // 3])
         enc = self.tokenizer(question, context, truncation="only_second", max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                              padding=True, return_tensors="pt")
