@@ -52,7 +52,8 @@ Modules: ``questions.py`` (answer types, question analysis), ``words.py`` (token
 boundary-word lexicon), ``candidates.py`` (candidate spans and their features), ``model.py`` (the scorer and its
 checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence), ``reader.py`` (the
 :class:`Reader` protocol and :func:`load_reader`: ``qa-extract``, ``none``, registered names) and ``hf.py`` (any
-Hugging Face extractive-QA model as a reader; torch and transformers are imported there only).
+Hugging Face extractive-QA model as a reader; torch and transformers are imported there only), ``lists.py``
+(list answers: several spans for "which countries ..." questions, across the top sentences of one article).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from .model import (
     default_weights, load_weights, weight_shapes,
 )  # noqa: F401  (_scores: eval/short_answers.py)
 from .questions import ANSWER_TYPES, _question, _Question, answer_type  # noqa: F401  (eval/short_answers.py)
+from .lists import ListItem, is_list_question, list_answer, list_items
 from .reader import (
     DEFAULT_READER, NO_READER, ExtractReader, NoReader, Passage, Reader, ReaderError, load_reader, reader_names,
     register_reader,
@@ -73,6 +75,6 @@ from .words import LEXICON, tokenize
 
 __all__ = ["ANSWER_TYPES", "DEFAULT_EXTRACTOR", "DEFAULT_READER", "EXTRACTOR_FORMAT", "EXTRACTOR_FORMAT_VERSION",
            "FEATURES", "LEXICON", "MAX_SPAN", "MODELS_DIR", "NO_READER", "WEIGHT_NAMES", "ExtractReader",
-           "ExtractorError", "NoReader", "Passage", "Reader", "ReaderError", "ShortAnswer", "answer_type", "candidates",
-           "default_weights", "extract", "load_reader", "load_weights", "reader_names", "register_reader", "tokenize",
-           "weight_shapes"]
+           "ExtractorError", "ListItem", "NoReader", "Passage", "Reader", "ReaderError", "ShortAnswer", "answer_type",
+           "candidates", "default_weights", "extract", "is_list_question", "list_answer", "list_items", "load_reader",
+           "load_weights", "reader_names", "register_reader", "tokenize", "weight_shapes"]
