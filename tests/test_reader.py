@@ -107,9 +107,15 @@ def test_registered_reader_plugs_in_by_name():
         (a,) = load_reader("first-word").read(Q, [Passage(S, 7)])
         assert a.text == "China" and (a.start, a.end) == (7, 12)
         assert "first-word" in reader_mod.reader_names()
+        reader_mod.register_reader("lazy-none", "qa.extract.reader:NoReader")  # imported on first use
+        assert load_reader("lazy-none").read(Q, [Passage(S, 0)]) == [None]
+        reader_mod.register_reader("missing", "qa.no_such_module:Reader")
+        with pytest.raises(ReaderError, match="cannot load reader 'missing'"):
+            load_reader("missing")
     finally:
-        reader_mod._FACTORIES.pop("first-word", None)
-        reader_mod._CACHE.pop("first-word", None)
+        for name in ("first-word", "lazy-none", "missing"):
+            reader_mod._FACTORIES.pop(name, None)
+            reader_mod._CACHE.pop(name, None)
 
 
 def test_bad_reader_is_one_model_load_error(tmp_path):
@@ -118,6 +124,15 @@ def test_bad_reader_is_one_model_load_error(tmp_path):
     assert isinstance(e.value, ModelLoadError) and "\n" not in str(e.value)
     with pytest.raises(ReaderError):
         load_reader("  ")
+
+
+def test_bad_reader_fails_before_any_index(tmp_path):
+    from qa.cli import app
+
+    for cmd in (["ask", "a question"], ["eval"]):
+        r = runner.invoke(app, [*cmd, "--reader", str(tmp_path / "nope"), "--index-dir", str(tmp_path / "no-index")])
+        assert r.exit_code == ModelLoadError.exit_code and "cannot load reader" in r.stderr, r.output
+        assert not (tmp_path / "no-index").exists()  # nothing was built
 
 
 def test_default_path_imports_no_torch_or_transformers():
