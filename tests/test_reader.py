@@ -222,3 +222,29 @@ def test_server_reader_field(copy_index):
     assert off["short"] is None and all(h["answer"] is None for h in off["hits"])
     assert [h["sentence"] for h in off["hits"]] == [h["sentence"] for h in on["hits"]]
     assert bad.status_code == 400 and "reader" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_hf_reader_with_a_real_word_piece_vocabulary():
+    """The shipped MiniLM encoder as a QA model (its start/end head untrained, seeded): whatever span it picks, the
+    offsets slice the source exactly, on whole words, inside the sentence — accents, CJK, emoji, odd spaces."""
+    torch = pytest.importorskip("torch")
+    from qa.modelfiles import DEFAULT_MODEL, resolve_model
+
+    folder = resolve_model(DEFAULT_MODEL)[1]
+    torch.manual_seed(0)
+    r = load_reader(str(folder))
+    try:
+        texts = ["Café  Zoë opened in São Paulo in 2019 — 😀 the owner, José, said.",
+                 "中文 text with e\u0301 and \u00a0nbsp, 2,534 suspects were\tarrested.", S]
+        for question in (Q, "Who opened the café in 2019?", "What happened?"):
+            for t in texts:
+                p = Passage(t, 7, before="Before é 😀 sentence.", after="After\u200b sentence.")
+                (a,) = r.read(question, [p])
+                assert a is not None
+                _check(a, p)
+                i, j = a.start - p.start, a.end - p.start
+                assert not (i > 0 and t[i - 1].isalnum() and t[i].isalnum()), (t, a.text)  # whole words
+                assert not (j < len(t) and t[j - 1].isalnum() and t[j].isalnum()), (t, a.text)
+    finally:
+        reader_mod._CACHE.pop(str(folder), None)
