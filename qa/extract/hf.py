@@ -22,7 +22,7 @@ import numpy as np
 from ..answer import ShortAnswer
 from ..modelfiles import _offline
 from .questions import answer_type
-from .reader import Passage, ReaderError
+from .passage import Passage, ReaderError
 
 MAX_ANSWER_TOKENS = 30
 MAX_LENGTH = 384

@@ -22,36 +22,13 @@ lie inside the passage's sentence.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, Union, runtime_checkable
 
 from ..answer import ShortAnswer
-from ..errors import ModelLoadError
+from .passage import Passage, ReaderError
 
 DEFAULT_READER = "qa-extract"
 NO_READER = "none"
-
-
-class ReaderError(ModelLoadError):
-    """A reader cannot be loaded (not registered, not a folder or cached Hugging Face QA model, damaged)."""
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One cited sentence to read: its text, where it starts in the source file, and its neighbours' texts.
-
-    >>> Passage("2,534 suspects were arrested.", 1510, before="China acted.").end
-    1539
-    """
-
-    text: str
-    start: int
-    before: str = ""
-    after: str = ""
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.text)
 
 
 @runtime_checkable
