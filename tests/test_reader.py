@@ -107,9 +107,15 @@ def test_registered_reader_plugs_in_by_name():
         (a,) = load_reader("first-word").read(Q, [Passage(S, 7)])
         assert a.text == "China" and (a.start, a.end) == (7, 12)
         assert "first-word" in reader_mod.reader_names()
+        reader_mod.register_reader("lazy-none", "qa.extract.reader:NoReader")  # imported on first use
+        assert load_reader("lazy-none").read(Q, [Passage(S, 0)]) == [None]
+        reader_mod.register_reader("missing", "qa.no_such_module:Reader")
+        with pytest.raises(ReaderError, match="cannot load reader 'missing'"):
+            load_reader("missing")
     finally:
-        reader_mod._FACTORIES.pop("first-word", None)
-        reader_mod._CACHE.pop("first-word", None)
+        for name in ("first-word", "lazy-none", "missing"):
+            reader_mod._FACTORIES.pop(name, None)
+            reader_mod._CACHE.pop(name, None)
 
 
 def test_bad_reader_is_one_model_load_error(tmp_path):
@@ -118,6 +124,15 @@ def test_bad_reader_is_one_model_load_error(tmp_path):
     assert isinstance(e.value, ModelLoadError) and "\n" not in str(e.value)
     with pytest.raises(ReaderError):
         load_reader("  ")
+
+
+def test_bad_reader_fails_before_any_index(tmp_path):
+    from qa.cli import app
+
+    for cmd in (["ask", "a question"], ["eval"]):
+        r = runner.invoke(app, [*cmd, "--reader", str(tmp_path / "nope"), "--index-dir", str(tmp_path / "no-index")])
+        assert r.exit_code == ModelLoadError.exit_code and "cannot load reader" in r.stderr, r.output
+        assert not (tmp_path / "no-index").exists()  # nothing was built
 
 
 def test_default_path_imports_no_torch_or_transformers():
@@ -207,3 +222,29 @@ def test_server_reader_field(copy_index):
     assert off["short"] is None and all(h["answer"] is None for h in off["hits"])
     assert [h["sentence"] for h in off["hits"]] == [h["sentence"] for h in on["hits"]]
     assert bad.status_code == 400 and "reader" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_hf_reader_with_a_real_word_piece_vocabulary():
+    """The shipped MiniLM encoder as a QA model (its start/end head untrained, seeded): whatever span it picks, the
+    offsets slice the source exactly, on whole words, inside the sentence — accents, CJK, emoji, odd spaces."""
+    torch = pytest.importorskip("torch")
+    from qa.modelfiles import DEFAULT_MODEL, resolve_model
+
+    folder = resolve_model(DEFAULT_MODEL)[1]
+    torch.manual_seed(0)
+    r = load_reader(str(folder))
+    try:
+        texts = ["Café  Zoë opened in São Paulo in 2019 — 😀 the owner, José, said.",
+                 "中文 text with e\u0301 and \u00a0nbsp, 2,534 suspects were\tarrested.", S]
+        for question in (Q, "Who opened the café in 2019?", "What happened?"):
+            for t in texts:
+                p = Passage(t, 7, before="Before é 😀 sentence.", after="After\u200b sentence.")
+                (a,) = r.read(question, [p])
+                assert a is not None
+                _check(a, p)
+                i, j = a.start - p.start, a.end - p.start
+                assert not (i > 0 and t[i - 1].isalnum() and t[i].isalnum()), (t, a.text)  # whole words
+                assert not (j < len(t) and t[j - 1].isalnum() and t[j].isalnum()), (t, a.text)
+    finally:
+        reader_mod._CACHE.pop(str(folder), None)

@@ -51,7 +51,8 @@ True
 Modules: ``questions.py`` (answer types, question analysis), ``words.py`` (tokens, stems, word lists, the
 boundary-word lexicon), ``candidates.py`` (candidate spans and their features), ``model.py`` (the scorer and its
 checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence), ``reader.py`` (the
-:class:`Reader` protocol and :func:`load_reader`: ``qa-extract``, ``none``, registered names) and ``hf.py`` (any
+:class:`Reader` protocol and :func:`load_reader`: ``qa-extract``, ``none``, registered names; ``passage.py``: what a
+reader reads) and ``hf.py`` (any
 Hugging Face extractive-QA model as a reader; torch and transformers are imported there only), ``lists.py``
 (list answers: several spans for "which countries ..." questions, across the top sentences of one article).
 """

@@ -5,8 +5,9 @@ here only, so naming no such reader costs nothing (``qa ask`` on the default pat
 How it reads: the question and the cited sentence *with its neighbours* (``before + " " + sentence + " " +
 after``) go through the model as one pair (long contexts in overlapping windows); the answer is the span
 ``(s, e)`` of highest ``start_logit[s] + end_logit[e]`` with ``e - s < max_answer_tokens`` whose characters lie
-inside the cited sentence (the neighbours are read, never cited), mapped back to source offsets through the
-tokenizer's character offsets. No answer (``None``) when that best span does not beat the model's own no-answer
+inside the cited sentence (the neighbours are read, never cited), widened to whole words (a span never starts or
+ends inside a word split into pieces) and mapped back to source offsets through the tokenizer's character
+offsets. No answer (``None``) when that best span does not beat the model's own no-answer
 score (the ``[CLS]`` token's start + end logits, as SQuAD 2.0 models are trained to use). ``score`` is the
 span's probability under the window's start and end softmaxes.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from ..answer import ShortAnswer
 from ..modelfiles import _offline
 from .questions import answer_type
-from .reader import Passage, ReaderError
+from .passage import Passage, ReaderError
 
 MAX_ANSWER_TOKENS = 30
 MAX_LENGTH = 384
@@ -104,6 +105,7 @@ class HFReader:
             mask = enc["attention_mask"][w].numpy().astype(bool)
             prob = float(np.exp(s_l[s] - _logsumexp(s_l[mask])) * np.exp(e_l[e] - _logsumexp(e_l[mask])))
             if best is None or score > best[0]:
+                s, e = _whole_words(enc.word_ids(w), ok, s, e)
                 best = (score, prob, int(offsets[w, s, 0]), int(offsets[w, e, 1]))
         if best is None:
             return None
@@ -115,6 +117,15 @@ class HFReader:
         if a >= b:
             return None
         return ShortAnswer(p.text[a:b], p.start + a, p.start + b, atype, round(best[1], 6))
+
+
+def _whole_words(word_ids: list[int | None], ok: np.ndarray, s: int, e: int) -> tuple[int, int]:
+    """Widen the token span ``[s, e]`` to whole words (a start or end on a word piece: "##53" of "2,534")."""
+    while s > 0 and ok[s - 1] and word_ids[s - 1] is not None and word_ids[s - 1] == word_ids[s]:
+        s -= 1
+    while e + 1 < len(word_ids) and ok[e + 1] and word_ids[e + 1] is not None and word_ids[e + 1] == word_ids[e]:
+        e += 1
+    return s, e
 
 
 def _logsumexp(x: np.ndarray) -> float:

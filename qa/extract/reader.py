@@ -21,36 +21,14 @@ lie inside the passage's sentence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+import importlib
+from typing import Callable, Protocol, Sequence, Union, runtime_checkable
 
 from ..answer import ShortAnswer
-from ..errors import ModelLoadError
+from .passage import Passage, ReaderError
 
 DEFAULT_READER = "qa-extract"
 NO_READER = "none"
-
-
-class ReaderError(ModelLoadError):
-    """A reader cannot be loaded (not registered, not a folder or cached Hugging Face QA model, damaged)."""
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One cited sentence to read: its text, where it starts in the source file, and its neighbours' texts.
-
-    >>> Passage("2,534 suspects were arrested.", 1510, before="China acted.").end
-    1539
-    """
-
-    text: str
-    start: int
-    before: str = ""
-    after: str = ""
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.text)
 
 
 @runtime_checkable
@@ -87,14 +65,18 @@ class NoReader:
         return [None] * len(passages)
 
 
-_FACTORIES: dict[str, Callable[[], Reader]] = {DEFAULT_READER: ExtractReader, NO_READER: NoReader}
+# name → a factory, or "module:callable" imported on first use (a trained reader plugs in with one line here, e.g.
+# "qa-reader": "qa.reader:OnnxReader", and costs no import until it is named).
+Factory = Union[Callable[[], Reader], str]
+_FACTORIES: dict[str, Factory] = {DEFAULT_READER: ExtractReader, NO_READER: NoReader}
 _CACHE: dict[str, Reader] = {}
 
 
-def register_reader(name: str, factory: Callable[[], Reader]) -> None:
-    """Make ``name`` a reader: ``factory()`` builds it on first use (then it is kept for the process). A trained
-    reader plugs in this way, e.g. ``register_reader("qa-reader", OnnxReader)``; its heavy imports belong in the
-    factory, so that naming it costs nothing until it is used."""
+def register_reader(name: str, factory: Factory) -> None:
+    """Make ``name`` a reader: ``factory()`` builds it on first use (then it is kept for the process); a string
+    ``"module:callable"`` is imported only then. A trained reader plugs in this way, e.g.
+    ``register_reader("qa-reader", "qa.reader:OnnxReader")``; its heavy imports belong in the factory, so that
+    naming it costs nothing until it is used."""
     if not name or not name.strip() or name != name.strip():
         raise ValueError(f"a reader name must be a non-empty word, got {name!r}")
     _FACTORIES[name] = factory
@@ -119,6 +101,12 @@ def load_reader(name: str | None = None) -> Reader:
     if not name.strip():
         raise ReaderError("--reader needs a reader name or folder (qa-extract, none, or a Hugging Face QA model)")
     factory = _FACTORIES.get(name)
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ReaderError(f"cannot load reader {name!r} ({factory}: {e})") from None
     if factory is not None:
         r = factory()
     else:
