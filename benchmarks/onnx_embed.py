@@ -191,14 +191,16 @@ def run_variants(args: argparse.Namespace, command: str) -> dict[str, Any]:
 class PeerWorker:
     """``benchmarks.embed_peer`` in its own process (the overlay of packages the peer needs on its path)."""
 
-    def __init__(self, folder: str, sents: list[str], work: Path, site: Path):
+    def __init__(self, folder: str, sents: list[str], work: Path, site: Path, configs: list[str]):
         (work / "sentences.json").write_text(json.dumps(sents), encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1"}
         self.work = work
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.embed_peer", folder,
-                                      str(work / "sentences.json"), str(work)], cwd=ROOT, env=env, text=True,
+                                      str(work / "sentences.json"), str(work), "--configs", ",".join(configs)],
+                                     cwd=ROOT, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.configs = configs
         self.info = self._answer()
 
     def _answer(self) -> dict[str, Any]:
@@ -207,12 +209,13 @@ class PeerWorker:
             raise RuntimeError(f"the peer worker exited (code {self.proc.wait()}); see its stderr above")
         return json.loads(line)
 
-    def embed(self, batch: int) -> tuple[float, np.ndarray]:
-        """(seconds the peer took to embed every sentence in batches of ``batch``, its vectors)."""
-        self.proc.stdin.write(f"embed {batch}\n")
+    def embed(self, config: str, batch: int) -> tuple[float, np.ndarray]:
+        """(seconds the peer took to embed every sentence in batches of ``batch`` with its ``config`` int8 model,
+        its vectors)."""
+        self.proc.stdin.write(f"embed {config} {batch}\n")
         self.proc.stdin.flush()
         secs = self._answer()["seconds"]
-        return secs, np.load(self.work / f"peer-{batch}.npy")
+        return secs, np.load(self.work / f"peer-{config}-{batch}.npy")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -246,9 +249,10 @@ def _peer_runs(folder: str, work: Path, peer: PeerWorker, threads: int, torch_ba
         for b in torch_batches}
     runs[f"**qa onnx** (qa/onnx_embed.py: int8, {DEFAULT_TOKENS}-token batches of at most {DEFAULT_BATCH})"] = \
         clock(qa_onnx)
-    for b in peer_batches:
-        runs[f"sentence-transformers onnx int8 (`backend=\"onnx\"`, avx512_vnni dynamic quantisation), batch {b}"] = \
-            (lambda b: lambda x: peer.embed(b))(b)
+    for config in peer.configs:
+        for b in peer_batches:
+            runs[f"sentence-transformers onnx int8 (`backend=\"onnx\"`, {config} dynamic quantisation), batch {b}"] = \
+                (lambda c, b: lambda x: peer.embed(c, b))(config, b)
     return runs
 
 
@@ -272,7 +276,7 @@ def run_peer(args: argparse.Namespace, command: str) -> dict[str, Any]:
     t = time.perf_counter()
     export(folder, work / "qa")
     qa_export_s = time.perf_counter() - t
-    peer = PeerWorker(folder, sents, work, site)
+    peer = PeerWorker(folder, sents, work, site, args.peer_configs.split(","))
     try:
         threads = OnnxEncoder(folder).threads
         runs = _peer_runs(folder, work, peer, threads, [int(b) for b in args.torch_batches.split(",")],
@@ -349,6 +353,15 @@ def _render_variants(v: dict[str, Any]) -> list[str]:
     return md
 
 
+def _quantised(info: dict[str, Any]) -> str:
+    """``avx2: 12.6 s, 21.9 MiB; ...`` (a run before the config was a choice quantised for avx512_vnni only)."""
+    q, f = info["quantize_s"], info["file_mib"]
+    if not isinstance(q, dict):
+        q, f = {"avx512_vnni": q}, {"avx512_vnni": f}
+    cpu = f"; this CPU's documented config: {info['cpu_config']}" if info.get("cpu_config") else ""
+    return "; ".join(f"{c}: {q[c]} s, {f[c]} MiB" for c in q) + cpu
+
+
 def _render_peer(p: dict[str, Any]) -> list[str]:
     ld = p["load"]
     pv = p["peer"].get("versions", {})
@@ -365,8 +378,8 @@ def _render_peer(p: dict[str, Any]) -> list[str]:
         f"{pv.get('sentence-transformers', '?')} (transformers {pv.get('transformers', '?')}, optimum "
         f"{pv.get('optimum', '?')}) in its own process (`benchmarks/embed_peer.py`: its ONNX backend needs "
         f"optimum-onnx, which pins transformers < 4.58); `SentenceTransformer(folder, backend=\"onnx\")` exported "
-        f"the model ({p['peer']['export_s']} s) and `export_dynamic_quantized_onnx_model(model, \"avx512_vnni\", "
-        f"folder)` quantised it ({p['peer']['quantize_s']} s, {p['peer']['file_mib']} MiB); qa's export "
+        f"the model ({p['peer']['export_s']} s) and `export_dynamic_quantized_onnx_model(model, CONFIG, "
+        f"folder)` quantised it ({_quantised(p['peer'])}); qa's export "
         f"(`qa.embed.onnx.export`) took {p['qa_export_s']} s. The baseline is torch at its best batch size "
         f"(median round).", "",
         "| backend | sentences/s (best / median round) | vs torch (paired) | vs qa onnx (paired) | hit@1 | MRR@10 | "
@@ -404,6 +417,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--questions", type=int, default=1500, help="questions for the quality columns (--peer)")
     ap.add_argument("--torch-batches", default="16,32", help="torch batch sizes (--peer)")
     ap.add_argument("--peer-batches", default="16,32,64", help="the peer's batch sizes (--peer)")
+    ap.add_argument("--peer-configs", default="avx2,avx512_vnni",
+                    help="the peer's quantisation configs (export_dynamic_quantized_onnx_model), --peer")
     ap.add_argument("--json", type=Path, default=JSON_PATH)
     ap.add_argument("--out", type=Path, default=MD_PATH)
     ap.add_argument("--render-only", action="store_true")
