@@ -9,6 +9,7 @@ and lower-cased (question and text lower-cased, same gold answers), never used t
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -110,8 +111,6 @@ def report(args) -> int:
     r0 = reader_answers(reader, fold0)
     thr, info = choose_threshold(fold0, r0, negs, reader_answers(reader, negs))
     print(f"threshold {thr} {info} ({time.time() - t0:.0f} s)", flush=True)
-    if args.threshold < 0:
-        args.threshold = thr
     e0 = extractor_answers(fold0)
     sec = [f"No-answer threshold chosen on tune fold 0: **{thr:.2f}** (largest costing ≤ 0.01 F1 there: F1 "
            f"{info['f1_at_0']:.3f} → {info['f1_at_t']:.3f}); it turns {info['neg_rejected']:.0%} of "
@@ -157,15 +156,17 @@ def speed(args, n: int = 200) -> int:
                                                  after=it.after) for it in g])):
         for g in groups[:20]:
             fn(g)
-        ts = []
+        ts, cpu = [], []
         for g in groups:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn(g)
             ts.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
         ts.sort()
         res[name] = (statistics.median(ts), ts[int(0.9 * len(ts))])
-        print(f"{name}: 5 hits p50 {res[name][0]:.2f} ms, p90 {res[name][1]:.2f} ms ({len(ts)} questions, "
-              f"{args.threads} threads)", flush=True)
+        print(f"{name}: 5 hits p50 {res[name][0]:.2f} ms, p90 {res[name][1]:.2f} ms wall; CPU time p50 "
+              f"{statistics.median(cpu):.2f} ms ({len(ts)} questions, {args.threads} threads, load average "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
     return 0
 
 

@@ -29,7 +29,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 from qa.corpus import Article  # noqa: E402
 from qa.modelfiles import _offline, resolve_model, sha256_file  # noqa: E402
-from qa.reader import READER_FORMAT, READER_FORMAT_VERSION, Reader, best_spans, encode_batch  # noqa: E402
-from qa.reqa import HELD_OUT, TUNE, article_halves, load_squad, tune_folds  # noqa: E402
+from qa.reader import READER_FORMAT, READER_FORMAT_VERSION, encode_batch  # noqa: E402
+from qa.reqa import TUNE, article_halves, load_squad, tune_folds  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -51,6 +51,8 @@ SHIFTS = (DATA / "squadshifts-reddit-v1.0.json", DATA / "squadshifts-amazon-v1.0
 WORK = ROOT / "eval" / "runs" / "reader"
 MODEL_DIR = ROOT / "qa" / "models" / "qa-reader"
 BASE_TENSOR = "embeddings.word_embeddings.weight"
+TRAIN_ARGS = ("seed", "epochs", "shifts", "seeds_repeat", "neg", "lr", "batch", "freeze", "threads", "minutes",
+              "limit")
 CFG = {"max_len": 192, "side": 16, "max_question": 48, "max_answer": 30}
 
 
@@ -228,7 +230,7 @@ def train(args) -> int:
         len(plan) - warm))))
     model.train()
     WORK.mkdir(parents=True, exist_ok=True)
-    deadline = t0 + args.minutes * 60
+    deadline = t0 + args.minutes * 60 if args.minutes > 0 else float("inf")
     seen, loss_avg, t1 = 0, None, time.time()
     for step, idx in enumerate(plan):
         ids, types, mask, sp, ep = collate(feats, idx)
@@ -251,6 +253,8 @@ def train(args) -> int:
                   f"elapsed {el / 60:.1f} min", flush=True)
         if step % 200 == 199:
             save_checkpoint(model, args, step + 1, seen)
+        if args.stop and step + 1 >= args.stop:
+            break
         if time.time() > deadline:
             print(f"time budget reached at step {step + 1}", flush=True)
             break
@@ -294,6 +298,10 @@ def export(args) -> int:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    if args.spec_only:  # only the threshold / record changes: model.onnx stays as it is
+        write_spec(args.threshold)
+        print(f"rewrote {MODEL_DIR / 'reader.json'} (threshold {args.threshold})")
+        return 0
     model = load_torch_model()
 
     class _Head(torch.nn.Module):
@@ -352,7 +360,8 @@ def write_spec(threshold: float, quantization: str | None = None) -> dict:
         "files": {"model.onnx": {"bytes": (MODEL_DIR / "model.onnx").stat().st_size,
                                  "sha256": sha256_file(MODEL_DIR / "model.onnx")}},
         "training": {"command": "python eval/train_reader.py train " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in ck["args"].items() if k != "command"),
+            f"--{k.replace('_', '-')} {v}" for k, v in ck["args"].items() if k in TRAIN_ARGS and k != "minutes")
+            + f" --minutes 0 --stop {ck['steps']}",
             "steps": ck["steps"], "examples_seen": ck["examples_seen"], "data": ck.get("data"),
             "squad_sha256": sha256_file(SQUAD)},
     }
@@ -372,10 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--freeze", type=int, default=0, help="lowest encoder layers kept frozen")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--minutes", type=float, default=60.0, help="stop (and save) after this much time")
-    ap.add_argument("--limit", type=int, default=0, help="train: at most this many steps (0: all)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="stop (and save) after this much time (0: none)")
+    ap.add_argument("--limit", type=int, default=0, help="train: plan at most this many steps (0: all)")
+    ap.add_argument("--stop", type=int, default=0,
+                    help="train: stop after this many steps of the plan (the schedule unchanged); reproduces a run "
+                         "that the time budget stopped")
     ap.add_argument("--threshold", type=float, default=0.0, help="export: no-answer threshold to record")
     ap.add_argument("--fp32", action="store_true", help="export: skip int8 quantisation")
+    ap.add_argument("--spec-only", action="store_true", help="export: rewrite reader.json only (threshold)")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "reader.md")
     args = ap.parse_args(argv)
     if args.command == "train":
