@@ -23,6 +23,7 @@ from .answer import Answer, Context, Hit
 from .dense import dense_scores
 from .errors import QueryError
 from .fusion import RRF_K, Fusion, convex, rrf
+from . import threads
 from .options import AskOptions
 from .rerank.inputs import RerankInputs
 from .store.base import BM25Hits, DenseHits, Store
@@ -294,6 +295,10 @@ class Searcher:
         7
         """
         opts = _options(options, k, mode, changes)
+        with threads.limited():  # qa's query-time thread budget (qa/threads.py), whoever calls
+            return self._ask(question, opts, query_vector)
+
+    def _ask(self, question: str, opts: AskOptions, query_vector: np.ndarray | None) -> Answer:
         t0 = time.perf_counter()
         check_question(question)
         store = self.store

@@ -119,7 +119,7 @@ def run_questions(
     opts = AskOptions(k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, rerank=rerank_name,
                       reader=reader)
     if mode != "bm25" and vectors is None and questions:
-        index.encoder.encode(["warm up"])  # load the model outside the timings
+        index.encoder.encode_queries(["warm up"])  # load the question encoder outside the timings
     out = []
     for i, (qid, q) in enumerate(questions):
         qv = vectors[i] if (vectors is not None and mode != "bm25") else None

@@ -68,7 +68,8 @@ class NoReader:
 # name → a factory, or "module:callable" imported on first use (a trained reader plugs in with one line here, e.g.
 # "qa-reader": "qa.reader:OnnxReader", and costs no import until it is named).
 Factory = Union[Callable[[], Reader], str]
-_FACTORIES: dict[str, Factory] = {DEFAULT_READER: ExtractReader, NO_READER: NoReader}
+_FACTORIES: dict[str, Factory] = {DEFAULT_READER: ExtractReader, NO_READER: NoReader,
+                                  "qa-reader": "qa.reader:QAReader"}  # the trained neural reader (eval/reader.md)
 _CACHE: dict[str, Reader] = {}
 
 

@@ -22,7 +22,7 @@ MAX_CONTEXT = 10  # neighbouring sentences per side
 MAX_BATCH = 100  # questions per POST
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 RERANKERS = ("qa-rerank-gbdt", "none")  # shipped models only: a folder or a CrossEncoder name would read other files
-READERS = ("qa-extract", "none")  # likewise: a Hugging Face model folder or name would read other files
+READERS = ("qa-extract", "qa-reader", "none")  # likewise: a Hugging Face model folder or name would read other files
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
