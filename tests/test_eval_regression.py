@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from qa import index as qa_index
+from qa import options as qa_index  # the search defaults
 from qa.eval import evaluate_gold, load_gold
 
 from .conftest import ROOT
