@@ -255,9 +255,6 @@ def ask(
             raise QueryError("give a QUESTION or --questions FILE (exactly one)")
         from .options import AskOptions
         from .search import check_question
-        from .threads import apply
-
-        apply()  # query-time work on qa's thread budget (qa/threads.py: one thread unless QA_THREADS says more)
 
         # every check that needs no index comes first: a bad option never loads (or builds) an index or a model
         opts = AskOptions(k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, exact=exact or None,
@@ -422,9 +419,6 @@ def eval_(
     sentence retrieval (ReQA): MRR and R@1/5/10 per mode, beside ReQA's plain BM25.
     """
     with _errors():
-        from .threads import apply
-
-        apply()  # latencies measured on the thread budget qa ask answers with (qa/threads.py)
         mode_list = _parse_modes(modes)
         if reader is not None:
             from .extract import load_reader
@@ -488,6 +482,10 @@ def _echo_tail(report: dict) -> None:
 
 def main() -> None:  # console-script entry point
     """Run the CLI; a bad option value (``-k abc``) is one ``error:`` line and exit 2, like every qa error."""
+    if len(sys.argv) > 1 and sys.argv[1] in ("ask", "eval"):
+        from .threads import apply
+
+        apply()  # a qa ask / qa eval process answers on qa's query-time thread budget (qa/threads.py)
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's (typer vendors it)
     try:
         rc = app(standalone_mode=False)
