@@ -14,10 +14,12 @@ time and that process's peak RSS, from ``wait4``), in this order over the same i
 ``--old-tree DIR`` also times the same ``one`` step with another checkout of qa (e.g. ``git worktree add
 /tmp/qa-old be64f2c``, the last commit before segments) on a copy of a format-2 index built by it.
 
-Then cold ``qa ask`` (bm25 and hybrid) on the result. Results go to ``benchmarks/INCREMENTAL.md`` and
-``benchmarks/data/incremental.json``, with the machine, the load and the command.
+Then cold ``qa ask`` (bm25 and hybrid) on the result. The run is merged into ``benchmarks/INCREMENTAL.json``
+(committed), with the machine, the load and the command, and rendered to ``benchmarks/INCREMENTAL.md``; the
+incremental target rows of ``benchmarks/RESULTS.md`` are rendered from it too.
 
-    python benchmarks/incremental.py --index benchmarks/data/index-1M-real
+    python -m benchmarks.incremental --index benchmarks/data/index-1M-real
+    python -m benchmarks.incremental --render-only
 """
 
 from __future__ import annotations
@@ -28,28 +30,13 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import BENCH, QUESTION, ROOT, command_line, load_json, machine, measured, merge_into
 
-from bench import _SPAWN_AND_MEASURE, machine  # noqa: E402
-
-QUESTION = "tons seized in Safe Mekong"
-
-
-def measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """``(wall seconds, peak RSS MiB)`` of ``cmd`` run as a fresh process (fails loudly on a non-zero exit)."""
-    p = subprocess.run([sys.executable, "-S", "-c", _SPAWN_AND_MEASURE, *cmd], capture_output=True, text=True,
-                       timeout=7200, env=env)
-    code, wall, rss = p.stdout.split()
-    if int(code) != 0:
-        raise RuntimeError(f"failed (exit {code}): {' '.join(cmd)}")
-    return float(wall), int(rss) / 1024
+JSON_PATH = BENCH / "INCREMENTAL.json"
+MD_PATH = BENCH / "INCREMENTAL.md"
 
 
 def load_rows(corpus: Path) -> list[dict]:
@@ -76,32 +63,28 @@ def link_copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src / "CURRENT", dst / "CURRENT")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--index", type=Path, default=ROOT / "benchmarks/data/index-1M-real")
-    ap.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/data/corpus-1M.jsonl")
-    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks/data/incremental")
-    ap.add_argument("--old-tree", type=Path, default=None)
-    ap.add_argument("--old-index", type=Path, default=None, help="a format-2 index of the corpus, for --old-tree")
-    ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--backend", default="auto", help="qa index --backend (the base index's, so vectors are reused)")
-    ap.add_argument("--no-write", action="store_true", help="print only (a rehearsal on a smaller index)")
-    ap.add_argument("--full-build-s", type=float, default=None, help="the base index's build time, for the table")
-    args = ap.parse_args(argv)
-    exe = str(Path(sys.executable).with_name("qa"))
-    started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    load0 = os.getloadavg()
-    out: dict = {"command": "python benchmarks/incremental.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                 "date": started, "machine": machine(), "load_before": load0, "steps": {},
-                 "full_build_s": args.full_build_s}
+def _old_tree_step(args: argparse.Namespace, rows: list[dict], one: int, work: Path, out: dict) -> None:
+    """The ``one`` step with another checkout of qa (``--old-tree``) on a copy of a format-2 index built by it."""
+    old_dir = work / "index-old"
+    link_copy(args.old_index, old_dir)
+    cur = [dict(r) for r in rows]
+    cur[one]["text"] += " Police later said 42 more tons were seized."
+    corpus = work / "corpus-one-old.jsonl"
+    write_rows(cur, corpus)
+    env = dict(os.environ, PYTHONPATH=str(args.old_tree))
+    wall, rss = measured([sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(old_dir), "-q",
+                          "--backend", args.backend], env=env)
+    out["steps"]["one (before segments)"] = {"wall_s": round(wall, 2), "peak_rss_mib": round(rss, 1),
+                                             "tree": str(args.old_tree), "load_1min": os.getloadavg()[0]}
+    print("old one", wall, rss, flush=True)
+    corpus.unlink()
+    shutil.rmtree(old_dir)
+
+
+def _prepare(args: argparse.Namespace, exe: str, rows: list[dict], idx_dir: Path, out: dict) -> None:
+    """The one-time ONNX export (cached under QA_CACHE_DIR) is paid by a machine's first `qa index`, not by a
+    rebuild: pay it first. Then a hard-linked copy of the base index, migrated if an older qa built it."""
     work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    rows = load_rows(args.corpus)
-    rng = random.Random(args.seed)
-    n = len(rows)
-    pct = max(1, n // 100)
-    idx_dir = work / "index"
-    # the one-time ONNX export (cached under QA_CACHE_DIR) is paid by a machine's first `qa index`, not by a rebuild
     warm = work / "warm"
     write_rows(rows[:1], work / "warm.jsonl")
     out["warm_up_s"] = round(measured([exe, "index", str(work / "warm.jsonl"), "--index-dir", str(warm), "-q",
@@ -115,6 +98,14 @@ def main(argv: list[str] | None = None) -> None:
                               args.backend])
         out["steps"]["migrate from format 2"] = {"wall_s": wall, "peak_rss_mib": rss}
         print("migrate", wall, rss, flush=True)
+
+
+def _steps(args: argparse.Namespace, exe: str, rows: list[dict], idx_dir: Path, out: dict) -> int:
+    """The five steps in order over the same index folder; returns the article changed in step ``one``."""
+    work = args.work
+    rng = random.Random(args.seed)
+    n = len(rows)
+    pct = max(1, n // 100)
 
     def step(name: str, new_rows: list[dict]) -> None:
         corpus = work / f"corpus-{name}.jsonl"
@@ -148,23 +139,36 @@ def main(argv: list[str] | None = None) -> None:
         cur[i] = {**cur[i], "text": cur[i]["text"] + " Officials corrected the figures on Monday."}
     step("change1%", cur)
     step("none", cur)
+    return one
 
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", type=Path, default=ROOT / "benchmarks/data/index-1M-real")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/data/corpus-1M.jsonl")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks/data/incremental")
+    ap.add_argument("--old-tree", type=Path, default=None)
+    ap.add_argument("--old-index", type=Path, default=None, help="a format-2 index of the corpus, for --old-tree")
+    ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--backend", default="auto", help="qa index --backend (the base index's, so vectors are reused)")
+    ap.add_argument("--no-write", action="store_true", help="print only (a rehearsal on a smaller index)")
+    ap.add_argument("--full-build-s", type=float, default=None, help="the base index's build time, for the table")
+    ap.add_argument("--render-only", action="store_true", help="INCREMENTAL.md from INCREMENTAL.json")
+    args = ap.parse_args(argv)
+    if args.render_only:
+        MD_PATH.write_text(render(load_json(JSON_PATH)), encoding="utf-8")
+        return
+    exe = str(Path(sys.executable).with_name("qa"))
+    out: dict = {"command": command_line("benchmarks.incremental", argv),
+                 "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+                 "load_before": os.getloadavg(), "steps": {}, "full_build_s": args.full_build_s}
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = load_rows(args.corpus)
+    idx_dir = args.work / "index"
+    _prepare(args, exe, rows, idx_dir, out)
+    one = _steps(args, exe, rows, idx_dir, out)
     if args.old_tree is not None and args.old_index is not None:
-        old_dir = work / "index-old"
-        link_copy(args.old_index, old_dir)
-        cur = [dict(r) for r in rows]
-        cur[one]["text"] += " Police later said 42 more tons were seized."
-        corpus = work / "corpus-one-old.jsonl"
-        write_rows(cur, corpus)
-        env = dict(os.environ, PYTHONPATH=str(args.old_tree))
-        wall, rss = measured([sys.executable, "-m", "qa.cli", "index", str(corpus), "--index-dir", str(old_dir), "-q",
-                              "--backend", args.backend], env=env)
-        out["steps"]["one (before segments)"] = {"wall_s": round(wall, 2), "peak_rss_mib": round(rss, 1),
-                                                 "tree": str(args.old_tree), "load_1min": os.getloadavg()[0]}
-        print("old one", wall, rss, flush=True)
-        corpus.unlink()
-        shutil.rmtree(old_dir)
-
+        _old_tree_step(args, rows, one, args.work, out)
     cold = {}
     for mode in ("bm25", "hybrid"):
         runs = [measured([exe, "ask", QUESTION, "--mode", mode, "--index-dir", str(idx_dir)]) for _ in range(3)]
@@ -174,11 +178,18 @@ def main(argv: list[str] | None = None) -> None:
     out["load_after"] = os.getloadavg()
     if args.no_write:
         return
-    (ROOT / "benchmarks/data/incremental.json").write_text(json.dumps(out, indent=2))
-    write_md(out)
+    data = merge_into(JSON_PATH, out, depth=1)  # a run replaces the steps and the cold runs; other keys are kept
+    MD_PATH.write_text(render(data), encoding="utf-8")
+    from benchmarks import bench  # RESULTS.md's incremental target rows come from this run now
+
+    res = bench.Results()
+    bench.thaw(res.data, "incremental")
+    bench.common.save_json(res.path, res.data)
+    bench.write_md(res, bench.RESULTS_MD)
 
 
-def write_md(d: dict) -> None:
+def render(d: dict) -> str:
+    """INCREMENTAL.md from INCREMENTAL.json."""
     lines = ["# Incremental rebuilds at 1M sentences (issue 10)", "",
              f"Command: `{d['command']}` on {d['date']}; machine: {json.dumps(d['machine'])}; load average (1, 5, "
              f"15 min) before {tuple(round(x, 2) for x in d['load_before'])}, after "
@@ -197,7 +208,7 @@ def write_md(d: dict) -> None:
               "| mode | wall s | peak RSS MiB |", "|---|---|---|"]
     for mode, c in d["cold_ask"].items():
         lines.append(f"| {mode} | {' / '.join(map(str, c['wall_s']))} | {' / '.join(map(str, c['peak_rss_mib']))} |")
-    (ROOT / "benchmarks/INCREMENTAL.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ Two corpora:
   ``bench.py``), asked 300 SQuAD questions: latency and top-10 overlap.
 
 The Milvus collections are filled with the local index's vectors (looked up by sentence text), so "build" below is
-Milvus' own cost (insert + BM25 function + indexing), not embedding. Writes benchmarks/MILVUS.md.
+Milvus' own cost (insert + BM25 function + indexing), not embedding. Each corpus measured is merged into the
+committed benchmarks/MILVUS.json (the other corpus keeps its figures), and benchmarks/MILVUS.md is rendered from it.
 
-    python benchmarks/milvus_store.py [--squad ../shared/data/squad-dev-v1.1.json] [--sizes squad,100k]
+    python -m benchmarks.milvus_store [--squad ../shared/data/squad-dev-v1.1.json] [--sizes squad,100k]
+    python -m benchmarks.milvus_store --render-only
 """
 
 from __future__ import annotations
@@ -20,24 +22,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import qa
+from benchmarks.common import BENCH, DATA, DEFAULT_SQUAD, ROOT, command_line, load_json, machine, merge_into
 
-import qa  # noqa: E402
-from qa.eval import squad as reqa  # noqa: E402
-from qa.milvus import Milvus, MilvusIndex  # noqa: E402
+if TYPE_CHECKING:
+    from qa.index import Index as MilvusIndex  # an Index over the Milvus store
 
-DATA = ROOT / "benchmarks" / "data"
+JSON_PATH = BENCH / "MILVUS.json"
+MD_PATH = BENCH / "MILVUS.md"
 MODES = ("bm25", "dense", "hybrid")
 
 
@@ -64,6 +64,8 @@ def du(path: Path) -> int:
 
 
 def build_milvus(corpus: Path, local: qa.Index, db: Path) -> tuple[MilvusIndex, float]:
+    from qa.milvus import Milvus
+
     if db.exists():
         shutil.rmtree(db) if db.is_dir() else db.unlink()
     for p in db.parent.glob(f".{db.name}*"):
@@ -108,6 +110,8 @@ def ask_both(local, remote, questions, vectors, gold_of=None):
 
 
 def run_squad(squad: Path) -> dict:
+    from qa import reqa
+
     paragraphs = reqa.load_squad(squad)
     work = ROOT / "eval" / "runs" / "squad"
     local = reqa.prepare_index(paragraphs, work)
@@ -133,6 +137,8 @@ def run_squad(squad: Path) -> dict:
 
 
 def run_100k(squad: Path) -> dict:
+    from qa import reqa
+
     local = qa.Index.load(DATA / "index-100k-real", verify=False)
     remote, secs = build_milvus(DATA / "corpus-100k.jsonl", local, DATA / "milvus-100k.db")
     paragraphs = reqa.load_squad(squad)
@@ -143,42 +149,49 @@ def run_100k(squad: Path) -> dict:
             "milvus bytes": du(DATA / "milvus-100k.db"), "modes": res}
 
 
-def render(results: dict) -> str:
+def render(results: dict[str, Any]) -> str:
+    """MILVUS.md from MILVUS.json."""
+    m, v = results["machine"], results["versions"]
     lines = [
         "# Milvus store vs local folder store",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared: other jobs were "
-        f"running; the load average after each section is given); milvus-lite {_version('milvus-lite')}, "
-        f"pymilvus {_version('pymilvus')}.  ",
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"Machine: {m['cpu']}, {m['cores']} cores (shared: other jobs were "
+        f"running; the load average after each section is given); milvus-lite {v['milvus-lite']}, "
+        f"pymilvus {v['pymilvus']}.  ",
+        f"Date: {results['date']}",
         "",
         "Retrieval only (no reranking, confidence or short answers), k = 10, the same question vectors for both "
         "stores, questions asked of the two stores alternately. Milvus was filled with the local index's vectors, so "
         "its build time is Milvus' insert + BM25 function + index building (no embedding).",
         "",
     ]
-    for name, r in results.items():
+    for name, r in results["sizes"].items():
+        when = f" on {r['date']}" if r.get("date") else ""
         lines += [f"## {name}: {r['sentences']:,} sentences, {r['questions']:,} questions", "",
-                  f"Command: `{r.get('command', '?')}`; load average after: "
+                  f"Command: `{r.get('command', '?')}`{when}; load average after: "
                   + " / ".join(f"{x:.2f}" for x in r.get("load average", [])) + "  ",
                   f"Milvus build {r['milvus build s']:.1f} s; disk: local {r['local bytes'] / 1e6:.1f} MB, "
                   f"Milvus Lite {r['milvus bytes'] / 1e6:.1f} MB.", ""]
-        gold = "local R@1" in next(iter(r["modes"].values()))
-        head = "| mode | top-10 overlap | identical top-10 | local p50 / p95 ms | Milvus p50 / p95 ms |"
-        sep = "|---|---|---|---|---|"
-        if gold:
-            head += " local R@1 / MRR@10 | Milvus R@1 / MRR@10 |"
-            sep += "---|---|"
-        lines += [head, sep]
-        for mode, m in r["modes"].items():
-            row = (f"| {mode} | {m['overlap@10']:.4f} | {m['identical top-10']:.4f} | "
-                   f"{m['local p50 ms']:.1f} / {m['local p95 ms']:.1f} | {m['milvus p50 ms']:.1f} / {m['milvus p95 ms']:.1f} |")
-            if gold:
-                row += (f" {m['local R@1']:.4f} / {m['local MRR@10']:.4f} | "
-                        f"{m['milvus R@1']:.4f} / {m['milvus MRR@10']:.4f} |")
-            lines.append(row)
-        lines.append("")
+        lines += _mode_table(r["modes"])
     return "\n".join(lines) + "\n"
+
+
+def _mode_table(modes: dict[str, dict[str, float]]) -> list[str]:
+    gold = "local R@1" in next(iter(modes.values()))
+    head = "| mode | top-10 overlap | identical top-10 | local p50 / p95 ms | Milvus p50 / p95 ms |"
+    sep = "|---|---|---|---|---|"
+    if gold:
+        head += " local R@1 / MRR@10 | Milvus R@1 / MRR@10 |"
+        sep += "---|---|"
+    lines = [head, sep]
+    for mode, m in modes.items():
+        row = (f"| {mode} | {m['overlap@10']:.4f} | {m['identical top-10']:.4f} | "
+               f"{m['local p50 ms']:.1f} / {m['local p95 ms']:.1f} | {m['milvus p50 ms']:.1f} / {m['milvus p95 ms']:.1f} |")
+        if gold:
+            row += (f" {m['local R@1']:.4f} / {m['local MRR@10']:.4f} | "
+                    f"{m['milvus R@1']:.4f} / {m['milvus MRR@10']:.4f} |")
+        lines.append(row)
+    return lines + [""]
 
 
 def _version(dist: str) -> str:
@@ -190,21 +203,25 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-v1.1.json"))
+    ap.add_argument("--squad", default=DEFAULT_SQUAD)
     ap.add_argument("--sizes", default="squad,100k")
-    ap.add_argument("--md", default=str(ROOT / "benchmarks" / "MILVUS.md"))
-    args = ap.parse_args()
-    saved = DATA / "milvus-results.json"
-    results = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
-    for size in args.sizes.split(","):
+    ap.add_argument("--json", type=Path, default=JSON_PATH)
+    ap.add_argument("--md", type=Path, default=MD_PATH)
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args(argv)
+    command = command_line("benchmarks.milvus_store", argv)
+    for size in [] if args.render_only else args.sizes.split(","):
         print(f"== {size}", flush=True)
-        results[size] = run_squad(Path(args.squad)) if size == "squad" else run_100k(Path(args.squad))
-        results[size]["command"] = "python benchmarks/milvus_store.py " + " ".join(sys.argv[1:])
-        results[size]["load average"] = os.getloadavg()
-        saved.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")  # each size as soon as it is done
-    Path(args.md).write_text(render(results), encoding="utf-8")
+        r = run_squad(Path(args.squad)) if size == "squad" else run_100k(Path(args.squad))
+        r.update({"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "load average": list(os.getloadavg())})
+        m = machine()
+        merge_into(args.json, {"machine": {"cpu": m["cpu"], "cores": m["cores"]},  # each size as soon as it is done
+                               "versions": {d: _version(d) for d in ("milvus-lite", "pymilvus")},
+                               "date": r["date"], "sizes": {size: r}}, depth=2)
+    args.md.write_text(render(load_json(args.json)), encoding="utf-8")
     print(f"wrote {args.md}")
 
 

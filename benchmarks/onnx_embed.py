@@ -7,107 +7,59 @@ Every onnx variant sorts by token length (little padding) and runs on all cores;
 
 Quality: MRR@10 / hit@1 of dense retrieval over the sentences of the first 300 SQuAD dev paragraphs of one half of
 the articles (eval/squad_variants.py's split: even-numbered articles = tune half, odd = held-out half), gold = the
-sentence holding the answer, questions embedded in float32 (sentence-transformers) whatever the document backend.
+sentence holding the answer, questions embedded in float32 (sentence-transformers; qa.embed.light, the same vectors
+to 1e-6, before issue 20) whatever the document backend.
 Settings were chosen on the tune half; the committed results are the held-out half (report only).
 
 Speed: the same sentences, every variant in turn, REPEATS rounds (interleaved); the machine is shared, so the table
 gives each variant's best round and the median of the per-round ratios to torch (same round).
 
-    .venv/bin/python benchmarks/onnx_embed.py [--half held-out|tune] [--repeats 5]   # writes benchmarks/EMBED-ONNX.md
+``--peer`` (issue 21) measures instead the fair peer, sentence-transformers' own ONNX backend with its int8
+dynamically quantised model (``benchmarks/embed_peer.py``, run in its own process over the package overlay it needs),
+against qa's onnx encoder and sentence-transformers' PyTorch float32, in the same paired rounds on the same
+sentences.
+
+    python -m benchmarks.onnx_embed [--half held-out|tune] [--repeats 5]     # writes benchmarks/EMBED-ONNX.json + .md
+    nice -n 10 python -m benchmarks.onnx_embed --peer --half tune --paragraphs 700 --repeats 5
+    python -m benchmarks.onnx_embed --render-only                            # EMBED-ONNX.md from EMBED-ONNX.json
+
+A run merges its section (``variants`` or ``peer``) into the committed ``benchmarks/EMBED-ONNX.json`` and renders
+``benchmarks/EMBED-ONNX.md`` from the whole file.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
-bench = importlib.util.module_from_spec(spec)
-sys.modules["bench"] = bench
-spec.loader.exec_module(bench)
+from benchmarks.common import BENCH, DATA, DEFAULT_SQUAD, ROOT, command_line, load_json, machine, merge_into
 
-from qa.corpus import Article  # noqa: E402
-from qa.embed import Encoder  # noqa: E402
-from qa.embed.onnx import DEFAULT_BATCH, DEFAULT_TOKENS, OnnxEncoder, export, make_session  # noqa: E402
-from qa.modelfiles import resolve_model  # noqa: E402
-from qa.sentences import split_sentences  # noqa: E402
-
-
-NOTES = """
-## Result (the table above: held-out half, 2026-11-24 02:36-02:43)
-
-**3x is reached on the best rounds.** The shipped backend (int8, fused without SkipLayerNormalization,
-512-token batches, spinning threads) embeds 1,066 sentences/s against sentence-transformers' 269 at its best batch
-size (16): **3.96x** best round against best round, MRR@10 -0.0006 (0.6858 vs 0.6864; limit 0.005), cos to torch
->= 0.980. In the same run the previous recipe (SkipLayerNormalization fused, batches of 16) gave 2.71x (2.78x in
-the last run), so the two changes are worth 1.46x together: 1.24x not fusing SkipLayerNormalization (3.36x), 1.18x
-the token budget (3.96x).
-
-**The paired column of this run is not a fair figure.** The machine was quiet when the run began (1-min load
-1.39, this benchmark alone), but another engineer's 1M-sentence `qa.Index.build` started at 02:39, during round
-2, and ran to the end (load 2.7-4.0 at the round ends). sentence-transformers slows far more than onnxruntime
-under that load (in the median round torch took about 3x its best time: 11.5x paired against 3.96x best), and the
-same-round ratios (9.9-22x) say more about the load than about the backends. The best rounds of every row agree with the quiet
-tune-half run of the same settings (02:31, load 1.6-2.4, 3 rounds: torch 289/s at its best batch size 32,
-qa onnx 1,091/s spinning: 3.78x best, 3.83x paired; 876/s with sleeping threads: 3.04x). No quiet held-out run
-with clean paired ratios was possible before this session ended; the per-round line is printed from now on.
-
-## How the settings were chosen (tune half, 2026-11-24 01:36-02:34, same machine, load 1.4-6.8)
-
-Everything below was measured on the SQuAD **tune** half (1,353 sentences, 1,868 questions; torch MRR@10 0.5912)
-mostly while a 1M-sentence `qa index` build and other engineers' tests ran (1-min load 1.4-6.8), so only ratios
-between variants timed in the same interleaved rounds are compared.
-
-- **Where the time went** (recipe 1, fixed batches of 16; one thread, onnxruntime's profiler): in the graph,
-  SkipLayerNormalization 29%, QAttention 30%, DynamicQuantizeMatMul 27%, BiasGelu 13%, EmbedLayerNormalization 1%;
-  outside it, tokenising 1.3% and pooling about 1% of the time; padding 3.7% of the tokens. So batching and the
-  Python around `session.run` could give little; the graph had to get faster.
-- **SkipLayerNormalization is slow on the CPU** (onnxruntime 1.32): a [16, 32, 384] micro-benchmark gave
-  4.5-5.3 ns an element against 0.46 ns for LayerNormalization and 0.8 ns for Add + LayerNormalization. The export
-  no longer fuses it (FusionOptions `enable_skip_layer_norm`, `enable_bias_skip_layer_norm` off: the biases fold
-  into DynamicQuantizeMatMul), and the session disables `SkipLayerNormFusion`, which would otherwise fuse it back
-  at load time (checked in the saved optimised graph: 12 SkipLayerNormalization without, 12 Add + 12
-  LayerNormalization with). Same-round speed-up over recipe 1: 1.31-1.44x (batch 16, spinning threads); MRR@10
-  0.5882 vs 0.5896 (torch 0.5912). The export stays deterministic (same file, same sha256, on re-export).
-- **Spinning or sleeping pool threads** (`session.intra_op.allow_spinning`): with the machine loaded (load 4-5)
-  sleeping threads were 1.56-1.90x faster, but on the quieter machine (load 1.5-2.4, 02:31-02:34) spinning (the
-  onnxruntime default) was faster: 1.19-1.25x with 512-token batches. Spinning kept; the table shows both.
-- **Token-budget batches**: length-sorted, a batch cut before rows x longest passes the budget (at most 64
-  sentences). Against fixed batches of 16 in the same rounds, machine loaded (threads sleeping): budget 256
-  1.11-1.19x, 384 1.10-1.19x, 512 1.10-1.24x, 768 1.05-1.15x, 1024 1.07x, 2048 0.78x; fixed 8 0.95x, fixed 32
-  0.84x. Quieter (load 1.5, spinning): 512 1.08x over fixed 16, 768 and 1024 0.96x of 512. 512 shipped
-  (`DEFAULT_TOKENS`): short sentences go 30-64 to a batch, long ones 2-6.
-- **Not kept**: static (calibrated) int8, QDQ, per-channel, MinMax over 320 tune sentences, the 36 weight MatMuls
-  of the graph without Attention fusion: 0.42x of the shipped graph (the QDQ MatMuls and the float32 attention are
-  slower than QAttention; MRR 0.5889); percentile calibration fails on batches of different lengths. Attention
-  unfused (MatMulIntegerToFloat, Softmax, ...): 0.77-0.95x. Gelu + bias in the MatMul instead of BiasGelu:
-  1.04-1.15x, within the noise; `session.set_denormal_as_zero`: 1.01-1.02x; neither changed. Tokenising in a
-  thread beside `session.run` was not tried: it is 1.3% of the time.
-- Activations are quantised per batch at run time, so a sentence's vector depends slightly on the sentences
-  batched with it (deterministic for the same input; cos >= 0.97 between batchings, >= 0.978 to torch).
-
-Earlier (recipe 1, 2026-11-23, tune half): the eager-attention export (the SDPA one fuses no Attention); int8
-dynamic, per-channel, no reduce_range; word-embedding table kept float32 (quantised: -0.002 to -0.005 MRR for
-no speed); fixed batches of 16 fastest among 1-128.
-
-The machine is shared with three other engineers' jobs. Under load sentence-transformers slows far more than
-onnxruntime with sleeping threads (the tune run at load 4-7 gave torch 52 sentences/s at best, against 243-256
-quiet, and "10x"): ratios measured under load overstate the speed-up; the result above is from the quietest run.
-"""
+JSON_PATH = BENCH / "EMBED-ONNX.json"
+MD_PATH = BENCH / "EMBED-ONNX.md"
+PEER_SITE = DATA / "peer-site"
+# The batched path these tables measure (``qa.Index.build(batch_size=64)``): qa's default is one sentence per run
+# since issue 20 (qa.embed.onnx.DEFAULT_BATCH), for question and document vectors of the same text to agree.
+BATCHED = 64
+# Float32 questions for every document backend; sections recorded before issue 20 name none: qa.embed.light.
+QUESTIONS_BY = "sentence-transformers"
 
 
 def gold_set(path: Path, half: str, n_paragraphs: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Sentences of the first ``n_paragraphs`` paragraphs of one half of SQuAD dev, the questions about them, and
+    the index of the sentence holding each answer."""
+    from qa.corpus import Article
+    from qa.sentences import split_sentences
+
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     sents, qs, gold, n = [], [], [], 0
     for i, art in enumerate(data):
@@ -130,8 +82,10 @@ def gold_set(path: Path, half: str, n_paragraphs: int) -> tuple[list[str], list[
 
 
 def variant(folder: str, model_path: str, batch: int, max_tokens: int | None = None, spinning: bool = True,
-            fuse_skip: bool = False):
+            fuse_skip: bool = False) -> Callable[[list[str]], np.ndarray]:
     """qa's OnnxEncoder (tokenising, batching, pooling) over another ONNX file and session settings."""
+    from qa.embed.onnx import OnnxEncoder, make_session
+
     enc = OnnxEncoder(folder)
     sess = make_session(model_path, enc.threads, spinning=spinning, disabled=() if fuse_skip else ("SkipLayerNormFusion",))
     enc.__dict__["session"] = sess  # the cached_property, set: no export, no cache
@@ -139,38 +93,32 @@ def variant(folder: str, model_path: str, batch: int, max_tokens: int | None = N
     return lambda texts: enc.encode(texts, batch_size=batch, max_tokens=max_tokens)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--squad", default=str(ROOT / bench.DEFAULT_SQUAD))
-    ap.add_argument("--half", choices=["held-out", "tune"], default="held-out")
-    ap.add_argument("--paragraphs", type=int, default=300)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "EMBED-ONNX.md"))
-    args = ap.parse_args()
-    load_before = os.getloadavg()
-    folder = resolve_model(None)[1]
-    sents, qs, gold = gold_set(Path(args.squad), args.half, args.paragraphs)
-    qv = Encoder(query_backend="torch").encode_queries(qs)  # float32 questions (sentence-transformers)
-    print(f"{len(sents)} sentences, {len(qs)} questions ({args.half} half)", flush=True)
+def quality(v: np.ndarray, qv: np.ndarray, gold: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """hit@1 and MRR@10 of exact dense retrieval with document vectors ``v``; cosine of each row to ``ref``."""
+    rank = np.argsort(-(qv @ v.T), axis=1, kind="stable")[:, :10]
+    hit = rank == gold[:, None]
+    cos = (v * ref).sum(1)
+    return {"hit@1": float(hit[:, 0].mean()), "mrr@10": float((hit / np.arange(1, 11)).sum(1).mean()),
+            "cos_min": float(cos.min()), "cos_mean": float(cos.mean())}
 
+
+def _variant_runs(folder: str, work: Path) -> tuple[dict[str, Callable], dict[str, float], int]:
+    """Every variant of the table, with the ONNX files written to ``work`` (their sizes, MiB) and the threads."""
     import onnx
+    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
-    work = Path(tempfile.mkdtemp(prefix="qa-onnx-bench-"))
-    t = time.perf_counter()
-    export(folder, work, keep=work)  # work/model.onnx = what qa ships; work/fp32.onnx, work/fused.onnx its steps
-    export_s = time.perf_counter() - t
+    from qa.embed import Encoder
+    from qa.embed.onnx import DEFAULT_TOKENS, OnnxEncoder
+
     # the previous recipe (1): SkipLayerNormalization fused as well
     opt = optimize_model(str(work / "fp32.onnx"), model_type="bert", num_heads=12, hidden_size=384, opt_level=1)
     opt.save_model_to_file(str(work / "fused-skip.onnx"))
     quantize_dynamic(work / "fused-skip.onnx", work / "int8-fused-skip.onnx", weight_type=QuantType.QInt8,
                      per_channel=True, reduce_range=False, op_types_to_quantize=["MatMul", "Attention"],
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    sizes = {f.name: f.stat().st_size for f in work.glob("*.onnx")}
-
-    import torch
-
+    sizes = {f.name: f.stat().st_size / 2**20 for f in sorted(work.glob("*.onnx"))}
     threads = OnnxEncoder(folder).threads
     torch.set_num_threads(threads)
     enc = Encoder(backend="torch")
@@ -188,10 +136,29 @@ def main() -> None:
     })
     for t in (256, 512, 1024):
         star = "**qa onnx**: " if t == T else ""
-        runs[f"{star}int8, no SkipLayerNorm, spinning, {t}-token batches (at most {DEFAULT_BATCH})"] = \
-            variant(folder, m, DEFAULT_BATCH, max_tokens=t)
-    runs[f"int8, no SkipLayerNorm, idle threads sleep, {T}-token batches (at most {DEFAULT_BATCH})"] = \
-        variant(folder, m, DEFAULT_BATCH, max_tokens=T, spinning=False)
+        runs[f"{star}int8, no SkipLayerNorm, spinning, {t}-token batches (at most {BATCHED})"] = \
+            variant(folder, m, BATCHED, max_tokens=t)
+    runs[f"int8, no SkipLayerNorm, idle threads sleep, {T}-token batches (at most {BATCHED})"] = \
+        variant(folder, m, BATCHED, max_tokens=T, spinning=False)
+    return runs, sizes, threads
+
+
+def run_variants(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The step-by-step table: every variant timed in ``args.repeats`` interleaved rounds."""
+    from qa.modelfiles import resolve_model
+    from qa.embed import Encoder
+    from qa.embed.onnx import export
+
+    load_before = os.getloadavg()
+    folder = resolve_model(None)[1]
+    sents, qs, gold = gold_set(Path(args.squad), args.half, args.paragraphs)
+    qv = Encoder(query_backend="torch").encode_queries(qs)  # float32 questions
+    print(f"{len(sents)} sentences, {len(qs)} questions ({args.half} half)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="qa-onnx-bench-"))
+    t = time.perf_counter()
+    export(folder, work, keep=work)  # work/model.onnx = what qa ships; work/fp32.onnx, work/fused.onnx its steps
+    export_s = time.perf_counter() - t
+    runs, sizes, threads = _variant_runs(folder, work)
     for f in runs.values():
         f(sents[:64])  # warm up
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -205,47 +172,271 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         print(f"round {r + 1}/{args.repeats}: load {loads[-1]:.2f}", flush=True)
     load_after = os.getloadavg()
-    torch_keys = [k for k in runs if k.startswith("torch")]
-    base = min(torch_keys, key=lambda k: min(times[k]))  # torch at its best batch size
-    ref = vecs[base]
+    shutil.rmtree(work, ignore_errors=True)
+    base = min((k for k in runs if k.startswith("torch")), key=lambda k: min(times[k]))  # torch at its best batch
+    star = next(k for k in runs if k.startswith("**qa onnx**"))
     rows = []
     for k in runs:
-        v = vecs[k]
-        rank = np.argsort(-(qv @ v.T), axis=1, kind="stable")[:, :10]
-        hit = rank == gold[:, None]
-        mrr = float((hit / np.arange(1, 11)).sum(1).mean())
-        cos = (v * ref).sum(1)
         best = len(sents) / min(times[k])
-        paired = float(np.median([a / b for a, b in zip(times[base], times[k])]))
-        rows.append((k, best, best / (len(sents) / min(times[base])), paired, float(hit[:, 0].mean()), mrr,
-                     float(cos.min()), float(cos.mean())))
+        rows.append({"backend": k, "sentences/s": best, "vs_torch_best": best / (len(sents) / min(times[base])),
+                     "vs_torch_paired": float(np.median([a / b for a, b in zip(times[base], times[k])])),
+                     **quality(vecs[k], qv, gold, vecs[base])})
         print(rows[-1], flush=True)
-    base_mrr = rows[list(runs).index(base)][5]
-    cmd = "`.venv/bin/python benchmarks/onnx_embed.py" + (f" --half {args.half}" if args.half != "held-out" else "") + f" --repeats {args.repeats}`"
+    base_mrr = rows[list(runs).index(base)]["mrr@10"]
+    for row in rows:
+        row["delta_mrr"] = row["mrr@10"] - base_mrr
+    return {"command": command, "questions_by": QUESTIONS_BY, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "load_before": list(load_before), "load_after": list(load_after), "threads": threads,
+            "half": args.half, "paragraphs": args.paragraphs, "sentences": len(sents), "questions": len(qs),
+            "repeats": args.repeats, "baseline": base.rsplit(", ", 1)[1], "export_s": export_s, "rows": rows,
+            "rounds": [{"torch": len(sents) / times[base][r], "qa onnx": len(sents) / times[star][r], "load": loads[r]}
+                       for r in range(args.repeats)],
+            "onnx_files_mib": sizes}
+
+
+class PeerWorker:
+    """``benchmarks.embed_peer`` in its own process (the overlay of packages the peer needs on its path)."""
+
+    def __init__(self, folder: str, sents: list[str], work: Path, site: Path, configs: list[str]):
+        (work / "sentences.json").write_text(json.dumps(sents), encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1"}
+        self.work = work
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.embed_peer", folder,
+                                      str(work / "sentences.json"), str(work), "--configs", ",".join(configs)],
+                                     cwd=ROOT, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.configs = configs
+        self.info = self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the peer worker exited (code {self.proc.wait()}); see its stderr above")
+        return json.loads(line)
+
+    def embed(self, config: str, batch: int) -> tuple[float, np.ndarray]:
+        """(seconds the peer took to embed every sentence in batches of ``batch`` with its ``config`` int8 model,
+        its vectors)."""
+        self.proc.stdin.write(f"embed {config} {batch}\n")
+        self.proc.stdin.flush()
+        secs = self._answer()["seconds"]
+        return secs, np.load(self.work / f"peer-{config}-{batch}.npy")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def _peer_runs(folder: str, work: Path, peer: PeerWorker, threads: int, torch_batches: list[int],
+               peer_batches: list[int]) -> dict[str, Callable[[list[str]], tuple]]:
+    """name → function returning (seconds, vectors): torch and the peer at each of their batch sizes, qa's onnx."""
+    import torch
+
+    from qa.embed import Encoder
+    from qa.embed.onnx import DEFAULT_TOKENS
+
+    torch.set_num_threads(threads)
+    enc = Encoder(backend="torch")
+    enc.model
+    qa_onnx = variant(folder, str(work / "qa" / "model.onnx"), BATCHED, max_tokens=DEFAULT_TOKENS)
+
+    def clock(fn: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], tuple]:
+        def run(texts: list[str]) -> tuple[float, np.ndarray]:
+            t = time.perf_counter()
+            v = fn(texts)
+            return time.perf_counter() - t, v
+        return run
+
+    runs: dict[str, Callable[[list[str]], tuple]] = {
+        f"torch fp32 (sentence-transformers), batch {b}": clock((lambda b: lambda x: enc.encode(x, batch_size=b))(b))
+        for b in torch_batches}
+    runs[f"**qa onnx** (qa/onnx_embed.py: int8, {DEFAULT_TOKENS}-token batches of at most {BATCHED})"] = \
+        clock(qa_onnx)
+    for config in peer.configs:
+        for b in peer_batches:
+            runs[f"sentence-transformers onnx int8 (`backend=\"onnx\"`, {config} dynamic quantisation), batch {b}"] = \
+                (lambda c, b: lambda x: peer.embed(c, b))(config, b)
+    return runs
+
+
+def run_peer(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """qa's onnx encoder, sentence-transformers torch fp32 and the peer's own onnx int8, paired rounds."""
+    from qa.modelfiles import resolve_model
+    from qa.embed import Encoder
+    from qa.embed.onnx import OnnxEncoder, export
+
+    site = Path(args.peer_site)
+    if not (site / "optimum" / "onnxruntime").is_dir():
+        sys.exit(f"the peer needs its packages in {site}: see benchmarks/embed_peer.py for the pip command")
+    load_before = os.getloadavg()
+    folder = resolve_model(None)[1]
+    sents, qs, gold = gold_set(Path(args.squad), args.half, args.paragraphs)
+    step = max(1, len(qs) // args.questions)
+    qs, gold = qs[::step][: args.questions], gold[::step][: args.questions]
+    qv = Encoder(query_backend="torch").encode_queries(qs)  # float32 questions
+    print(f"{len(sents)} sentences, {len(qs)} questions ({args.half} half)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="qa-onnx-peer-"))
+    t = time.perf_counter()
+    export(folder, work / "qa")
+    qa_export_s = time.perf_counter() - t
+    peer = PeerWorker(folder, sents, work, site, args.peer_configs.split(","))
+    try:
+        threads = OnnxEncoder(folder).threads
+        runs = _peer_runs(folder, work, peer, threads, [int(b) for b in args.torch_batches.split(",")],
+                          [int(b) for b in args.peer_batches.split(",")])
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        vecs: dict[str, np.ndarray] = {}
+        loads: list[float] = []
+        for k, f in runs.items():  # warm up (the peer's worker warmed up on its own when it started)
+            if not k.startswith("sentence-transformers onnx"):
+                f(sents[:200])
+        for r in range(args.repeats):
+            for k, f in runs.items():
+                dt, vecs[k] = f(sents)
+                times[k].append(dt)
+            loads.append(os.getloadavg()[0])
+            print(f"round {r + 1}/{args.repeats}: load {loads[-1]:.2f}; "
+                  + "; ".join(f"{k[:40]} {len(sents) / times[k][-1]:.0f}/s" for k in runs), flush=True)
+    finally:
+        peer.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return _peer_section(args, command, runs, times, vecs, qv, gold, len(sents), len(qs), loads,
+                         {"before": list(load_before), "after": list(os.getloadavg())},
+                         {"qa_export_s": round(qa_export_s, 1), "peer": peer.info, "threads": threads})
+
+
+def _peer_section(args: argparse.Namespace, command: str, runs: dict, times: dict, vecs: dict, qv: np.ndarray,
+                  gold: np.ndarray, n_sents: int, n_qs: int, loads: list[float], load: dict, info: dict) -> dict:
+    """The ``peer`` section of EMBED-ONNX.json from the rounds' timings and vectors."""
+    torch_keys = [k for k in runs if k.startswith("torch")]
+    base = min(torch_keys, key=lambda k: float(np.median(times[k])))  # torch at its best batch size (median round)
+    qa_key = next(k for k in runs if k.startswith("**qa onnx**"))
+    rows = []
+    for k in runs:
+        rows.append({"backend": k, "sentences/s best": n_sents / min(times[k]),
+                     "sentences/s median": n_sents / float(np.median(times[k])),
+                     "vs_torch_paired": float(np.median([a / b for a, b in zip(times[base], times[k])])),
+                     "vs_qa_paired": float(np.median([a / b for a, b in zip(times[qa_key], times[k])])),
+                     **quality(vecs[k], qv, gold, vecs[base])})
+    base_mrr = next(r["mrr@10"] for r in rows if r["backend"] == base)
+    for row in rows:
+        row["delta_mrr"] = row["mrr@10"] - base_mrr
+    return {"command": command, "questions_by": QUESTIONS_BY, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": machine(("onnxruntime", "torch")),
+            "load": {**load, "rounds": loads}, "nice": os.nice(0), "half": args.half, "paragraphs": args.paragraphs,
+            "sentences": n_sents, "questions": n_qs, "repeats": args.repeats, "baseline": base, **info, "rows": rows,
+            "seconds": times}
+
+
+# -- rendering -------------------------------------------------------------------------------------------------------
+def _render_variants(v: dict[str, Any]) -> list[str]:
+    lb, la = v["load_before"], v["load_after"]
+    base_half = "odd" if v["half"] == "held-out" else "even"
     md = [
         "# Embedding backends: PyTorch vs onnxruntime (issue 10)", "",
-        f"Command: {cmd} on {time.strftime('%Y-%m-%d %H:%M')}; machine: {json.dumps(bench.machine())}; "
-        f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} (5 min: {load_after[1]:.2f}); "
-        f"onnxruntime and torch on {threads} threads (all cores).", "",
-        f"{len(sents)} sentences (the first {args.paragraphs} paragraphs of the SQuAD dev **{args.half} half**: "
-        f"{'odd' if args.half == 'held-out' else 'even'}-numbered articles), {len(qs)} questions, embedded in float32 "
-        f"(sentence-transformers) for every document backend. {args.repeats} interleaved rounds: *best* is each variant's fastest "
+        f"Command: `{v['command']}` on {v['date']}; machine: {json.dumps(v['machine'])}; "
+        f"load average (1 min) before {lb[0]:.2f}, after {la[0]:.2f} (5 min: {la[1]:.2f}); "
+        f"onnxruntime and torch on {v['threads']} threads (all cores).", "",
+        f"{v['sentences']} sentences (the first {v['paragraphs']} paragraphs of the SQuAD dev **{v['half']} half**: "
+        f"{base_half}-numbered articles), {v['questions']} questions, embedded in float32 "
+        f"({v.get('questions_by', 'qa.embed.light')}) for every document backend. {v['repeats']} interleaved rounds: *best* is each variant's fastest "
         f"round, *paired* the median over rounds of (torch time / variant time) in the same round; the baseline is "
-        f"torch at its best batch size ({base.rsplit(', ', 1)[1]}). ONNX export (one time, cached): {export_s:.1f} s.", "",
+        f"torch at its best batch size ({v['baseline']}). ONNX export (one time, cached): {v['export_s']:.1f} s.", "",
         "| backend | sentences/s (best) | vs torch (best) | vs torch (paired) | hit@1 | MRR@10 | ΔMRR | cos vs torch (min / mean) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    md += [f"| {k} | {s:.0f} | {x:.2f}× | {p:.2f}× | {h1:.3f} | {m:.4f} | {m - base_mrr:+.4f} | {cmin:.4f} / {cmean:.4f} |"
-           for k, s, x, p, h1, m, cmin, cmean in rows]
-    star = next(k for k in runs if k.startswith("**qa onnx**"))
-    md += ["", "Per round (sentences/s; 1-min load at the round's end): " + "; ".join(
-        f"{r + 1}: torch {len(sents) / times[base][r]:.0f}, qa onnx {len(sents) / times[star][r]:.0f} (load {loads[r]:.2f})"
-        for r in range(args.repeats)) + "."]
-    md += ["", "ONNX files: " + ", ".join(f"{n} {b / 2**20:.0f} MiB" for n, b in sorted(sizes.items())) + ".", ""]
-    md += [NOTES.strip(), ""]
-    Path(args.out).write_text("\n".join(md), encoding="utf-8")
-    print("\n".join(md))
-    shutil.rmtree(work, ignore_errors=True)
+    md += [f"| {r['backend']} | {r['sentences/s']:.0f} | {r['vs_torch_best']:.2f}× | {r['vs_torch_paired']:.2f}× | "
+           f"{r['hit@1']:.3f} | {r['mrr@10']:.4f} | {r['delta_mrr']:+.4f} | {r['cos_min']:.4f} / {r['cos_mean']:.4f} |"
+           for r in v["rows"]]
+    if v.get("rounds"):
+        md += ["", "Per round (sentences/s; 1-min load at the round's end): " + "; ".join(
+            f"{i + 1}: torch {r['torch']:.0f}, qa onnx {r['qa onnx']:.0f} (load {r['load']:.2f})"
+            for i, r in enumerate(v["rounds"])) + "."]
+    md += ["", "ONNX files: " + ", ".join(f"{n} {b:.0f} MiB" for n, b in sorted(v["onnx_files_mib"].items())) + ".",
+           ""]
+    return md
+
+
+def _quantised(info: dict[str, Any]) -> str:
+    """``avx2: 12.6 s, 21.9 MiB; ...`` (a run before the config was a choice quantised for avx512_vnni only)."""
+    q, f = info["quantize_s"], info["file_mib"]
+    if not isinstance(q, dict):
+        q, f = {"avx512_vnni": q}, {"avx512_vnni": f}
+    cpu = f"; this CPU's documented config: {info['cpu_config']}" if info.get("cpu_config") else ""
+    return "; ".join(f"{c}: {q[c]} s, {f[c]} MiB" for c in q) + cpu
+
+
+def _render_peer(p: dict[str, Any]) -> list[str]:
+    ld = p["load"]
+    pv = p["peer"].get("versions", {})
+    md = [
+        "## The fair peer: sentence-transformers' own ONNX int8 backend (issue 21)", "",
+        f"Command: `{p['command']}` on {p['date']} (nice {p['nice']}); machine: {json.dumps(p['machine'])}; load "
+        f"average (1 min) before {ld['before'][0]:.2f}, at the rounds' ends "
+        f"{', '.join(f'{x:.2f}' for x in ld['rounds'])}, after {ld['after'][0]:.2f} (5 min: {ld['after'][1]:.2f}); "
+        f"{p['threads']} cores.", "",
+        f"{p['sentences']} sentences (the first {p['paragraphs']} paragraphs of the SQuAD dev **{p['half']} half**), "
+        f"{p['questions']} of their questions embedded in float32 ({p.get('questions_by', 'qa.embed.light')}). The same sentences go to every encoder "
+        f"in each of {p['repeats']} rounds (after a warm-up), one encoder after the other; *paired* is the "
+        f"median over rounds of (other time / this time) in the same round. The peer is sentence-transformers "
+        f"{pv.get('sentence-transformers', '?')} (transformers {pv.get('transformers', '?')}, optimum "
+        f"{pv.get('optimum', '?')}) in its own process (`benchmarks/embed_peer.py`: its ONNX backend needs "
+        f"optimum-onnx, which pins transformers < 4.58); `SentenceTransformer(folder, backend=\"onnx\")` exported "
+        f"the model ({p['peer']['export_s']} s) and `export_dynamic_quantized_onnx_model(model, CONFIG, "
+        f"folder)` quantised it ({_quantised(p['peer'])}); qa's export "
+        f"(`qa.embed.onnx.export`) took {p['qa_export_s']} s. The baseline is torch at its best batch size "
+        f"(median round).", "",
+        "| backend | sentences/s (best / median round) | vs torch (paired) | vs qa onnx (paired) | hit@1 | MRR@10 | "
+        "ΔMRR | cos vs torch (min / mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    md += [f"| {r['backend']} | {r['sentences/s best']:.0f} / {r['sentences/s median']:.0f} | "
+           f"{r['vs_torch_paired']:.2f}× | {r['vs_qa_paired']:.2f}× | {r['hit@1']:.3f} | {r['mrr@10']:.4f} | "
+           f"{r['delta_mrr']:+.4f} | {r['cos_min']:.4f} / {r['cos_mean']:.4f} |" for r in p["rows"]]
+    if p.get("notes"):
+        md += ["", p["notes"].strip()]
+    return md + [""]
+
+
+def render(data: dict[str, Any]) -> str:
+    """EMBED-ONNX.md from EMBED-ONNX.json: the step-by-step table, the peer's table, then the notes."""
+    md: list[str] = []
+    if "variants" in data:
+        md += _render_variants(data["variants"])
+    if "peer" in data:
+        md += _render_peer(data["peer"])
+    if data.get("notes"):
+        md += [data["notes"].strip(), ""]
+    return "\n".join(md)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--squad", default=DEFAULT_SQUAD)
+    ap.add_argument("--half", choices=["held-out", "tune"], default="held-out")
+    ap.add_argument("--paragraphs", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--peer", action="store_true", help="the fair-peer run (issue 21) instead of the variants")
+    ap.add_argument("--peer-site", default=str(PEER_SITE), help="the peer's package overlay (see embed_peer.py)")
+    ap.add_argument("--questions", type=int, default=1500, help="questions for the quality columns (--peer)")
+    ap.add_argument("--torch-batches", default="16,32", help="torch batch sizes (--peer)")
+    ap.add_argument("--peer-batches", default="16,32,64", help="the peer's batch sizes (--peer)")
+    ap.add_argument("--peer-configs", default="avx2,avx512_vnni",
+                    help="the peer's quantisation configs (export_dynamic_quantized_onnx_model), --peer")
+    ap.add_argument("--json", type=Path, default=JSON_PATH)
+    ap.add_argument("--out", type=Path, default=MD_PATH)
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.render_only:
+        command = command_line("benchmarks.onnx_embed", argv)
+        section = run_peer(args, command) if args.peer else run_variants(args, command)
+        merge_into(args.json, {"peer" if args.peer else "variants": section}, depth=1)
+    md = render(load_json(args.json))
+    args.out.write_text(md, encoding="utf-8")
+    print(md)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Compare sentence segmenters on the cases issue 2 requires, and on speed over SQuAD paragraphs.
 
-    .venv/bin/python benchmarks/segmenters.py [--squad ../shared/data/squad-dev-v1.1.json]
+    python -m benchmarks.segmenters [--squad ../shared/data/squad-dev-v1.1.json]
 
 Every segmenter gets the same input as qa gives blingfire: one paragraph at a time, wrapped lines joined
 (a single newline becomes a space, so offsets are unchanged). Prints a Markdown table.
@@ -14,7 +14,8 @@ import re
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import DEFAULT_SQUAD, ROOT
+
 SEEDS = ROOT / "seeds"
 
 
@@ -69,10 +70,10 @@ def cases() -> dict[str, tuple[str, list[str]]]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad-dev-v1.1.json"))
-    args = ap.parse_args()
+    ap.add_argument("--squad", default=DEFAULT_SQUAD)
+    args = ap.parse_args(argv)
     paras: list[str] = []
     if Path(args.squad).is_file():
         data = json.loads(Path(args.squad).read_text(encoding="utf-8"))

@@ -7,10 +7,13 @@ generation of a copy of the seeds index during a run, and every response must st
 85 of ``eval/gold.jsonl``, cycled. Two server settings: ``--cache 0`` (every request runs ``Index.ask``) and the
 default answer cache (repeated questions are answered from memory).
 
-Writes benchmarks/SERVE.md (machine, load average, exact command) and benchmarks/data/serve-results.json.
+Merges the run into the committed benchmarks/SERVE.json (rows of other indexes and settings are kept, the command
+is added to the list; ``--fresh`` starts over) and renders benchmarks/SERVE.md from it (machine, load average,
+exact commands).
 
     apt-get install wrk        # the load tool (Debian package)
-    .venv/bin/python benchmarks/serve_load.py --index seeds=benchmarks/data/index-seeds --swap
+    python -m benchmarks.serve_load --index seeds=benchmarks/data/index-seeds --swap
+    python -m benchmarks.serve_load --render-only
 """
 
 from __future__ import annotations
@@ -18,12 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,9 +34,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT_MD = ROOT / "benchmarks" / "SERVE.md"
-OUT_JSON = ROOT / "benchmarks" / "data" / "serve-results.json"
+from benchmarks.common import BENCH, ROOT, command_line, free_port, load1, load_json, machine, save_json
+
+OUT_MD = BENCH / "SERVE.md"
+OUT_JSON = BENCH / "SERVE.json"
 TARGET = {"label": "seeds", "concurrency": 8, "rps": 200.0, "p99_ms": 100.0}
 
 LUA = """
@@ -62,16 +64,6 @@ end
 """  # wrk's thread:stop() alone still waits out -d: the file tells serve_load.py to stop wrk (SIGINT) at once
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def load1() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
 def wait_for_quiet(max_wait: float, threshold: float = 1.0) -> float:
     """Wait (up to ``max_wait`` s) for the 1-minute load average to drop below ``threshold``; return it."""
     t0 = time.monotonic()
@@ -94,20 +86,11 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def machine() -> dict[str, Any]:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")))
+def serve_machine() -> dict[str, Any]:
+    """The machine, the server's packages and the load tool's version."""
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    versions = {}
-    for mod in ("fastapi", "starlette", "uvicorn", "numpy"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001
-            versions[mod] = "?"
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 1024 / 1024, 1),
-            "python": platform.python_version(), "os": platform.platform(),
-            "wrk": (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "?", **versions}
+    out = (wrk.stdout or wrk.stderr).splitlines()
+    return {**machine(("fastapi", "starlette", "uvicorn")), "wrk": out[0] if out else "?"}
 
 
 class Server:
@@ -273,18 +256,18 @@ def run_swap(index_dir: Path, duration: float, paths: list[str], results: dict) 
 
 
 def save(results: dict) -> None:
-    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
-    OUT_JSON.write_text(json.dumps(results, indent=1))
+    save_json(OUT_JSON, results)
 
 
 def render(results: dict) -> str:
     m = results["machine"]
+    v = m["versions"]
     lines = [
         "# qa serve under load",
         "",
         f"Measured {results['date']} by `benchmarks/serve_load.py` on {m['cpu']}, {m['cores']} cores, "
-        f"{m['memory_gb']} GB, Python {m['python']}, {m['os']}; FastAPI {m['fastapi']}, Starlette {m['starlette']}, "
-        f"uvicorn {m['uvicorn']}; load tool {m['wrk']} (a second process on the same machine, over loopback). "
+        f"{m['memory_gib']} GB, Python {m['python']}, {m['os']}; FastAPI {v['fastapi']}, Starlette {v['starlette']}, "
+        f"uvicorn {v['uvicorn']}; load tool {m['wrk']} (a second process on the same machine, over loopback). "
         "The machine is shared: the 1-minute load average before each run is in the table (it should be < 1).",
         "",
         "Command:",
@@ -335,7 +318,7 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--index", action="append", default=[], metavar="LABEL=DIR",
                     help="index to serve (repeatable) [default: seeds=benchmarks/data/index-seeds]")
@@ -347,19 +330,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--swap", action="store_true", help="also run `qa index` during a load run")
     ap.add_argument("--max-wait", type=float, default=180, help="seconds to wait for load average < 1 before a run")
     ap.add_argument("--note", action="append", default=[], help="a line for the results (e.g. what was not measured)")
-    ap.add_argument("--render-only", action="store_true", help="rewrite SERVE.md from serve-results.json (and --note)")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the other rows of benchmarks/data/serve-results.json (re-measure only these settings)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--render-only", action="store_true", help="rewrite SERVE.md from SERVE.json (and --note)")
+    ap.add_argument("--fresh", action="store_true", help="start new results instead of merging into SERVE.json")
+    ap.add_argument("--merge", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     if args.render_only:
-        results = json.loads(OUT_JSON.read_text())
+        results = load_json(OUT_JSON)
         results["notes"] = results.get("notes", []) + args.note
         save(results)
         OUT_MD.write_text(render(results))
         print(f"wrote {OUT_MD.relative_to(ROOT)}")
         return
     if shutil.which("wrk") is None:
-        sys.exit("serve_load.py needs wrk: apt-get install wrk")
+        sys.exit("serve_load needs wrk: apt-get install wrk")
     indexes = [tuple(x.split("=", 1)) for x in args.index] or [("seeds", "benchmarks/data/index-seeds")]
     for _, d in indexes:
         if not (ROOT / d / "CURRENT").is_file() and not Path(d, "CURRENT").is_file():
@@ -367,15 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     conc = [int(c) for c in args.concurrency.split(",")]
     settings = [(int(w), 0 if c == "off" else 1024) for w in args.workers.split(",") for c in args.cache.split(",")]
     paths = paths_for(questions())
-    command = ".venv/bin/python benchmarks/serve_load.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    results: dict[str, Any] = {}
-    if args.merge and OUT_JSON.is_file():
-        results = json.loads(OUT_JSON.read_text())
+    command = command_line("benchmarks.serve_load", argv)
+    results: dict[str, Any] = {} if args.fresh else load_json(OUT_JSON)
+    if results:  # merge: rows of other indexes and settings are kept
         results["command"] = results.get("command", "") + "\n" + command
         results["notes"] = results.get("notes", []) + args.note
     else:
         results = {"command": command, "notes": args.note}
-    results.update(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine())
+    results.update(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=serve_machine())
     for label, d in indexes:
         run_matrix(label, Path(d), settings, conc, args.duration, paths, args.max_wait, results)
     if args.memory_requests:

@@ -10,7 +10,7 @@ for NAME in ``BLOCKS`` below, run the way a new user runs them: in a fresh folde
 
 What may differ between two runs, and is masked before comparing (``mask``), is only:
 
-* timings: ``in 55.6s`` (a build's duration);
+* timings: ``in 55.6s`` (a build's duration) and an answer's milliseconds per stage (``timings_ms``);
 * index generation names: ``gen-<date>T<time>-<id>``, which hold the build's date;
 * the TCP port: the ``serve`` block runs on a free port and shows it as the default, 8000.
 
@@ -45,6 +45,9 @@ MARK = re.compile(r"^<!-- output:([\w-]+) -->\n```(\w*)\n(.*?)^```", re.M | re.S
 MASKS = (
     (re.compile(r"\bin \d+(?:\.\d+)?s\b"), "in <seconds>s"),
     (re.compile(r"gen-\d{8}T\d{6}-[0-9a-f]+"), "gen-<date>-<id>"),
+    # per-stage milliseconds of an answer (`timings_ms` in JSON, `qa ask --verbose`)
+    (re.compile(r'"timings_ms": \{[^{}]*\}'), '"timings_ms": {<ms>}'),
+    (re.compile(r"\b(embed|bm25|dense|fuse|rerank|short|total) \d+(?:\.\d+)? ms\b"), r"\1 <ms> ms"),
 )
 
 

@@ -245,7 +245,7 @@ def main() -> None:
         tokens = idx.tokenizer.tokenize(q.text)
         rows = np.array(q.rows, dtype=np.int64)
         bm = idx.bm25.search(tokens).get(rows)
-        cands = idx._candidates(rows, bm, idx.vectors[rows] @ q.qv.astype(idx.vectors.dtype), q.qv)
+        cands = idx.inputs.candidates(rows, bm, idx.vectors[rows] @ q.qv.astype(idx.vectors.dtype), q.qv)
         t = time.perf_counter()
         reranker.score(q.text, tokens, {}, cands)
         lat_ce.append(time.perf_counter() - t)

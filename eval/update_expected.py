@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import qa
-from qa import index as qa_index
+from qa import options as qa_index  # the search defaults (qa/options.py)
 from qa.eval import evaluate_gold, load_gold
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -120,6 +120,8 @@ class Answer:
     rerank: str | None = None  # the reranker that ordered the hits; None: retrieval order
     answerable: bool | None = None  # False: the top confidence is below the model's threshold; None: not known
     threshold: float | None = None  # the confidence under which the corpus does not seem to answer (None: no model)
+    # milliseconds per stage of this answer (embed, bm25, dense, fuse, rerank, short, total); not part of equality
+    timings_ms: dict[str, float] | None = field(default=None, compare=False)
 
     @property
     def top(self) -> Hit | None:
@@ -134,7 +136,8 @@ class Answer:
             return None
         return top.answer
 
-    def to_dict(self, id: str | int | None = None) -> dict[str, Any]:
+    def to_dict(self, id: str | int | None = None, timings: bool = False) -> dict[str, Any]:
+        """JSON form (what ``qa ask --json`` prints); ``timings=True`` adds ``timings_ms`` (``qa ask --json -v``)."""
         return {
             "id": id,
             "question": self.question,
@@ -145,4 +148,5 @@ class Answer:
             "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
                                                       "sentence": self.top.sentence},
             "hits": [h.to_dict() for h in self.hits],
+            **({"timings_ms": self.timings_ms} if timings and self.timings_ms is not None else {}),
         }

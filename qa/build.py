@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
@@ -93,12 +94,9 @@ class Prepared:
         off = self._offsets
         return [self.terms[i] for i in self.term_ids[off[row] : off[row + 1]].tolist()]
 
-    @property
-    def _offsets(self) -> np.ndarray:
-        off = self.__dict__.get("_off")
-        if off is None:
-            off = self.__dict__["_off"] = np.concatenate(([0], np.cumsum(self.lens))).astype(np.int64)
-        return off
+    @cached_property
+    def _offsets(self) -> np.ndarray:  # where each row's term ids start in term_ids (and where the last ends)
+        return np.concatenate(([0], np.cumsum(self.lens))).astype(np.int64)
 
 
 def segmenter_settings() -> dict[str, Any]:

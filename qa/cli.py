@@ -15,6 +15,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
+from .cli_output import _article_lines, _print_human, _read_questions, _summary
 from .errors import QAError, QueryError
 
 app = typer.Typer(
@@ -165,17 +166,6 @@ def _open_index(index_dir: Optional[Path], model: Optional[str], milvus: Optiona
     return Index(open_store(location, model=model, verify=verify, **options))
 
 
-def _summary(idx) -> str:
-    s = idx.build_stats
-    removed = f", removed {len(s['removed'])} article(s)" if s.get("removed") else ""
-    how = "onnx int8" if idx.manifest["model"].get("backend") == "onnx" else "torch"
-    return (
-        f"indexed {s['articles']} article(s), {s['sentences']} sentence(s) into "
-        f"{str(idx.folder.parent) + '/' if getattr(idx.store, 'folder', None) else idx.location} "
-        f"(embedded {s['embedded']}, reused {s['reused']}{removed}) in {s['seconds']:.1f}s ({how})"
-    )
-
-
 @app.command()
 def index(
     paths: List[str] = typer.Argument(None, help="Files or folders (.txt, .md, .jsonl) [default: seeds/]"),
@@ -225,82 +215,11 @@ def index(
                 typer.echo(f"embedded on {where} with {st['actors']} actor(s)")
 
 
-def _read_questions(path: Path) -> list[tuple[str, str]]:
-    """``(id, question)`` pairs from a file: one question a line, or JSON Lines with ``id`` and ``question``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise QueryError(f"{path}: cannot read questions ({e})") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                obj = json.loads(line)
-                out.append((str(obj.get("id", n)), str(obj["question"])))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise QueryError(f'{path}:{n}: expected {{"id": ..., "question": ...}}') from None
-        else:
-            out.append((str(n), line.strip()))
-    if not out:
-        raise QueryError(f"{path}: no questions")
-    return out
-
-
-def _highlight(text: str, terms: set[str], tokenizer, color: bool, span: tuple[int, int] | None = None) -> str:
-    """Query terms in bold (``**``, or yellow on a terminal); the short-answer ``span`` (offsets into ``text``)
-    marked apart: ``[[...]]``, or underlined green on a terminal."""
-    if span is not None:
-        a, b = span
-        on, off = ("\x1b[4;32m", "\x1b[0m") if color else ("[[", "]]")
-        return (_highlight(text[:a], terms, tokenizer, color) + on + _highlight(text[a:b], terms, tokenizer, color)
-                + (on if color else "") + off + _highlight(text[b:], terms, tokenizer, color))
-    on, off = ("\x1b[1;33m", "\x1b[0m") if color else ("**", "**")
-    out, pos = [], 0
-    for s, e, tok in tokenizer.spans(text):
-        if tok in terms:
-            out.append(text[pos:s] + on + text[s:e] + off)
-            pos = e
-    return "".join(out) + text[pos:]
-
-
-def _fmt_score(x: Optional[float], rank: Optional[int], digits: int) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.{digits}f} (#{rank})" if rank is not None else f"{x:.{digits}f} (no match)"
-
-
-def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
-    terms = set(idx.tokenizer.tokenize(answer.question))
-    head = f"[{qid}] " if show_id else ""
-    how = answer.mode + (f", {answer.fusion}" if answer.fusion else "") + (f", reranked by {answer.rerank}" if answer.rerank else "")
-    typer.echo(f"{head}Q: {answer.question}   ({how}; {len(idx)} sentences)")
-    low = answer.answerable is False
-    short = answer.short
-    if short is not None:
-        ctx = "  (chosen with the sentence before/after)" if short.uses_context else ""
-        typer.echo(f"A: {short.text}  [{answer.top.article} §{answer.top.sentence}]{ctx}")
-    if low and answer.hits:
-        typer.echo(f"   Not found: the corpus does not seem to answer this question (top confidence "
-                   f"{answer.hits[0].confidence:.2f} < {answer.threshold:.2f}). Closest sentences, low confidence:")
-    for i, h in enumerate(answer.hits, 1):
-        conf = f"conf {h.confidence:.2f}{' (low)' if low else ''}  " if h.confidence is not None else ""
-        typer.echo(
-            f"{i}. [{h.article} §{h.sentence}]  {conf}score {h.score:.4f}  "
-            f"bm25 {_fmt_score(h.bm25_score, h.bm25_rank, 2)}  dense {_fmt_score(h.dense_score, h.dense_rank, 3)}"
-        )
-        for c in h.before:
-            typer.echo(f"     … {c.text}")
-        span = (h.answer.start - h.start, h.answer.end - h.start) if h.answer is not None and not low else None
-        typer.echo(f"   {_highlight(h.text, terms, idx.tokenizer, color, span)}")
-        for c in h.after:
-            typer.echo(f"     … {c.text}")
-        typer.echo(f"   {h.path or h.article} chars {h.start}-{h.end}" + (f"  — {h.title}" if h.title else ""))
-    if not answer.hits:
-        typer.echo("   (no hits)")
-
-
+ReaderOpt = typer.Option(
+    None, "--reader",
+    help="Short answers: qa-extract, none, or a Hugging Face extractive-QA model folder or cached name "
+         "[default: qa-extract]",
+)
 RerankOpt = typer.Option(
     None, "--rerank",
     help="Second stage: a qa reranker name or folder, a sentence-transformers CrossEncoder name or folder, or "
@@ -325,6 +244,9 @@ def ask(
     rerank: Optional[str] = RerankOpt,
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print where the time went: milliseconds per "
+                                 "stage (embed, bm25, dense, fuse, rerank, short, total)."),
+    reader: Optional[str] = ReaderOpt,
 ) -> None:
     """Answer a question with cited sentences: [article §n], character offsets, each retriever's score and a
     calibrated confidence; says so when the corpus does not seem to answer it."""
@@ -336,7 +258,7 @@ def ask(
 
         # every check that needs no index comes first: a bad option never loads (or builds) an index or a model
         opts = AskOptions(k=k, mode=mode, fusion=fusion, alpha=alpha, context=context, exact=exact or None,
-                          rerank=rerank)
+                          rerank=rerank, reader=reader)
         failed = 0  # batch: bad questions are reported one line each, the rest answered, then exit 2
         if questions is None:
             check_question(question)
@@ -356,6 +278,10 @@ def ask(
             from .rerank import load_reranker
 
             load_reranker(rerank)  # a bad --rerank fails once, before any question
+        if reader is not None:
+            from .extract import load_reader
+
+            load_reader(reader)  # likewise a bad --reader
         idx = _open_index(index_dir, model, milvus, collection)
         vectors = None
         if (mode != "bm25" or opts.reranker != "none") and len(batch) > 1:
@@ -372,11 +298,14 @@ def ask(
                 failed += 1
                 continue
             if as_json:
-                typer.echo(json.dumps(ans.to_dict(id=qid if questions is not None else None), ensure_ascii=False))
+                typer.echo(json.dumps(ans.to_dict(id=qid if questions is not None else None, timings=verbose),
+                                      ensure_ascii=False))
             else:
                 if i:
                     typer.echo("")
                 _print_human(qid, ans, idx, use_color, show_id=questions is not None)
+                if verbose and ans.timings_ms:
+                    typer.echo("   time: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ans.timings_ms.items()))
         if failed:
             raise typer.Exit(QueryError.exit_code)
 
@@ -414,18 +343,6 @@ def info(
             typer.echo(f"contents   {c['articles']} articles, {c['sentences']} sentences (in {kind})")
         for line in _article_lines(d["articles"]):
             typer.echo(line)
-
-
-def _article_lines(articles: list[dict]) -> list[str]:
-    """``qa info``'s article table: ids padded to the longest, so that the columns line up.
-
-    >>> _article_lines([{"id": "a", "sentences": 3, "path": "a.txt", "title": None},
-    ...                 {"id": "long-id", "sentences": 12, "path": "b.txt", "title": "B"}])
-    ['  a           3 sentences  a.txt', '  long-id    12 sentences  b.txt  — B']
-    """
-    width = max((len(a["id"]) for a in articles), default=0)
-    return [f"  {a['id']:<{width}}  {a['sentences']:>4} sentences  {a['path']}" + (f"  — {a['title']}" if a["title"] else "")
-            for a in articles]
 
 
 @app.command()
@@ -493,6 +410,7 @@ def eval_(
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker of the rerank row [default: qa-rerank-gbdt]"),
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,
+    reader: Optional[str] = ReaderOpt,
 ) -> None:
     """Measure retrieval: P@1, R@5, MRR@10, nDCG@10, answer found in the top 5 and latency per mode.
 
@@ -502,6 +420,10 @@ def eval_(
     """
     with _errors():
         mode_list = _parse_modes(modes)
+        if reader is not None:
+            from .extract import load_reader
+
+            load_reader(reader)  # a bad --reader fails before any index is built or loaded
         if fusion is not None and fusion not in ("rrf", "convex"):
             raise QueryError(f"--fusion must be rrf or convex, got {fusion!r}")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
@@ -515,7 +437,7 @@ def eval_(
             say = (lambda msg: typer.echo(msg, err=True)) if not as_json else None
             report = reqa.evaluate_squad(squad, modes=mode_list, out_dir=out, model=model, fusion=fusion, alpha=alpha,
                                          work_dir=out / "squad", progress=say, title_context=title_context,
-                                         rerank=rerank)
+                                         rerank=rerank, reader=reader)
             if as_json:
                 typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
                 return
@@ -536,14 +458,11 @@ def eval_(
         questions = ev.load_gold(gold)
         idx = _open_index(index_dir, model, milvus, collection)
         report = ev.evaluate_gold(idx, questions, split=split, modes=mode_list, out_dir=out, fusion=fusion, alpha=alpha,
-                                  rerank=rerank)
+                                  rerank=rerank, reader=reader)
         if as_json:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
             return
-        g = report["gold"]
-        typer.echo(f"{gold} [{split}]: {g['questions']} questions ({g['answerable']} answerable, "
-                   f"{g['unanswerable']} unanswerable); index {report['index']['folder']} "
-                   f"({report['index']['sentences']} sentences)")
+        typer.echo(ev.format_gold_header(report, gold))
         typer.echo(ev.format_table(report))
         _echo_tail(report)
         for extra in (ev.format_no_answer(report), ev.format_short_answers(report)):
@@ -563,6 +482,10 @@ def _echo_tail(report: dict) -> None:
 
 def main() -> None:  # console-script entry point
     """Run the CLI; a bad option value (``-k abc``) is one ``error:`` line and exit 2, like every qa error."""
+    if len(sys.argv) > 1 and sys.argv[1] in ("ask", "eval"):
+        from .threads import apply
+
+        apply()  # a qa ask / qa eval process answers on qa's query-time thread budget (qa/threads.py)
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's (typer vendors it)
     try:
         rc = app(standalone_mode=False)

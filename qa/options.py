@@ -63,6 +63,9 @@ class AskOptions:
     rerank_depth: int = field(default=RERANK_DEPTH, metadata={"help": "Candidates the second stage reranks."})
     confidence: bool = field(default=True, metadata={"help": "Calibrated confidence and 'answerable'."})
     short: bool = field(default=True, metadata={"help": "Short answers (the phrase that answers)."})
+    reader: Any = field(default=None, metadata={
+        "help": "What finds the short answers: qa-extract, none, a registered reader, or a Hugging Face "
+                "extractive-QA model folder or cached name [default: qa-extract]"})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +85,9 @@ class AskOptions:
             raise QueryError(f"rerank_depth must be a positive whole number, got {self.rerank_depth!r}")
         if self.rerank is not None and (not isinstance(self.rerank, str) or not self.rerank.strip()):
             raise QueryError(f"rerank must be a reranker name or folder, or 'none'; got {self.rerank!r}")
+        if self.reader is not None and not (hasattr(self.reader, "read") or
+                                            (isinstance(self.reader, str) and self.reader.strip())):
+            raise QueryError("reader must be a reader name or folder (qa-extract, none, or a Hugging Face QA model)")
         object.__setattr__(self, "k", int(self.k))
 
     @property

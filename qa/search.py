@@ -12,8 +12,10 @@ The Searcher never knows which store it reads (the local folder, Milvus, or any 
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from .answer import Answer, Context, Hit
 from .dense import dense_scores
 from .errors import QueryError
 from .fusion import RRF_K, Fusion, convex, rrf
+from . import threads
 from .options import AskOptions
 from .rerank.inputs import RerankInputs
 from .store.base import BM25Hits, DenseHits, Store
@@ -44,6 +47,28 @@ def check_question(question: object) -> None:
             f"the question is not valid text (undecodable byte or lone surrogate at character {e.start}); "
             "pass it as UTF-8"
         ) from None
+
+
+class Timings(dict):
+    """Milliseconds per stage of one question: ``with t("bm25"): ...`` adds that block's wall time to ``t["bm25"]``.
+
+    >>> t = Timings()
+    >>> with t("fuse"):
+    ...     pass
+    >>> sorted(t) == ["fuse"] and t["fuse"] >= 0
+    True
+    """
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.items()}
 
 
 @dataclass(frozen=True)
@@ -80,19 +105,26 @@ class Retrieved:
     qv: np.ndarray | None
 
 
-def retrieve(store: Store, tokens: list[str], embed: Callable[[], np.ndarray], opts: AskOptions, plan: Plan) -> Retrieved:
+def retrieve(store: Store, tokens: list[str], embed: Callable[[], np.ndarray], opts: AskOptions, plan: Plan,
+             timed: Timings | None = None) -> Retrieved:
     """BM25 hits over the top ``depth`` (deeper in bm25 mode when a second stage reads more), the question's vector
     (``embed()``, only when dense search or the second stage needs it) and the dense hits."""
+    timed = timed if timed is not None else Timings()
     bm_depth = max(plan.depth, plan.cand_depth) if opts.mode == "bm25" else plan.depth
-    bm = store.bm25_hits(tokens, bm_depth)  # sparse: only documents that match a query term
-    bm_top = bm.top_k(bm_depth)
-    qv = embed() if opts.mode != "bm25" or plan.featured else None
+    with timed("bm25"):
+        bm = store.bm25_hits(tokens, bm_depth)  # sparse: only documents that match a query term
+        bm_top = bm.top_k(bm_depth)
+    qv = None
+    if opts.mode != "bm25" or plan.featured:
+        with timed("embed"):
+            qv = embed()
     dn, dn_top = None, np.zeros(0, dtype=np.int64)
     if opts.mode != "bm25":
         assert qv is not None
         deep = max(plan.depth, plan.cand_depth)
-        dn = store.dense_hits(qv, deep, opts.exact)
-        dn_top = dn.top(deep if opts.mode == "dense" else plan.depth)
+        with timed("dense"):
+            dn = store.dense_hits(qv, deep, opts.exact)
+            dn_top = dn.top(deep if opts.mode == "dense" else plan.depth)
     return Retrieved(bm, bm_top, {int(d): r for r, d in enumerate(bm_top, 1)}, dn, dn_top,
                      {int(d): r for r, d in enumerate(dn_top, 1)}, qv)
 
@@ -174,12 +206,18 @@ def context(store: Store, row: int, n: int) -> tuple[tuple[Context, ...], tuple[
 
 def cite(
     store: Store, question: str, ranked: list[tuple[int, float]], got: Retrieved, retrieval: dict[int, float],
-    rr: Reranked, opts: AskOptions,
+    rr: Reranked, opts: AskOptions, timed: Timings | None = None,
 ) -> list[Hit]:
     """One :class:`~qa.answer.Hit` per ranked row: its citation (article, sentence, offsets, text, path), each
     retriever's score and rank, its context, confidence and short answer (read with its neighbouring sentences)."""
+    timed = timed if timed is not None else Timings()
+    read = None
     if opts.short:
-        from .extract import extract  # short answers (qa/extract.py), imported once per call
+        from .extract import Passage, load_reader  # short answers (qa/extract/), each reader loaded once
+
+        read = load_reader(opts.reader) if opts.reader is None or isinstance(opts.reader, str) else opts.reader
+        if read.name == "none":
+            read = None
     bm, dn = got.bm, got.dn
     hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
     store.prefetch(hit_ids)
@@ -192,9 +230,11 @@ def cite(
         d_rank = None if dn is None else (got.dn_rank.get(d) or dn.rank(d))  # None outside an ANN's candidates
         before, after = context(store, d, opts.context)
         phrase = None
-        if opts.short:
+        if read is not None:
             b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
-            phrase = extract(question, s.text, s.start, before=b1[-1].text if b1 else "", after=a1[0].text if a1 else "")
+            with timed("short"):
+                phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
+                                                      after=a1[0].text if a1 else "")])[0]
         hits.append(Hit(
             article=s.article, title=art.title, sentence=s.number, start=s.start, end=s.end, text=s.text,
             score=float(score), bm25_score=float(hit_bm[i]), dense_score=None if dn is None else float(dn[d]),
@@ -255,6 +295,11 @@ class Searcher:
         7
         """
         opts = _options(options, k, mode, changes)
+        with threads.limited():  # qa's query-time thread budget (qa/threads.py), whoever calls
+            return self._ask(question, opts, query_vector)
+
+    def _ask(self, question: str, opts: AskOptions, query_vector: np.ndarray | None) -> Answer:
+        t0 = time.perf_counter()
         check_question(question)
         store = self.store
         store.begin()
@@ -267,17 +312,22 @@ class Searcher:
 
         reranker = load_reranker(opts.reranker)
         plan = Plan.of(opts, len(store), reranker is not None)
+        timed = Timings()
         got = retrieve(store, tokens, lambda: query_vector if query_vector is not None else self.embed_query(question),
-                       opts, plan)
-        ranked, used_fusion = fuse(got, opts)
-        rr = rerank(store, self.inputs, question, tokens, ranked, got, plan, reranker)
-        hits = cite(store, question, rr.ranked[: plan.k], got, dict(ranked), rr, opts)
+                       opts, plan, timed)
+        with timed("fuse"):
+            ranked, used_fusion = fuse(got, opts)
+        with timed("rerank"):
+            rr = rerank(store, self.inputs, question, tokens, ranked, got, plan, reranker)
+        hits = cite(store, question, rr.ranked[: plan.k], got, dict(ranked), rr, opts, timed)
         answerable = threshold = None
         if plan.with_confidence:
             threshold = default_confidence_model().threshold
             answerable = bool(hits) and hits[0].confidence is not None and hits[0].confidence >= threshold
+        timed["total"] = (time.perf_counter() - t0) * 1e3
         return Answer(question=question, mode=opts.mode, hits=tuple(hits), fusion=used_fusion,
-                      rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold)
+                      rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold,
+                      timings_ms=timed.rounded())
 
     # -- the reranker's inputs (training scripts read them too) ---------------------------------------------------
     def rerank_inputs(self, question: str, tokens: list[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray,

@@ -63,15 +63,12 @@ def squad_path():
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-    """benchmarks/bench.py loaded as a module, writing its data and results into ``tmp_path``."""
-    import importlib.util
-    import sys
+    """The scale benchmark (``benchmarks.bench``), writing its data and results into ``tmp_path``."""
+    from benchmarks import bench as mod
+    from benchmarks import common
 
-    spec = importlib.util.spec_from_file_location("qa_bench", ROOT / "benchmarks" / "bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["qa_bench"] = mod
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "DATA", tmp_path)
+    monkeypatch.setattr(common, "DATA", tmp_path)
     monkeypatch.setattr(mod, "RESULTS_JSON", tmp_path / "results.json")
     monkeypatch.setattr(mod, "RESULTS_MD", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(mod, "INCREMENTAL_JSON", tmp_path / "incremental.json")
     return mod

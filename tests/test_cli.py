@@ -132,3 +132,19 @@ def test_a_bad_option_value_is_one_error_line_like_every_qa_error(args, tmp_path
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "none").exists()  # nothing was built or written
+
+
+def test_verbose_shows_where_the_time_went(copy_index):
+    """issue 20: per-stage milliseconds, in the human output and in the JSON answer (with --verbose only, so that
+    answers stay comparable byte for byte)."""
+    base = ["ask", "tons seized in Safe Mekong", "--index-dir", str(copy_index), "-k", "2"]
+    r = runner.invoke(app, base + ["--verbose"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("time:"))
+    for stage in ("bm25", "embed", "dense", "fuse", "rerank", "short", "total"):
+        assert f"{stage} " in line and " ms" in line
+    d = json.loads(runner.invoke(app, base + ["--json", "-v"]).stdout)
+    t = d["timings_ms"]
+    assert set(t) == {"bm25", "embed", "dense", "fuse", "rerank", "short", "total"}
+    assert all(v >= 0 for v in t.values()) and t["total"] >= max(v for k, v in t.items() if k != "total")
+    assert "timings_ms" not in json.loads(runner.invoke(app, base + ["--json"]).stdout)

@@ -174,8 +174,8 @@ def test_current_names_a_missing_generation(live):
         with pytest.raises(IndexCorruptError):
             qa.Index.load(live.dir)
         one_line_error(cli("info", "--index-dir", live.dir), 4, "CURRENT")
-    # a rebuild repairs it
-    qa.Index.build([SEEDS], live.dir)
+    # a rebuild repairs it (with the backend it was built with)
+    qa.Index.build([SEEDS], live.dir, backend="torch")
     assert answers(live.dir) == live.expected
 
 

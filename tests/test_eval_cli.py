@@ -53,6 +53,29 @@ def test_eval_prints_a_table_and_writes_runs_that_score_back(hash_index_dir, tmp
     assert "unanswerable questions" in r.stdout and "dev threshold" in r.stdout
 
 
+class _OnnxHashEncoder(HashEncoder):
+    """The stand-in encoder, declaring what qa's onnx int8 encoder declares (the manifest records it)."""
+
+    backend = "onnx"
+    quantization = "int8 dynamic, per-channel weights (MatMul, Attention); embeddings float32"
+
+
+@pytest.mark.parametrize("encoder, built", [(HashEncoder, "torch"), (_OnnxHashEncoder, "onnx int8")])
+def test_eval_says_which_backend_built_the_index(tmp_path, encoder, built):
+    """Issue 21: the same gold scores differ between an onnx int8 and a torch index, so qa eval names the backend
+    (from the index manifest) in its first line and in the JSON report."""
+    d = tmp_path / "index"
+    idx = qa.Index.build([SEEDS], d, encoder=encoder())
+    assert idx.manifest["model"]["backend"] == built.split()[0]
+    out = tmp_path / "runs"
+    r = _eval("--index-dir", str(d), "--modes", "bm25", "--split", "dev", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0].endswith(f"({len(idx)} sentences, built with {built})")
+    assert json.loads((out / "seeds-dev.json").read_text(encoding="utf-8"))["index"]["backend"] == built
+    r = _eval("--index-dir", str(d), "--modes", "bm25", "--split", "dev", "--out", str(out), "--json")
+    assert json.loads(r.stdout)["index"]["backend"] == built
+
+
 def test_eval_json(hash_index_dir, tmp_path):
     r = _eval("--index-dir", str(hash_index_dir), "--modes", "bm25", "--split", "test", "--out", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output

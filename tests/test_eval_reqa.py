@@ -277,9 +277,13 @@ def test_cli_eval_squad_end_to_end(squad_file, tmp_path):
     # 5 candidates, k=20: every question has its gold in the top 10 in every mode that retrieves everything
     assert rep["modes"]["dense"]["metrics"]["R@10"] == 1.0
     assert (out / "squad.json").is_file()
+    # the backend that embedded the work index, as its manifest says (issue 21)
+    built = qa.Index.load(rep["index"]["folder"]).manifest["model"]
+    assert rep["index"]["backend"].split()[0] == built.get("backend", "torch")
     human = CliRunner().invoke(app, ["eval", "--squad", str(squad_file), "--out", str(out), "--modes", "bm25"])
     assert human.exit_code == 0, human.output
     assert "5 candidates (ReQA 10250), 7 question-sentence pairs (ReQA 11426)" in human.stdout
+    assert f"; index built with {rep['index']['backend']}\n" in human.stdout
     assert "ReQA paper, plain BM25: MRR 0.705" in human.stdout
 
 

@@ -1,7 +1,10 @@
-"""Short answers (``qa.extract``): hand-checkable answers on the seed articles for each answer type, offsets that
-slice the source file, ``None`` for questions that ask for no checkable fact, and property tests (derandomized,
-like ``tests/test_properties.py``): whatever the text and question, the answer is ``None`` or a non-empty span
-inside the sentence whose text is the slice. No model runs here (the word-vector table is only read)."""
+"""Short answers (``qa.extract``): hand-checkable answers for each answer type, offsets that slice the source file,
+``None`` for questions that ask for no checkable fact, and property tests (derandomized, like
+``tests/test_properties.py``): whatever the text and question, the answer is ``None`` or a non-empty span inside the
+sentence whose text is the slice. No model runs here (the word-vector table is only read).
+
+Hand-checked cases use the seeds gold set's ``dev`` questions (ids in the comments) or fixture text written here:
+the ``test`` split is for reporting only (``qa eval --split test``), never for unit tests."""
 
 from __future__ import annotations
 
@@ -49,55 +52,76 @@ def test_safe_mekong_suspects_number(seeds):
 
 
 def test_tons_quantity(seeds):
-    a = _ask(seeds, A0, "2,534 drug crime suspects", "How many tons of drugs did China seize between April and June?")
-    assert a is not None and a.text == "9.8 tons" and a.type == "quantity"
-    b = _ask(seeds, A0, "5.6 tons", "How many tons of drugs smuggled via Laos did Yunnan seize in 2012?")
+    a = _ask(seeds, A0, "600 tons", "How much opium was the Myanmar poppy harvest projected to yield?")  # g024 (dev)
+    assert a is not None and a.text == "600 tons" and a.type == "quantity"
+    b = _ask(seeds, A0, "5.6 tons", "How many tons of drugs smuggled via Laos did Yunnan seize in 2012?")  # g028 (dev)
     assert b is not None and b.text == "5.6 tons"
-    c = _ask(seeds, A0, "132,773", "How many tons of heroin were seized?")
-    assert c is not None and c.text == "7.3 tons"
+    c = _ask(seeds, A2, "2,907.7 kilograms", "kilograms narcotics seized Golden Crescent")  # g055 (dev)
+    assert c is not None and c.text == "2,907.7 kilograms" and c.type == "quantity"
 
 
-@pytest.mark.xfail(strict=True, reason="known miss: '260 tons of precursor chemicals seized' sits nearer 'seized'")
-def test_tons_safe_mekong_known_miss(seeds):
-    a = _ask(seeds, A0, "2,534 drug crime suspects", "How many tons of drugs were seized in Safe Mekong?")
-    assert a is not None and a.text == "9.8 tons"
+def test_quantity_keeps_its_unit():
+    s = "Rescuers pumped 12.5 cubic meters of water out of the mine, and 40 tons of rock were moved."
+    a = extract("How many tons of rock were moved?", s, 7)
+    assert a is not None and a.text == "40 tons" and a.type == "quantity"
+    assert (a.start, a.end) == (7 + s.index("40 tons"), 7 + s.index(" of rock"))
+
+
+@pytest.mark.xfail(strict=True, reason="known miss: answers '2,534' (the suspects, same sentence)")
+def test_feedstock_known_miss(seeds):
+    a = _ask(seeds, A0, "260 tons",  # g014 (dev)
+             "How much chemical feedstock for making drugs was confiscated in the Mekong River campaign?")
+    assert a is not None and a.text == "260 tons"
 
 
 def test_date_and_year(seeds):
-    a = _ask(seeds, A0, "2,534 drug crime suspects", "When did the Safe Mekong joint operation take place?")
-    assert a is not None and a.type == "date" and "April" in a.text and "June" in a.text
+    a = _ask(seeds, A2, "formed in 2001", "When was the SCO formed?")  # g041 (dev)
+    assert a is not None and a.text == "2001" and a.type == "date"
     b = _ask(seeds, A2, "formed in 2001", "In what year was the SCO formed?")
     assert b is not None and b.text == "2001" and b.type == "date"
-    c = _ask(seeds, A3, "June 25", "On what date did Chen Jie speak at the news conference?")
-    assert c is not None and c.text == "June 25"
+    s = "The transport minister opened the bridge on October 14 after three years of work."
+    c = extract("On what date did the minister open the bridge?", s, 0)
+    assert c is not None and c.text == "October 14" and c.type == "date"
+    s = "The city museum opened on March 3, 2019, in the old harbour district."
+    d = extract("On what date did the museum open?", s, 0)
+    assert d is not None and d.text == "March 3, 2019"
+
+
+def test_date_range():
+    s = "The lantern festival took place between March and May this year in the old town."
+    a = extract("When did the festival take place?", s, 0)
+    assert a is not None and a.type == "date" and a.text == "between March and May"
 
 
 def test_person(seeds):
     a = _ask(seeds, A0, "Wei said China is always open",
              "Who said China is always open to anti-drug cooperation with ASEAN member countries?")
     assert a is not None and a.text == "Wei" and a.type == "person"
-    b = _ask(seeds, A3, "Chen Jie", "Who is the spokesman of the National Immigration Administration?")
+    b = _ask(seeds, A3, "Chen Jie", "Who is the spokesman of the National Immigration Administration?")  # g063 (dev)
     assert b is not None and b.text == "Chen Jie"
-
-
-@pytest.mark.xfail(strict=True, reason="known miss: the name is 15 tokens (an appositive) before 'made the pledge'")
-def test_person_after_appositive_known_miss(seeds):
-    a = _ask(seeds, A0, "made the pledge", "Who made the pledge at the first ASOD plus China Coordination Meeting?")
-    assert a is not None and a.text == "Wei Xiaojun"
+    s = ("Maria Lopez, the long-serving deputy director of the regional water and sanitation authority of the "
+         "northern province, announced the water plan on Friday.")
+    c = extract("Who announced the water plan?", s, 0)
+    assert c is not None and c.text == "Maria Lopez" and c.type == "person"
 
 
 def test_organisation(seeds):
-    a = _ask(seeds, A0, "China vowed on Thursday",
+    a = _ask(seeds, A0, "China vowed on Thursday",  # g001 (dev)
              "Which regional bloc did China vow to strengthen anti-drug law enforcement cooperation with?")
     assert a is not None and a.text == "Association of Southeast Asian Nations" and a.type == "organisation"
-    b = _ask(seeds, A3, "more effective measures",
-             "Which agency said China has taken more effective measures to enhance border enforcement?")
-    assert b is not None and b.text == "National Immigration Administration"
+    b = extract("Which agency issued the flood warning?",
+                "The National Weather Service issued a flood warning for the river valley.", 0)
+    assert b is not None and b.text == "National Weather Service" and b.type == "organisation"
 
 
 def test_place(seeds):
-    a = _ask(seeds, A2, "conference in Beijing", "Where was the regional anti-drug conference held on Monday?")
-    assert a is not None and a.text == "Beijing" and a.type == "place"
+    a = _ask(seeds, A0, "main drug source", "Where is the main source of the narcotics that threaten China?")  # g022
+    assert a is not None and a.text == "Golden Triangle" and a.type == "place"
+    b = _ask(seeds, A0, "hosted by Myanmar", "Which country hosted the 34th ASOD?")  # g032 (dev)
+    assert b is not None and b.text == "Myanmar" and b.type == "place"
+    c = extract("Where was the trade fair held?",
+                "The annual trade fair was held in Rotterdam, where 300 firms showed their products.", 0)
+    assert c is not None and c.text == "Rotterdam"
 
 
 def test_percent(seeds):
@@ -129,13 +153,13 @@ def test_none_when_nothing_fits():
 
 def test_answer_types():
     assert answer_type("How many suspects were arrested in Safe Mekong?") == "number"
-    assert answer_type("How much heroin was seized?") == "quantity"
-    assert answer_type("What share of the heroin came from the same region?") == "percent"
+    assert answer_type("How much opium was the Myanmar poppy harvest projected to yield?") == "quantity"  # g024
+    assert answer_type("What share of international opium production does Afghanistan account for?") == "percent"
     assert answer_type("How much money was spent on the festivities?") == "money"
-    assert answer_type("On which day does the 34th ASOD end?") == "date"
-    assert answer_type("Which newspaper did the chairman talk to?") == "organisation"
-    assert answer_type("Which province's agencies seized drugs?") == "place"
-    assert answer_type("What is the ultimate goal of the joint work?") == "other"
+    assert answer_type("On which day does the festival end?") == "date"
+    assert answer_type("Which newspaper published the interview?") == "organisation"
+    assert answer_type("Which province hosted the summit?") == "place"
+    assert answer_type("What campaign did the vice-minister call for?") == "other"  # g049 (dev)
 
 
 def test_to_dict_and_frozen():

@@ -43,7 +43,8 @@ def ask_all(index_dir: Path, questions_file: Path) -> list[dict]:
                                      *opts])
         assert r.exit_code == 0, r.output
         for line in r.stdout.splitlines():
-            out.append({"config": name, **json.loads(line)})
+            # paths are absolute: recorded relative to the checkout, so that any clone compares equal
+            out.append({"config": name, **json.loads(line.replace(json.dumps(str(ROOT))[1:-1], "<ROOT>"))})
     return out
 
 

@@ -23,7 +23,7 @@ DROP = "import os; os.setgroups([]); os.setgid({n}); os.setuid({n})\n".format(n=
 # Import everything while still root (the interpreter lives under /root, which nobody may not read), including
 # what typer/click import lazily when a command runs.
 WARM = (
-    "import contextlib, io, qa, qa.corpus, qa.index, qa.errors, qa.cli\n"
+    "import contextlib, io, qa, qa.corpus, qa.index, qa.errors, qa.cli, qa.store.folder, qa.search, qa.extract\n"
     "with contextlib.redirect_stdout(io.StringIO()):\n"
     "    try:\n        qa.cli.app(['ask', '--help'], standalone_mode=False)\n    except SystemExit:\n        pass\n"
 )

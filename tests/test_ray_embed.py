@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.common import free_port
 from qa.cli import app
 from qa.errors import ClusterError, ModelLoadError
 
@@ -34,12 +35,6 @@ QUESTIONS = [
     "Which countries took part in the joint operation?",
     "What did the ministry announce?",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _seed_sentences() -> list[str]:
@@ -71,7 +66,7 @@ def test_ray_encoder_has_the_plain_encoder_name(encoder):
 
 def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "idx"
-    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out), "--ray-address", f"127.0.0.1:{_free_port()}"])
+    r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(out), "--ray-address", f"127.0.0.1:{free_port()}"])
     assert r.exit_code == ClusterError.exit_code == 8, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot connect to the Ray cluster at 127.0.0.1:"), r.stderr
@@ -96,7 +91,7 @@ def test_auto_address_without_a_cluster_is_one_line(tmp_path, monkeypatch):
     assert r.stderr.strip().splitlines() == ["error: --ray-address auto: no Ray cluster found ($RAY_ADDRESS is unset "
                                              "and `ray start` has not run on this machine); give HOST:PORT, or use "
                                              "--ray for a local cluster"]
-    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
     r = runner.invoke(app, ["index", str(SEEDS), "--index-dir", str(tmp_path / "i"), "--ray-address", "auto"])
     assert r.exit_code == 8 and "error: cannot connect to the Ray cluster at 127.0.0.1:" in r.stderr, r.output
 
@@ -179,7 +174,7 @@ def test_cli_ray_address_embeds_on_an_existing_cluster(tmp_path, seeds_index):
     ray_cli = Path(sys.executable).with_name("ray")
     if not ray_cli.exists():
         pytest.skip("no ray command beside this python")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
                              "--disable-usage-stats", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -111,6 +111,16 @@ def _socket_inodes(pid: int) -> set[int]:
     return out
 
 
+def _listening_on(port: int) -> set[int]:
+    """Inodes of the sockets listening on loopback TCP ``port`` (/proc/net/tcp: state 0A)."""
+    out = set()
+    for line in open("/proc/net/tcp", encoding="ascii").read().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "0A" and int(f[1].split(":")[1], 16) == port:
+            out.add(int(f[9]))
+    return out
+
+
 def _established_to(port: int) -> dict[int, int]:
     """Server-side inode -> client port of each ESTABLISHED loopback TCP connection to ``port`` (/proc/net/tcp:
     state 01)."""
@@ -134,10 +144,13 @@ def test_several_workers_share_the_connections_and_answer_alike(copy_index):
         kids = [int(x) for x in open(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read().split()
                 if b"spawn_main" in open(f"/proc/{x}/cmdline", "rb").read()]  # not multiprocessing's resource tracker
         assert len(kids) == 2
+        # /healthz answered means one worker is up; wait until both listen (each loads the index first)
+        _wait_for(lambda: all(_socket_inodes(k) & _listening_on(srv.port) for k in kids))
         conns = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60) for _ in range(32)]
         for c in conns:  # a burst of connections first (2**-31 odds that the kernel hashes all 32 to one worker)
             c.connect()
-        bodies = {}
+        bodies: dict[str, set[bytes]] = {}
+        held: dict[int, set[int]] = {k: set() for k in kids}  # worker -> client ports of the connections it answered
         for n, c in enumerate(conns):  # then a request on each, all connections kept open
             q = QUESTIONS[n % len(QUESTIONS)]
             c.request("GET", "/ask?" + urllib.parse.urlencode({"q": q, "k": 5}))
@@ -145,9 +158,13 @@ def test_several_workers_share_the_connections_and_answer_alike(copy_index):
             body = r.read()
             assert r.status == 200 and json.loads(body)["question"] == q
             bodies.setdefault(q, set()).add(body)
+            # who holds it, read right after its answer (uvicorn closes a connection idle for 5 s)
+            mine = c.sock.getsockname()[1]
+            inodes = {i for i, port in _established_to(srv.port).items() if port == mine}
+            for k in kids:
+                if _socket_inodes(k) & inodes:
+                    held[k].add(mine)
         ours = {c.sock.getsockname()[1] for c in conns}
-        established = _established_to(srv.port)
-        held = {k: {established[i] for i in _socket_inodes(k) if i in established} & ours for k in kids}
         for c in conns:
             c.close()
     # every connection answered, each by one of the two workers, and both workers hold some of them
@@ -164,7 +181,7 @@ def test_accepted_connections_have_nagle_off():
     import asyncio
     import socket
 
-    from qa.serve import _listening_socket
+    from qa.serve.server import _listening_socket
 
     sock = _listening_socket("127.0.0.1", 0, reuse_port=True)
     got: list[int] = []

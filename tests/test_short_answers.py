@@ -2,7 +2,8 @@
 ``[[answer]]`` marks, the JSON fields, the checksummed model folder, and the SQuAD scoring used by ``qa eval``.
 
 Every answer is checked against the source file: ``source[start:end] == text`` and the span lies inside its cited
-sentence. Runs the real embedding model (seeds index)."""
+sentence. Runs the real embedding model (seeds index). Questions are the gold set's ``dev`` split or written here,
+never its ``test`` split (reporting only: ``qa eval --split test``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from qa.eval import QueryRun, em_f1, normalize_answer, short_answer_report
 from .conftest import SEEDS
 
 runner = CliRunner()
-A0 = "000_8a6680b996ccc773"
+A0, A2 = "000_8a6680b996ccc773", "002_affe0ed3586086fb"
 MEKONG_Q = "How many drug crime suspects were arrested in the Safe Mekong joint operation?"
 UNANSWERABLE_Q = "What is the exchange rate of the yuan?"
 
@@ -41,24 +42,26 @@ def _check_hit_answers(ans) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question, text, atype", [
-    (MEKONG_Q, "2,534", "number"),
-    ("how many suspects were arrested in Safe Mekong?", "2,534 drug crime suspects", "number"),  # the issue's
-    ("When did the Safe Mekong joint operation take place?", "between April and June this year", "date"),
+@pytest.mark.parametrize("question, text, atype, article", [
+    (MEKONG_Q, "2,534", "number", A0),  # g012 (dev)
+    ("how many suspects were arrested in Safe Mekong?", "2,534 drug crime suspects", "number", A0),  # issue 9's
+    ("When was the SCO formed?", "2001", "date", A2),  # g041 (dev)
+    ("Who is the secretary-general of the SCO?", "Muratbek Imanaliev Sansyzbaevich", "person", A2),  # g038 (dev)
 ])
-def test_ask_puts_the_short_answer_on_top(seeds_index, question, text, atype):
+def test_ask_puts_the_short_answer_on_top(seeds_index, question, text, atype, article):
     ans = seeds_index.ask(question, k=3)
     _check_hit_answers(ans)
     assert ans.answerable is True
     assert ans.short is ans.top.answer and ans.short.text == text and ans.short.type == atype
-    assert ans.top.article == A0
+    assert ans.top.article == article
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_every_hit_answer_slices_its_source(seeds_index, mode):
-    for q in (MEKONG_Q, "Who made the pledge?", "What percentage of heroin came from the Golden Triangle?",
-              "Which agency did Wei Xiaojun speak for?", "tons seized in Safe Mekong", "Where was ASOD held?"):
+    for q in (MEKONG_Q, "Who is the spokesman of the National Immigration Administration?",
+              "What share of international opium production does Afghanistan account for?",
+              "Which agency did Wei Xiaojun speak for?", "heroin cases 2012", "Which country hosted the 34th ASOD?"):
         _check_hit_answers(seeds_index.ask(q, k=10, mode=mode))
 
 

@@ -32,7 +32,7 @@ from .metrics import (
 )
 from .report import (
     format_confidence, format_counts, format_halves, format_no_answer, format_short_answers, format_significance,
-    format_squad_short_answers, format_table,
+    format_gold_header, format_squad_short_answers, format_table, index_backend,
 )
 from .runs import EVAL_MODES, RERANK_MODE, RUN_DEPTH, ModeRun, QueryRun, check_modes, run_questions
 from .seeds import RUNS_DIR, evaluate_gold
@@ -52,7 +52,7 @@ __all__ = [
     "Evidence", "GoldError", "GoldQuestion", "ModeRun", "QueryRun", "ReqaTask", "Scores", "Split", "SquadError",
     "SquadParagraph", "SquadQA",
     "abstention", "answer_found", "article_halves", "build_task", "check_modes", "docid", "em_f1", "evaluate_gold",
-    "evaluate_squad", "format_confidence", "format_counts", "format_halves", "format_no_answer",
+    "evaluate_squad", "index_backend", "format_confidence", "format_counts", "format_gold_header", "format_halves", "format_no_answer",
     "format_short_answers", "format_significance", "format_squad_short_answers", "format_table", "load_gold",
     "load_squad", "no_answer_stats", "normalize_answer", "prepare_index", "qrels_for", "question_vectors",
     "quote_spans", "read_trec", "reference_bm25_run", "reliability", "run_questions", "score_rankings", "score_run",

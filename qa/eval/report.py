@@ -1,6 +1,7 @@
 """Reports as text: the tables and lines ``qa eval`` prints from a report dict (seeds: :func:`format_table`,
 :func:`format_significance`, :func:`format_no_answer`, :func:`format_short_answers`; SQuAD: also
-:func:`format_counts`, :func:`format_halves`, :func:`format_confidence`, :func:`format_squad_short_answers`).
+:func:`format_counts`, :func:`format_halves`, :func:`format_confidence`, :func:`format_squad_short_answers`), and
+:func:`index_backend`: what embedded the index, for the report's ``index.backend``.
 
 >>> print(format_table({"modes": {"bm25": {"metrics": {"R@5": 1.0}, "latency_ms": {"p50": 1.0, "p95": 2.0}}}}))
 mode       R@5  p50 ms  p95 ms
@@ -14,6 +15,35 @@ from typing import Any, Mapping, Sequence
 
 from .runs import RERANK_MODE
 from .squad import HELD_OUT
+
+
+def index_backend(manifest: Mapping[str, Any]) -> str:
+    """What embedded an index's sentences, from its manifest's ``model``: the backend and the first word of its
+    quantisation. Indexes from before qa recorded the backend were all embedded by sentence-transformers (torch).
+
+    >>> index_backend({"model": {"name": "m", "backend": "torch", "quantization": None}})
+    'torch'
+    >>> index_backend({"model": {"name": "m"}})
+    'torch'
+    """
+    model = manifest.get("model") or {}
+    backend = str(model.get("backend") or "torch")
+    quantization = model.get("quantization")
+    return f"{backend} {str(quantization).split()[0]}" if quantization else backend
+
+
+def format_gold_header(report: Mapping[str, Any], gold: object) -> str:
+    """The first line of ``qa eval``: the gold file and split, its questions, and the index (folder, size, and the
+    backend that embedded it).
+
+    >>> print(format_gold_header({"gold": {"questions": 3, "answerable": 2, "unanswerable": 1, "split": "dev"},
+    ...                           "index": {"folder": "index", "sentences": 47, "backend": "onnx int8"}}, "gold.jsonl"))
+    gold.jsonl [dev]: 3 questions (2 answerable, 1 unanswerable); index index (47 sentences, built with onnx int8)
+    """
+    g, i = report["gold"], report["index"]
+    return (f"{gold} [{g['split']}]: {g['questions']} questions ({g['answerable']} answerable, "
+            f"{g['unanswerable']} unanswerable); index {i['folder']} ({i['sentences']} sentences, "
+            f"built with {i['backend']})")
 
 
 def format_table(report: Mapping[str, Any], columns: Sequence[str] | None = None) -> str:
@@ -143,8 +173,11 @@ def format_halves(report: Mapping[str, Any]) -> str:
 
 
 def format_counts(report: Mapping[str, Any]) -> str:
+    """The first line of ``qa eval --squad``: the data's counts beside ReQA's, and the backend that embedded the index."""
     d, ref = report["data"], report["reqa_reference"]
+    backend = report.get("index", {}).get("backend")
     return (f"SQuAD: {d['paragraphs']} paragraphs, {d['questions']} questions, {d['sentences']} sentences → "
             f"{d['candidates']} candidates (ReQA {ref['candidates']}), {d['pairs']} question-sentence pairs "
-            f"(ReQA {ref['pairs']}); {d['answers_between_sentences']} answer_start(s) between sentences")
+            f"(ReQA {ref['pairs']}); {d['answers_between_sentences']} answer_start(s) between sentences"
+            + (f"; index built with {backend}" if backend else ""))
 

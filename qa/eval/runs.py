@@ -97,6 +97,7 @@ def run_questions(
     docid_of: Callable[["Hit"], str] = _hit_docid,
     slack: int = 0,
     rerank: str | None = None,
+    reader: str | None = None,
 ) -> ModeRun:
     """Ask every ``(qid, question)`` in ``mode`` and keep the ``k`` best docids.
 
@@ -105,7 +106,7 @@ def run_questions(
     the search is timed. ``docid_of`` maps a hit to a document id; hits mapping to an id already ranked are
     skipped (ask ``slack`` extra hits to make up for them). A question that cannot be asked gets an empty ranking.
     ``mode`` ``"rerank"`` is hybrid retrieval reranked by ``rerank`` (default: qa's model); the three retrieval
-    modes are run without a second stage.
+    modes are run without a second stage. ``reader``: what finds the short answers (:func:`qa.extract.load_reader`).
     """
     from ..options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION, DEFAULT_RERANK, AskOptions
 
@@ -115,7 +116,8 @@ def run_questions(
     fusion = fusion or DEFAULT_FUSION
     alpha = DEFAULT_ALPHA if alpha is None else alpha
     depth = DEFAULT_DEPTH if depth is None else depth
-    opts = AskOptions(k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, rerank=rerank_name)
+    opts = AskOptions(k=k + slack, mode=ask_mode, fusion=fusion, alpha=alpha, depth=depth, rerank=rerank_name,
+                      reader=reader)
     if mode != "bm25" and vectors is None and questions:
         index.encoder.encode_queries(["warm up"])  # load the question encoder outside the timings
     out = []

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .calibration import no_answer_stats, tune_threshold
 from .gold import GoldError, GoldQuestion, Split, qrels_for, select_split
 from .metrics import ANSWER_K, Scores, answer_found, score_run, short_answer_report
+from .report import index_backend
 from .runs import EVAL_MODES, RERANK_MODE, RUN_DEPTH, ModeRun, check_modes, run_questions
 from .significance import SIG_LEVEL, SIG_PERMUTATIONS, significance
 from .trec import write_trec
@@ -52,6 +53,7 @@ def evaluate_gold(
     k: int = RUN_DEPTH,
     answer_k: int = ANSWER_K,
     rerank: str | None = None,
+    reader: str | None = None,
 ) -> dict[str, Any]:
     """Run every mode on ``split`` of ``gold``, write ``<out_dir>/<name>-<split>-<mode>.trec`` and a JSON report
     ``<out_dir>/<name>-<split>.json``; return the report.
@@ -72,7 +74,7 @@ def evaluate_gold(
     run_files: dict[str, Path] = {}
     for mode in modes:
         run = run_questions(index, [(g.id, g.question) for g in chosen], mode, k=k, fusion=fusion, alpha=alpha,
-                            rerank=rerank)
+                            rerank=rerank, reader=reader)
         path = write_trec(out / f"{name}-{split}-{mode}.trec", run)
         run_files[mode] = path
         sc = score_run(path, qrels)
@@ -93,14 +95,16 @@ def _report_head(
     index: "Index", chosen: Sequence[GoldQuestion], qrels: Mapping[str, Any], split: str, fusion: str | None,
     alpha: float | None, answer_k: int,
 ) -> dict[str, Any]:
-    """The report before any run: the questions, the index, the fusion defaults and what the metrics mean."""
+    """The report before any run: the questions, the index (with the backend that embedded it), the fusion
+    defaults and what the metrics mean."""
     from ..options import DEFAULT_ALPHA, DEFAULT_DEPTH, DEFAULT_FUSION
 
     return {
         "gold": {"questions": len(chosen), "answerable": len(qrels), "unanswerable": len(chosen) - len(qrels),
                  "split": split},
         "index": {"folder": index.location, "sentences": len(index), "model": index.model_name,
-                  "bm25": index.manifest.get("bm25"), "tokenizer": index.manifest.get("tokenizer")},
+                  "bm25": index.manifest.get("bm25"), "tokenizer": index.manifest.get("tokenizer"),
+                  "backend": index_backend(index.manifest)},
         "defaults": {"fusion": fusion or DEFAULT_FUSION, "alpha": DEFAULT_ALPHA if alpha is None else alpha,
                      "depth": DEFAULT_DEPTH},
         "metrics_note": "ranx: precision@1, recall@5, mrr@10, ndcg@10 over answerable questions; "

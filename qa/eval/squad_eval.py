@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .calibration import abstention, reliability
 from .metrics import score_rankings, short_answer_report
+from .report import index_backend
 from .runs import EVAL_MODES, RERANK_MODE, ModeRun, QueryRun, check_modes, run_questions
 from .significance import significance
 from .squad import (
@@ -50,6 +51,7 @@ def evaluate_squad(
     title_context: bool | None = None,
     rerank: str | None = None,
     confidence: bool = True,
+    reader: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate qa on a SQuAD file under the ReQA protocol: one TREC run per row (plus ``bm25-reqa``) in
     ``out_dir``, scored with ranx from the run files — on all questions and on each half (:func:`article_halves`:
@@ -75,7 +77,7 @@ def evaluate_squad(
     for mode in modes:
         say(f"running {mode}")
         runs[mode] = run_questions(idx, task.questions, mode, k=k, fusion=fusion, alpha=alpha, vectors=vectors,
-                                   docid_of=docid_of, slack=5, rerank=rerank)
+                                   docid_of=docid_of, slack=5, rerank=rerank, reader=reader)
     halves = article_halves(paragraphs)
     half_of_q = {q.id: halves[p.title] for p in paragraphs for q in p.questions}
     qrels_half = {h: {q: r for q, r in task.qrels.items() if half_of_q[q] == h} for h in (TUNE, HELD_OUT)}
@@ -134,7 +136,8 @@ def _report_head(
         "reqa_reference": REQA_REFERENCE,
         "index": {"folder": str(idx.folder), "model": idx.model_name, "bm25": idx.manifest.get("bm25"),
                   "tokenizer": idx.manifest.get("tokenizer"),
-                  "title_context": bool(idx.manifest.get("title_context", False))},
+                  "title_context": bool(idx.manifest.get("title_context", False)),
+                  "backend": index_backend(idx.manifest)},
         "metrics_note": f"ranx over the run files: mrr@{k} (ranks beyond {k} count 0) and hit_rate@k "
                         "(ReQA's R@k: a gold sentence in the top k); each question counted once. Halves: "
                         "even-numbered articles = tune (qa's reranker was trained there), odd = held-out",

@@ -32,7 +32,7 @@ Method (answer-type classification + candidate extraction + a learned span score
    candidates of best token F1 against the gold answers, L2-penalised, L-BFGS — on the **tune half** of SQuAD
    v1.1 dev only (even-numbered articles, ``qa.eval.squad.article_halves``); the held-out half is for reporting.
 4. **Units and heads**: a ``quantity`` answer that is a bare number directly followed by a unit keeps the unit
-   ("how many tons" → ``9.8 tons``), as the issue asks (SQuAD's annotators mostly drop it: −0.2 points F1
+   ("how many tons" → ``5.6 tons``), as the issue asks (SQuAD's annotators mostly drop it: −0.2 points F1
    there); a ``number`` answer that runs on from the number is not cut just before the question's head noun
    (``2,534 drug crime`` → ``2,534 drug crime suspects``).
 
@@ -43,14 +43,18 @@ end - sentence_start]`` and never starts or ends with whitespace or punctuation 
 >>> s = "China initiated the Safe Mekong operation in June, during which 2,534 drug crime suspects were arrested."
 >>> extract("How many suspects were arrested in Safe Mekong?", s, 100).to_dict()
 {'text': '2,534 drug crime suspects', 'start': 164, 'end': 189, 'type': 'number'}
->>> extract("When did the Safe Mekong operation take place?", s, 100).text
-'June'
+>>> extract("On what date did the minister open the bridge?", "The minister opened the bridge on October 14.", 0).text
+'October 14'
 >>> extract("Why did China start the operation?", s, 0) is None
 True
 
 Modules: ``questions.py`` (answer types, question analysis), ``words.py`` (tokens, stems, word lists, the
 boundary-word lexicon), ``candidates.py`` (candidate spans and their features), ``model.py`` (the scorer and its
-checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence).
+checksummed weights), ``extractor.py`` (:func:`extract`: the best span of one sentence), ``reader.py`` (the
+:class:`Reader` protocol and :func:`load_reader`: ``qa-extract``, ``none``, registered names; ``passage.py``: what a
+reader reads) and ``hf.py`` (any
+Hugging Face extractive-QA model as a reader; torch and transformers are imported there only), ``lists.py``
+(list answers: several spans for "which countries ..." questions, across the top sentences of one article).
 """
 
 from __future__ import annotations
@@ -63,8 +67,15 @@ from .model import (
     default_weights, load_weights, weight_shapes,
 )  # noqa: F401  (_scores: eval/short_answers.py)
 from .questions import ANSWER_TYPES, _question, _Question, answer_type  # noqa: F401  (eval/short_answers.py)
+from .lists import ListItem, is_list_question, list_answer, list_items
+from .reader import (
+    DEFAULT_READER, NO_READER, ExtractReader, NoReader, Passage, Reader, ReaderError, load_reader, reader_names,
+    register_reader,
+)
 from .words import LEXICON, tokenize
 
-__all__ = ["ANSWER_TYPES", "DEFAULT_EXTRACTOR", "EXTRACTOR_FORMAT", "EXTRACTOR_FORMAT_VERSION", "FEATURES", "LEXICON",
-           "MAX_SPAN", "MODELS_DIR", "WEIGHT_NAMES", "ExtractorError", "ShortAnswer", "answer_type", "candidates",
-           "default_weights", "extract", "load_weights", "tokenize", "weight_shapes"]
+__all__ = ["ANSWER_TYPES", "DEFAULT_EXTRACTOR", "DEFAULT_READER", "EXTRACTOR_FORMAT", "EXTRACTOR_FORMAT_VERSION",
+           "FEATURES", "LEXICON", "MAX_SPAN", "MODELS_DIR", "NO_READER", "WEIGHT_NAMES", "ExtractReader",
+           "ExtractorError", "ListItem", "NoReader", "Passage", "Reader", "ReaderError", "ShortAnswer", "answer_type",
+           "candidates", "default_weights", "extract", "is_list_question", "list_answer", "list_items", "load_reader",
+           "load_weights", "reader_names", "register_reader", "tokenize", "weight_shapes"]

@@ -176,7 +176,7 @@ def _span_grid(question: _Question, t: _Tokens) -> tuple[np.ndarray, np.ndarray]
     I, J = I[keep], J[keep]
     start_ok = (t.alnum & ~np.array([w in _NO_START for w in lows])) | t.currency | np.array(
         [w in "$£€¥" for w in texts])
-    if question.type == "date":  # "between April and June", "from 2009 to 2011"
+    if question.type == "date":  # "between March and May", "from 1990 to 1995"
         start_ok |= np.array([w in ("between", "from") for w in lows])
     end_ok = (t.alnum & ~t.stop) | t.digit | t.numword | np.array([w in ("%",) for w in texts])
     end_ok &= ~t.poss

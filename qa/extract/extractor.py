@@ -78,12 +78,9 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
     toks = spans.tokens
     j = int(spans.j[best])
     if atype == "quantity" and spans.x[best, _F["only_num"]] > 0:
-        # a measure keeps its unit ("how many tons" → "9.8 tons", "5.55 metric tons"), as the issue asks
-        k = j
-        while k < len(toks) and k < j + 2 and toks[k][0].casefold() in ("metric", "square", "cubic", "short"):
-            k += 1
-        if k < len(toks) and toks[k][0].casefold() in UNITS and toks[k][0].casefold() not in ("m", "l", "g"):
-            j = k + 1
+        # a measure keeps the unit right after it ("how many tons" → "5.6 tons"), as issue 9 asks
+        if j < len(toks) and toks[j][0].casefold() in UNITS and toks[j][0].casefold() not in ("m", "l", "g"):
+            j += 1
     elif atype == "number" and j < len(toks) and spans.x[best, _F["starts_num"]] > 0 and j - spans.i[best] > 1 \
             and q.head is not None and _stem([_norm(toks[j][0])])[0] == q.head:
         j += 1  # "2,534 drug crime" + "suspects": a counted noun phrase is not cut before its head noun

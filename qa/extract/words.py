@@ -50,7 +50,7 @@ TITLES = frozenset("mr mrs ms dr prof sir lord lady king queen prince princess p
 # -- tokens ------------------------------------------------------------------------------------------------------
 _TOKEN = re.compile(
     r"(?:[^\W\d_]\.){2,}"  # abbreviations with their dots: U.S.  S.W.A.T.
-    r"|\d+(?:[.,]\d+)*(?:st|nd|rd|th|s)?(?![^\W_])"  # 2,534  9.8  1970s  11th
+    r"|\d+(?:[.,]\d+)*(?:st|nd|rd|th|s)?(?![^\W_])"  # 2,534  5.6  1970s  11th
     r"|[^\W_]+(?:-[^\W_]+|['’](?![sS]\b)[^\W_]+)*"  # words, hyphenated words, O'Brien (not a possessive 's)
     r"|['’][sS]\b"  # possessive 's
     r"|\S"  # anything else: one punctuation character

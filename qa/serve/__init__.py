@@ -2,7 +2,7 @@
 
 Endpoints (the OpenAPI document at ``/openapi.json`` describes each):
 
-- ``GET /ask?q=...&k=5&mode=hybrid&fusion=&alpha=&context=0&rerank=&exact=false`` and ``POST /ask`` (JSON: one
+- ``GET /ask?q=...&k=5&mode=hybrid&fusion=&alpha=&context=0&rerank=&exact=false&reader=`` and ``POST /ask`` (JSON: one
   ``{"question": ...}`` or a batch ``{"questions": [...]}``) answer with exactly the objects ``qa ask --json``
   prints: both call :meth:`qa.Answer.to_dict` on the answer of :meth:`qa.Index.ask`.
 - ``GET /ask/highlights`` the same answer plus where the search page highlights the question's terms.

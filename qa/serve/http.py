@@ -35,7 +35,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if "question" in body and "questions" in body:
             return 'give "question" (one) or "questions" (a batch), not both'
         if "question" not in body and "questions" not in body:
-            return 'send {"question": "..."} or {"questions": [...]}, with optional k, mode, fusion, alpha, context, rerank, exact'
+            return 'send {"question": "..."} or {"questions": [...]}, with optional k, mode, fusion, alpha, context, rerank, exact, reader'
         form = "AskBatch" if "questions" in body else "AskOne"
         errs = [e for e in errs if form in e.get("loc", ())] or errs
     # a batch item that is an object was meant as {"id", "question"}: report that form's error, not "not a string"

@@ -22,6 +22,7 @@ MAX_CONTEXT = 10  # neighbouring sentences per side
 MAX_BATCH = 100  # questions per POST
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 RERANKERS = ("qa-rerank-gbdt", "none")  # shipped models only: a folder or a CrossEncoder name would read other files
+READERS = ("qa-extract", "qa-reader", "none")  # likewise: a Hugging Face model folder or name would read other files
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
@@ -37,6 +38,7 @@ _HTTP: dict[str, tuple[Any, dict[str, Any]]] = {
     "context": (int, {"ge": 0, "le": MAX_CONTEXT}),
     "rerank": (Optional[Literal[RERANKERS]], {}),  # type: ignore[valid-type]
     "exact": (bool, {}),
+    "reader": (Optional[Literal[READERS]], {}),  # type: ignore[valid-type]
 }
 
 
@@ -62,7 +64,7 @@ AskParams = create_model(  # type: ignore[call-overload]
 def options_of(params: Any) -> AskOptions:
     """The :class:`~qa.options.AskOptions` of a request's parameters."""
     return AskOptions(k=params.k, mode=params.mode, fusion=params.fusion, alpha=params.alpha, context=params.context,
-                      rerank=params.rerank, exact=params.exact or None)
+                      rerank=params.rerank, exact=params.exact or None, reader=params.reader)
 
 
 _QUESTION = {"maxLength": MAX_QUESTION_CHARS, "minLength": 1}

@@ -38,15 +38,15 @@ def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
                 timeout_graceful_shutdown=5)
 
 
-def _worker(location: str, host: str, port: int, cache: int, log_level: str, blas_threads: int,
-            options: dict[str, Any]) -> None:
+def _worker(location: str, host: str, port: int, cache: int, log_level: str, options: dict[str, Any]) -> None:
     """One ``--workers`` process: its own app and index, its own ``SO_REUSEPORT`` socket on the shared port, and
-    its share of the cores for BLAS (workers that each start a thread per core fight over the cores: two workers
-    on a 100k index answered no faster than one)."""
+    qa's query-time thread budget (:mod:`qa.threads`: workers that each start a thread per core fight over the
+    cores; more cores serve more questions at once, through more workers)."""
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=blas_threads, user_api="blas")
+    from ..threads import apply
+
+    apply()
     sock = _listening_socket(host, port, reuse_port=True)
     config = uvicorn.Config(create_app(location, cache=cache, options=options), **_uvicorn_options(host, port, log_level))
     uvicorn.Server(config).run(sockets=[sock])
@@ -65,6 +65,9 @@ def run(location: str | os.PathLike[str], *, index: Index | None = None, host: s
     import uvicorn
 
     if workers <= 1:
+        from ..threads import apply
+
+        apply()  # one question's work on qa's query-time thread budget (qa.threads)
         uvicorn.run(create_app(location, index=index, cache=cache, options=options),
                     **_uvicorn_options(host, port, log_level))
         return
@@ -76,7 +79,7 @@ def run(location: str | os.PathLike[str], *, index: Index | None = None, host: s
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited from this process
     folder = kind_of(str(location), (options or {}).get("kind")).name == "folder"
     where = str(Path(location).resolve()) if folder else str(location)
-    args = (where, host, port, cache, log_level, max(1, (os.cpu_count() or 1) // workers), dict(options or {}))
+    args = (where, host, port, cache, log_level, dict(options or {}))
     procs = [ctx.Process(target=_worker, args=args, name=f"qa-serve-{n}") for n in range(workers)]
     for p in procs:
         p.start()
