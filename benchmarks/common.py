@@ -32,6 +32,11 @@ QUERY_ENCODER = "onnx int8"
 NOTE = "shared with other engineers' processes at the same time: timings are noisy, compare ratios"
 
 
+def query_encoder(section: dict[str, Any] | None) -> str:
+    """The question encoder a recorded result was measured with (results from before issue 20 name none: numpy)."""
+    return (section or {}).get("query_encoder", "light numpy")
+
+
 # -- sizes -----------------------------------------------------------------------------------------------------------
 def parse_size(s: str) -> int:
     """``"10k"`` → 10000, ``"1M"`` → 1000000, ``"2500"`` → 2500."""

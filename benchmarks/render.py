@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import parse_size
+from benchmarks.common import parse_size, query_encoder
 
 def _ms(d: dict | None, key: str = "p50") -> str:
     return "—" if not d or key not in d else f"{d[key]:.2f}"
@@ -129,19 +129,13 @@ def _sec_rank_bm25(d: dict[str, Any], sizes: list[str]) -> list[str]:
     return L
 
 
-def _query_encoder(section: dict[str, Any] | None) -> str:
-    """The question encoder a result was measured with (results from before issue 20 name none: numpy)."""
-    return (section or {}).get("query_encoder", "light numpy")
-
-
 def _sec_dense(d: dict[str, Any], sizes: list[str]) -> list[str]:
     L: list[str] = []
     hybrid = d.get("hybrid", {})
-    qenc = _query_encoder(next((hybrid[s] for s in sizes if hybrid.get(s)), None)).split()[0]
+    qenc = query_encoder(next((hybrid[s] for s in sizes if hybrid.get(s)), None)).split()[0]
     L += ["## Dense top-10 (exact) and hybrid `Index.ask` latency (ms)", "",
           "| size | vectors | exact top-10 p50 / p95 | raw `V @ q` p50 (default BLAS threads) | batched ×32, per query | "
-          "hybrid ask (vector given) p50 / p95 | hybrid ask end-to-end p50 / p95 | "
-          f"{qenc} query embedding p50 |",
+          f"hybrid ask (vector given) p50 / p95 | hybrid ask end-to-end p50 / p95 | {qenc} query embedding p50 |",
           "|---|---|---|---|---|---|---|---|"]
     for s in sizes:
         dn, hy = d.get("dense", {}).get(s), d.get("hybrid", {}).get(s)
@@ -198,7 +192,7 @@ def _sec_memory(d: dict[str, Any], sizes: list[str]) -> list[str]:
             L.append(f"| {s} | {r['disk_mb']:,.0f} MiB | {r['peak_after_load_mb']:,.0f} MiB | "
                      f"{r['peak_after_queries_mb']:,.0f} MiB | {r['peak_over_disk']:.2f} |")
     L += ["", "RSS counts the memory-mapped index pages that were read (vectors, postings) plus Python, numpy and " +
-          ("the light encoder's weights (~90 MB)." if _query_encoder(next(iter(d.get("rss", {}).values()), None)) ==
+          ("the light encoder's weights (~90 MB)." if query_encoder(next(iter(d.get("rss", {}).values()), None)) ==
            "light numpy" else "the onnx int8 question encoder (onnxruntime and its model file)."), ""]
     return L
 
@@ -231,7 +225,7 @@ def _sec_cold(d: dict[str, Any], sizes: list[str]) -> list[str]:
         def med(key: str) -> float:
             return shown.get(key, float(np.median(c[key])))
 
-        L.append(f"| hybrid, {_query_encoder(c)} query encoder (default) | {', '.join(f'{x:.2f}' for x in c['light_s'])} | "
+        L.append(f"| hybrid, {query_encoder(c)} query encoder (default) | {', '.join(f'{x:.2f}' for x in c['light_s'])} | "
                  f"{med('light_s'):.2f} | {_ratio(med('torch_s'), med('light_s'))} faster |")
         L.append(f"| hybrid, `QA_QUERY_ENCODER=torch` (sentence-transformers) | "
                  f"{', '.join(f'{x:.2f}' for x in c['torch_s'])} | {med('torch_s'):.2f} | 1× |")
@@ -241,7 +235,7 @@ def _sec_cold(d: dict[str, Any], sizes: list[str]) -> list[str]:
             L.append(f"| hybrid, `--rerank none` | {', '.join(f'{x:.2f}' for x in c['no_rerank_s'])} | "
                      f"{med('no_rerank_s'):.2f} | {_ratio(med('torch_s'), med('no_rerank_s'))} faster |")
         L += ["", "The default (first row) reranks with qa-rerank-gbdt and prints calibrated confidences. "
-              f"Command: `{c['command']}`. Output identical between the {_query_encoder(c).split()[0]} and torch paths: "
+              f"Command: `{c['command']}`. Output identical between the {query_encoder(c).split()[0]} and torch paths: "
               f"**{c['identical_output']}**. `import sentence_transformers` alone: {c['import_sentence_transformers_s']:.2f} s; "
               f"`import qa.cli`: {c['import_qa_cli_s']:.2f} s.", ""]
     return L
