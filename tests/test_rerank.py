@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -654,7 +655,8 @@ runner = CliRunner()
 def _qa_json(env_backend: str, questions_file, index_dir) -> list[dict]:
     env = dict(os.environ, QA_QUERY_ENCODER=env_backend, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     p = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "qa"), "ask", "--questions", str(questions_file), "--json", "-k", "5",
+        # this checkout's qa (python -m runs it from cwd), in any clone or worktree: not ROOT/.venv/bin/qa
+        [sys.executable, "-m", "qa.cli", "ask", "--questions", str(questions_file), "--json", "-k", "5",
          "--index-dir", str(index_dir)],
         capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
     )
