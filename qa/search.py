@@ -222,25 +222,28 @@ def cite(
     hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
     store.prefetch(hit_ids)
     hit_bm, hit_matched = bm.get(hit_ids), bm.contains(hit_ids)
+    sentences = [store.sentence(d) for d, _ in ranked]
+    contexts = [context(store, d, opts.context) for d, _ in ranked]
+    phrases: list = [None] * len(ranked)
+    if read is not None and ranked:
+        passages = []
+        for (d, _), s, (before, after) in zip(ranked, sentences, contexts):
+            b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
+            passages.append(Passage(s.text, s.start, before=b1[-1].text if b1 else "", after=a1[0].text if a1 else ""))
+        with timed("short"):
+            phrases = read.read(question, passages)  # every hit in one call: a neural reader batches them
     hits = []
     for i, (d, score) in enumerate(ranked):
-        s = store.sentence(d)
+        s, (before, after) = sentences[i], contexts[i]
         art = store.article(store.locate(d)[0])
         b_rank = got.bm_rank.get(d) or (bm.rank(d) if hit_matched[i] else None)
         d_rank = None if dn is None else (got.dn_rank.get(d) or dn.rank(d))  # None outside an ANN's candidates
-        before, after = context(store, d, opts.context)
-        phrase = None
-        if read is not None:
-            b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
-            with timed("short"):
-                phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
-                                                      after=a1[0].text if a1 else "")])[0]
         hits.append(Hit(
             article=s.article, title=art.title, sentence=s.number, start=s.start, end=s.end, text=s.text,
             score=float(score), bm25_score=float(hit_bm[i]), dense_score=None if dn is None else float(dn[d]),
             bm25_rank=b_rank, dense_rank=d_rank, path=art.path, before=before, after=after,
             retrieval_score=retrieval.get(d), rerank_score=rr.score.get(d), confidence=rr.confidence.get(d),
-            answer=phrase,
+            answer=phrases[i],
         ))
     return hits
 
