@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -327,10 +327,17 @@ class Searcher:
         if plan.with_confidence:
             threshold = default_confidence_model().threshold
             answerable = bool(hits) and hits[0].confidence is not None and hits[0].confidence >= threshold
+        answer = Answer(question=question, mode=opts.mode, hits=tuple(hits), fusion=used_fusion,
+                        rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold)
+        if answer.short is not None:
+            from .extract.lists import list_answer
+
+            with timed("short"):
+                items = list_answer(answer)
+            if len(items) >= 2:  # one item is the short answer itself
+                answer = replace(answer, items=items)
         timed["total"] = (time.perf_counter() - t0) * 1e3
-        return Answer(question=question, mode=opts.mode, hits=tuple(hits), fusion=used_fusion,
-                      rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold,
-                      timings_ms=timed.rounded())
+        return replace(answer, timings_ms=timed.rounded())
 
     # -- the reranker's inputs (training scripts read them too) ---------------------------------------------------
     def rerank_inputs(self, question: str, tokens: list[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray,
