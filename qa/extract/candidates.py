@@ -18,6 +18,7 @@ around it) and boundary-word ids (:func:`_lex_rows`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -115,9 +116,15 @@ def _context_share(q: _Question, sent_stems: set[str], text: str) -> float:
     missing = q.stems - sent_stems
     if not missing or not text:
         return 0.0
+    return len(missing & _context_words(text)) / len(missing)
+
+
+@lru_cache(maxsize=16384)
+def _context_words(text: str) -> frozenset[str]:
+    """The stems of a neighbouring sentence's content words and its numbers (kept: a neighbour is read again by
+    every question that hits the sentences around it)."""
     words = [_norm(t) for t, _, _ in tokenize(text) if _ALNUM.search(t)]
-    have = set(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
-    return len(missing & have) / len(missing)
+    return frozenset(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
 
 
 def _token_flags(question: _Question, toks: list[tuple[str, int, int]]) -> _Tokens:
