@@ -110,7 +110,7 @@ def ask_both(local, remote, questions, vectors, gold_of=None):
 
 
 def run_squad(squad: Path) -> dict:
-    from qa import reqa
+    from qa.eval import squad as reqa
 
     paragraphs = reqa.load_squad(squad)
     work = ROOT / "eval" / "runs" / "squad"
@@ -137,7 +137,7 @@ def run_squad(squad: Path) -> dict:
 
 
 def run_100k(squad: Path) -> dict:
-    from qa import reqa
+    from qa.eval import squad as reqa
 
     local = qa.Index.load(DATA / "index-100k-real", verify=False)
     remote, secs = build_milvus(DATA / "corpus-100k.jsonl", local, DATA / "milvus-100k.db")

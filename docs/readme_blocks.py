@@ -64,6 +64,7 @@ BLOCKS: dict[str, Block] = {
     "ask": Block(('qa ask "tons seized in Safe Mekong"',), console=False),
     "not-found": Block(('qa ask "What is the exchange rate of the yuan?" -k 2',)),
     "json": Block(('qa ask "how many suspects were arrested in Safe Mekong?" -k 1 --context 1 --json',), console=False),
+    "list": Block(('qa ask "Apart from ASEAN members, which countries is China open to anti-drug cooperation with?" -k 1',)),
     "milvus": Block(("qa index seeds --milvus qa.db", 'qa ask "tons seized in Safe Mekong" --milvus qa.db -k 1',
                      "qa ask tons --milvus http://127.0.0.1:19530"), needs=("pymilvus",)),
     "serve": Block(("qa serve &", "curl -s 'http://127.0.0.1:8000/ask?q=the&k=1'", "curl -s http://127.0.0.1:8000/healthz")),

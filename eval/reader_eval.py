@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 import short_answers as sa  # noqa: E402
 from qa import extract as ex  # noqa: E402
 from qa.reader import Reader  # noqa: E402
-from qa.reqa import HELD_OUT, TUNE  # noqa: E402
+from qa.eval.squad import HELD_OUT, TUNE  # noqa: E402
 
 MODEL_DIR = ROOT / "qa" / "models" / "qa-reader"
 
@@ -170,5 +170,64 @@ def speed(args, n: int = 200) -> int:
     return 0
 
 
+def end_to_end(args) -> int:
+    """Short-answer EM / F1 end to end on the SQuAD held-out half: the default pipeline (hybrid + qa-rerank-gbdt)
+    answers each question, and its top hit is read by qa-extract and by qa-reader (``Answer.short``: the top hit's
+    phrase unless the answer is flagged not answerable), on the same retrieval. Split by whether the top hit is a
+    gold sentence; per answer type. Writes the section between ``<!-- end2end:begin/end -->`` in ``--out``."""
+    from qa.eval.metrics import em_f1
+    from qa.eval.squad import WORK_DIR, article_halves, build_task, load_squad, prepare_index
+    from qa.eval.squad_eval import _candidate_docid
+    from qa.options import AskOptions
+
+    paragraphs = load_squad(sa.SQUAD)
+    idx = prepare_index(paragraphs, WORK_DIR, None, None)
+    task = build_task(idx, paragraphs)
+    docid_of = _candidate_docid(idx, task)
+    halves = article_halves(paragraphs)
+    qs = [(q, p) for p in paragraphs if halves[p.title] == HELD_OUT for q in p.questions if q.answers]
+    if args.limit:
+        qs = qs[: args.limit]
+    readers = ("qa-extract", "qa-reader")
+    rows: dict[str, dict[str, list]] = {r: {} for r in readers}
+    t0 = time.time()
+    for n, (q, p) in enumerate(qs, 1):
+        for r in readers:
+            ans = idx.ask(q.question, options=AskOptions(k=1, reader=r))
+            top = ans.hits[0] if ans.hits else None
+            gold_top = top is not None and docid_of(top) in task.qrels.get(q.id, {})
+            pred = ans.short.text if ans.short is not None else None
+            em, f1 = em_f1(pred, q.answers)
+            kind = "type " + (ex.answer_type(q.question) or "no fact")
+            for key in ("all", "top hit gold" if gold_top else "top hit not gold", kind):
+                rows[r].setdefault(key, []).append((em, f1))
+        if n % 500 == 0:
+            print(f"{n}/{len(qs)} questions, {time.time() - t0:.0f} s", flush=True)
+    keys = sorted(rows[readers[0]], key=lambda k: (k != "all", not k.startswith("top"), k))
+    lines = ["| questions | n | " + " | ".join(f"{r} EM | {r} F1" for r in readers) + " |",
+             "|---|---:|" + "---:|---:|" * len(readers)]
+    for k in keys:
+        cells = []
+        for r in readers:
+            v = rows[r][k]
+            cells += [f"{sum(e for e, _ in v) / len(v):.3f}", f"{sum(f for _, f in v) / len(v):.3f}"]
+        name = f"**{k}**" if k == "all" else k
+        lines.append(f"| {name} | {len(rows[readers[0]][k])} | " + " | ".join(cells) + " |")
+    text = (f"Command: `python eval/train_reader.py end2end` ({len(qs)} held-out questions, "
+            f"{time.time() - t0:.0f} s, load average {os.getloadavg()[0]:.1f}).\n\n" + "\n".join(lines) + "\n")
+    print(text)
+    if args.out:
+        src = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+        begin, end = "<!-- end2end:begin -->", "<!-- end2end:end -->"
+        if begin in src and end in src:
+            src = src[: src.index(begin) + len(begin)] + "\n" + text + src[src.index(end):]
+        else:
+            src += f"\n{begin}\n{text}{end}\n"
+        args.out.write_text(src, encoding="utf-8")
+    return 0
+
+
 def main(args) -> int:
+    if args.command == "end2end":
+        return end_to_end(args)
     return speed(args) if args.command == "speed" else report(args)

@@ -8,8 +8,8 @@ Usage (from the repository root; CPU, 2 threads; each step writes under eval/run
 
 Training data (nothing else is read for training or choosing):
 
-* SQuAD v1.1 dev **tune half** (even-numbered articles, ``qa.reqa.article_halves``), folds 1–4 of
-  ``qa.reqa.tune_folds``; tune fold 0 is held out of training to choose the checkpoint's threshold and to
+* SQuAD v1.1 dev **tune half** (even-numbered articles, ``qa.eval.squad.article_halves``), folds 1–4 of
+  ``qa.eval.squad.tune_folds``; tune fold 0 is held out of training to choose the checkpoint's threshold and to
   compare with the extractor (the tune-half CV);
 * the seeds gold set's ``dev`` split (``eval/gold.jsonl``, answer found in its evidence sentence);
 * SQuAD-shifts Reddit and Amazon (``../shared/data``), a seeded sample of ``--shifts`` questions.
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 from qa.corpus import Article  # noqa: E402
 from qa.modelfiles import _offline, resolve_model, sha256_file  # noqa: E402
 from qa.reader import READER_FORMAT, READER_FORMAT_VERSION, encode_batch  # noqa: E402
-from qa.reqa import TUNE, article_halves, load_squad, tune_folds  # noqa: E402
+from qa.eval.squad import TUNE, article_halves, load_squad, tune_folds  # noqa: E402
 from qa.sentences import split_sentences  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -371,7 +371,7 @@ def write_spec(threshold: float, quantization: str | None = None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("train", "export", "eval", "speed"))
+    ap.add_argument("command", choices=("train", "export", "eval", "speed", "end2end"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--shifts", type=int, default=6000, help="SQuAD-shifts questions sampled for training")

@@ -50,6 +50,23 @@ class ShortAnswer:
 
 
 @dataclass(frozen=True)
+class ListItem:
+    """One item of a list answer (:func:`qa.extract.list_answer`): a span of a cited sentence, ``source[start:end] ==
+    text``, and that citation."""
+
+    text: str
+    start: int
+    end: int
+    type: str
+    article: str
+    sentence: int
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "start": self.start, "end": self.end, "type": self.type, "article": self.article,
+                "sentence": self.sentence}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One cited sentence: ``original_text[start:end] == text`` for the article's source file."""
 
@@ -122,6 +139,9 @@ class Answer:
     threshold: float | None = None  # the confidence under which the corpus does not seem to answer (None: no model)
     # milliseconds per stage of this answer (embed, bm25, dense, fuse, rerank, short, total); not part of equality
     timings_ms: dict[str, float] | None = field(default=None, compare=False)
+    # a list question's answer: two items or more, each a span of a cited sentence (qa.extract.lists says how they
+    # are chosen); () for any other question, or when there is no short answer
+    items: tuple[ListItem, ...] = ()
 
     @property
     def top(self) -> Hit | None:
@@ -137,7 +157,8 @@ class Answer:
         return top.answer
 
     def to_dict(self, id: str | int | None = None, timings: bool = False) -> dict[str, Any]:
-        """JSON form (what ``qa ask --json`` prints); ``timings=True`` adds ``timings_ms`` (``qa ask --json -v``)."""
+        """JSON form (what ``qa ask --json`` prints); ``timings=True`` adds ``timings_ms`` (``qa ask --json -v``).
+        A list answer's items are listed under ``short`` (``"items"``, only when there are some)."""
         return {
             "id": id,
             "question": self.question,
@@ -145,8 +166,9 @@ class Answer:
             "fusion": self.fusion,
             "rerank": self.rerank,
             "answerable": self.answerable,
-            "short": None if self.short is None else {**self.short.to_dict(), "article": self.top.article,
-                                                      "sentence": self.top.sentence},
+            "short": None if self.short is None else {
+                **self.short.to_dict(), "article": self.top.article, "sentence": self.top.sentence,
+                **({"items": [it.to_dict() for it in self.items]} if self.items else {})},
             "hits": [h.to_dict() for h in self.hits],
             **({"timings_ms": self.timings_ms} if timings and self.timings_ms is not None else {}),
         }

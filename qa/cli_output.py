@@ -76,7 +76,10 @@ def _print_human(qid: str, answer, idx, color: bool, show_id: bool) -> None:
     typer.echo(f"{head}Q: {answer.question}   ({how}; {len(idx)} sentences)")
     low = answer.answerable is False
     short = answer.short
-    if short is not None:
+    if short is not None and answer.items:  # a list answer: each item with the sentence it comes from
+        cited = " · ".join(f"{it.text} [§{it.sentence}]" for it in answer.items)
+        typer.echo(f"A: {cited}  [{answer.top.article}]")
+    elif short is not None:
         ctx = "  (chosen with the sentence before/after)" if short.uses_context else ""
         typer.echo(f"A: {short.text}  [{answer.top.article} §{answer.top.sentence}]{ctx}")
     if low and answer.hits:

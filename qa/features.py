@@ -39,7 +39,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from functools import lru_cache
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -140,6 +141,13 @@ class SentenceCues:
     names: int  # capitalised words, not the sentence's first word
 
 
+@lru_cache(maxsize=65536)
+def _text_words(text: str) -> tuple[tuple[str, str], ...]:
+    """``(word, case-folded word)`` of every :data:`_WORD` match of ``text`` (a candidate sentence is read by
+    several questions: its scan is kept, like the reranker inputs keep its tokens)."""
+    return tuple((w, w.casefold()) for w in _WORD.findall(text))
+
+
 def sentence_cues(text: str, question_words: set[str] | frozenset[str]) -> SentenceCues:
     """Count the answer-like tokens of ``text`` that are not words of the question (case-folded).
 
@@ -147,9 +155,7 @@ def sentence_cues(text: str, question_words: set[str] | frozenset[str]) -> Sente
     SentenceCues(numbers=2, years=1, months=0, names=1)
     """
     numbers = years = months = names = 0
-    for i, m in enumerate(_WORD.finditer(text)):
-        w = m.group()
-        f = w.casefold()
+    for i, (w, f) in enumerate(_text_words(text)):
         if f in question_words:
             continue
         if w[0].isdigit():
@@ -295,33 +301,34 @@ def candidate_features(
         per_article[c.article] = per_article.get(c.article, 0) + 1
     covs = np.zeros(n)
     rows = []
+    cov = _coverage(Q, idf)
+    soft = _soft(q_words, idf)
+    qt = [float(qtype == t) for t in QUESTION_TYPES]
     for i, c in enumerate(candidates):
         S = frozenset(c.tokens)
         T = frozenset(c.title_tokens)
         P = frozenset(c.prev_tokens or ())
         N = frozenset(c.next_tokens or ())
         matched = Q & S
-        cov_w = weighted_coverage(Q, S, idf)
+        cov_w = cov(S)
         covs[i] = cov_w
         win = min_window(c.tokens, Q)
         cues = sentence_cues(c.text, qwords)
         dprev = c.dense_prev if c.dense_prev is not None else 0.0
         dnext = c.dense_next if c.dense_next is not None else 0.0
-        qt = [float(qtype == t) for t in QUESTION_TYPES]
         rows.append([
             c.bm25, c.bm25 / max_bm if max_bm > 0 else 0.0, bm_rank[i], c.dense, c.dense - max_dn, dn_rank[i],
             fused[i], fu_rank[i],
             cov_w, len(matched) / len(Q) if Q else 0.0, float(len(Q) - len(matched)),
             len(matched) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
-            weighted_coverage(Q, T, idf), weighted_coverage(Q, S | T, idf), weighted_coverage(Q, P, idf),
-            weighted_coverage(Q, N, idf), weighted_coverage(Q, S | P | N, idf),
+            cov(T), cov(S | T), cov(P), cov(N), cov(S | P | N),
             dprev, dnext, max(c.dense, dprev, dnext),
             c.number / max(c.count - 1, 1), float(c.number == 0), math.log1p(len(c.tokens)),
             len(S - Q) / len(S) if S else 0.0, float(per_article[c.article]),
             *qt,
             float(cues.numbers), float(cues.years), float(cues.months), float(cues.names), _type_fit(qtype, cues),
             float(len(Q)), max_bm, max_dn, 0.0, 0.0,
-            *_soft(q_words, S, c, idf),
+            *soft(S, c),
             c.article_dense, 0.0,
             _entity_share(q_words, c.text),
         ])
@@ -334,24 +341,45 @@ def candidate_features(
     return out
 
 
-def _soft(q_words: QuestionWords | None, S: frozenset[str], c: Candidate, idf: Mapping[str, float]) -> list[float]:
-    """``[soft_cov, soft_cov_w, soft_unmatched]``: per question word, 1 for an exact stem match in S, else its
-    best cosine with the sentence's words (:func:`soft_match`); mean, idf-weighted mean, mean over unmatched
-    words (1.0 when every word matched)."""
+def _coverage(Q: frozenset[str], idf: Mapping[str, float]) -> Callable[[frozenset[str]], float]:
+    """``A ↦ weighted_coverage(Q, A, idf)`` with the question's side (its terms in sorted order, their idf and the
+    total) computed once: the same sums in the same order, so the same floats."""
+    terms = sorted(Q)
+    weights = [idf.get(t, 0.0) for t in terms]
+    total = sum(weights)
+
+    def cov(A: frozenset[str]) -> float:
+        if total <= 0.0:
+            return 0.0
+        return sum(w for t, w in zip(terms, weights) if t in A) / total
+
+    return cov
+
+
+def _soft(q_words: QuestionWords | None, idf: Mapping[str, float]) -> Callable[[frozenset[str], Candidate], list[float]]:
+    """``(S, candidate) ↦ [soft_cov, soft_cov_w, soft_unmatched]``: per question word, 1 for an exact stem match in
+    S, else its best cosine with the sentence's words (:func:`soft_match`); mean, idf-weighted mean, mean over
+    unmatched words (1.0 when every word matched). The question's side is prepared once."""
     if q_words is None or not q_words.stems:
-        return [0.0, 0.0, 0.0]
-    best = soft_match(q_words.vecs, c.word_vecs)
-    exact = np.array([st in S for st in q_words.stems])
-    sim = np.where(exact, 1.0, np.clip(best, 0.0, 1.0))
+        return lambda S, c: [0.0, 0.0, 0.0]
+    q_vecs = np.asarray(q_words.vecs, dtype=np.float64)
     w = np.array([idf.get(st, 0.0) for st in q_words.stems])
-    sw = float((w * sim).sum() / w.sum()) if w.sum() > 0 else float(sim.mean())
-    un = float(sim[~exact].mean()) if (~exact).any() else 1.0
-    return [float(sim.mean()), sw, un]
+    w_sum = w.sum()
+
+    def soft(S: frozenset[str], c: Candidate) -> list[float]:
+        best = soft_match(q_vecs, c.word_vecs)
+        exact = np.array([st in S for st in q_words.stems])
+        sim = np.where(exact, 1.0, np.clip(best, 0.0, 1.0))
+        sw = float((w * sim).sum() / w_sum) if w_sum > 0 else float(sim.mean())
+        un = float(sim[~exact].mean()) if (~exact).any() else 1.0
+        return [float(sim.mean()), sw, un]
+
+    return soft
 
 
 def _entity_share(q_words: QuestionWords | None, text: str) -> float:
     """Share of the question's names and numbers that occur verbatim (case-folded words) in the sentence."""
     if q_words is None or not q_words.entities:
         return 0.0
-    words = {m.group().casefold().replace(",", "") for m in _WORD.finditer(text)}
+    words = {f.replace(",", "") for _, f in _text_words(text)}
     return len(q_words.entities & words) / len(q_words.entities)

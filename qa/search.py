@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -222,25 +222,28 @@ def cite(
     hit_ids = np.array([d for d, _ in ranked], dtype=np.int64)
     store.prefetch(hit_ids)
     hit_bm, hit_matched = bm.get(hit_ids), bm.contains(hit_ids)
+    sentences = [store.sentence(d) for d, _ in ranked]
+    contexts = [context(store, d, opts.context) for d, _ in ranked]
+    phrases: list = [None] * len(ranked)
+    if read is not None and ranked:
+        passages = []
+        for (d, _), s, (before, after) in zip(ranked, sentences, contexts):
+            b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
+            passages.append(Passage(s.text, s.start, before=b1[-1].text if b1 else "", after=a1[0].text if a1 else ""))
+        with timed("short"):
+            phrases = read.read(question, passages)  # every hit in one call: a neural reader batches them
     hits = []
     for i, (d, score) in enumerate(ranked):
-        s = store.sentence(d)
+        s, (before, after) = sentences[i], contexts[i]
         art = store.article(store.locate(d)[0])
         b_rank = got.bm_rank.get(d) or (bm.rank(d) if hit_matched[i] else None)
         d_rank = None if dn is None else (got.dn_rank.get(d) or dn.rank(d))  # None outside an ANN's candidates
-        before, after = context(store, d, opts.context)
-        phrase = None
-        if read is not None:
-            b1, a1 = (before, after) if opts.context >= 1 else context(store, d, 1)  # the neighbours, read once
-            with timed("short"):
-                phrase = read.read(question, [Passage(s.text, s.start, before=b1[-1].text if b1 else "",
-                                                      after=a1[0].text if a1 else "")])[0]
         hits.append(Hit(
             article=s.article, title=art.title, sentence=s.number, start=s.start, end=s.end, text=s.text,
             score=float(score), bm25_score=float(hit_bm[i]), dense_score=None if dn is None else float(dn[d]),
             bm25_rank=b_rank, dense_rank=d_rank, path=art.path, before=before, after=after,
             retrieval_score=retrieval.get(d), rerank_score=rr.score.get(d), confidence=rr.confidence.get(d),
-            answer=phrase,
+            answer=phrases[i],
         ))
     return hits
 
@@ -324,10 +327,17 @@ class Searcher:
         if plan.with_confidence:
             threshold = default_confidence_model().threshold
             answerable = bool(hits) and hits[0].confidence is not None and hits[0].confidence >= threshold
+        answer = Answer(question=question, mode=opts.mode, hits=tuple(hits), fusion=used_fusion,
+                        rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold)
+        if answer.short is not None:
+            from .extract.lists import list_answer
+
+            with timed("short"):
+                items = list_answer(answer)
+            if len(items) >= 2:  # one item is the short answer itself
+                answer = replace(answer, items=items)
         timed["total"] = (time.perf_counter() - t0) * 1e3
-        return Answer(question=question, mode=opts.mode, hits=tuple(hits), fusion=used_fusion,
-                      rerank=None if reranker is None else reranker.name, answerable=answerable, threshold=threshold,
-                      timings_ms=timed.rounded())
+        return replace(answer, timings_ms=timed.rounded())
 
     # -- the reranker's inputs (training scripts read them too) ---------------------------------------------------
     def rerank_inputs(self, question: str, tokens: list[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray,

@@ -127,7 +127,7 @@ def test_benchmarks_are_a_package_without_path_hacks_or_long_functions():
 
 
 def test_each_script_runs_as_a_module_from_the_repository_root():
-    for name in ("bench", "onnx_embed", "incremental", "serve_load", "cold"):
+    for name in ("bench", "onnx_embed", "incremental", "serve_load", "cold", "ask_latency"):
         p = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
         assert p.returncode == 0 and "usage:" in p.stdout, (name, p.stderr[-500:])

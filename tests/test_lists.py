@@ -116,3 +116,40 @@ def test_list_answer_end_to_end_on_a_dev_question(seeds_index):
     for it in items:
         source = (SEEDS / f"{it.article}.txt").read_text(encoding="utf-8")
         assert source[it.start:it.end] == it.text
+
+
+def test_a_lone_day_or_month_is_not_a_name():
+    q = "Which countries are members of the alliance?"
+    s1 = "The alliance was founded in 1999 by Norway and Chile."
+    s2 = "The meeting began on Tuesday and will end on Friday."
+    start2 = len(s1) + 1
+    a, b = start2 + s2.index("Tuesday"), start2 + s2.index("Friday") + len("Friday")
+    wrong = ShortAnswer((s1 + " " + s2)[a:b], a, b, "place", 1.0)  # what a reader may pick: "Tuesday ... Friday"
+    hits = (_hit("a1", 1, 0, s1, q), Hit(article="a1", title=None, sentence=2, start=start2, end=start2 + len(s2),
+                                          text=s2, score=1.0, bm25_score=1.0, answer=wrong))
+    assert [it.text for it in list_items(s2, start2, wrong)] == [wrong.text]  # no names: not a list
+    assert [it.text for it in list_answer(Answer(q, "hybrid", hits), min_ratio=0.0)] == ["Norway", "Chile"]
+
+
+@pytest.mark.slow
+def test_ask_gives_the_list_in_the_answer_the_json_and_the_cli(seeds_index):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    q = "Apart from ASEAN members, which countries is China open to anti-drug cooperation with?"  # g005 (dev)
+    ans = seeds_index.ask(q, k=5)
+    assert ans.items == list_answer(ans) and [it.text for it in ans.items] == ["Japan", "South Korea"]
+    short = ans.to_dict()["short"]
+    assert [it["text"] for it in short["items"]] == ["Japan", "South Korea"]
+    for it in short["items"]:
+        source = (SEEDS / f"{it['article']}.txt").read_text(encoding="utf-8")
+        assert source[it["start"]:it["end"]] == it["text"]
+    # a question for one name has no items, and its JSON no "items" key
+    one = seeds_index.ask("Who made the pledge at the first ASOD plus China Coordination Meeting?", k=5)
+    assert one.items == () and "items" not in (one.to_dict()["short"] or {})
+    r = CliRunner().invoke(app, ["ask", q, "-k", "2", "--index-dir", str(seeds_index.folder)])
+    assert r.exit_code == 0, r.output
+    a_line = next(line for line in r.stdout.splitlines() if line.startswith("A: "))
+    sentence = ans.items[0].sentence
+    assert a_line == f"A: Japan [§{sentence}] · South Korea [§{sentence}]  [{ans.top.article}]"

@@ -128,6 +128,9 @@ def test_tree_ensemble_equals_lightgbm_on_the_shipped_model(shipped_text):
     assert got.shape == (X.shape[0],)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert np.ptp(want) > 1.0  # the rows really reach different leaves
+    # the shipped model runs on the bit masks, and they give the tree walk's floats, bit for bit
+    assert te.bits is not None
+    np.testing.assert_array_equal(got, te.walk_raw(X))
 
 
 _RNG = np.random.default_rng(3)
@@ -233,6 +236,24 @@ def test_tree_ensemble_single_leaf_trees():
     te = TreeEnsemble.from_lightgbm_text(text)
     Z = _prediction_rows(np.random.default_rng(6))
     np.testing.assert_allclose(te.raw(Z), _lgb_raw(booster, Z), rtol=0, atol=1e-9)
+
+
+@needs_lightgbm
+@pytest.mark.parametrize("leaves", [7, 40])
+def test_bit_masks_give_the_walks_floats(leaves):
+    # a single-leaf tree, then trees of up to 7 (uint32 masks) or 40 leaves (uint64), no missing type: bit_raw runs
+    stump = _train("binary", rounds=2, min_data_in_leaf=10 * _N, use_missing=False)
+    booster = _train("binary", rounds=8, init_model=stump, num_leaves=leaves, min_data_in_leaf=2, use_missing=False)
+    text = booster.model_to_string()
+    assert _num_leaves(text)[0] == 1 and max(_num_leaves(text)) > (32 if leaves > 32 else 4)
+    te = TreeEnsemble.from_lightgbm_text(text)
+    assert te.bits is not None and te.bits.left_leaves.dtype == (np.uint64 if leaves > 32 else np.uint32)
+    Z = _prediction_rows(np.random.default_rng(8), tiny=True)
+    np.testing.assert_array_equal(te.raw(Z), te.walk_raw(Z))
+    np.testing.assert_allclose(te.raw(Z), _lgb_raw(booster, Z), rtol=0, atol=1e-9)
+    assert te.raw(np.zeros((0, _F))).shape == (0,)
+    # a model with a missing type (NaN read as missing) keeps the walk
+    assert TreeEnsemble.from_lightgbm_text(_train("binary").model_to_string()).bits is None
 
 
 @needs_lightgbm

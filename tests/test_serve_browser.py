@@ -151,3 +151,18 @@ def test_page_shows_errors_and_not_found(browser, copy_index):
         assert notfound.startswith("Not found") and f"top confidence {low['hits'][0]['confidence']:.2f}" in notfound
         assert page.locator("#hits li.hit.low").count() == len(low["hits"])
         page.close()
+
+
+def test_page_names_a_list_answer_like_the_cli(browser, copy_index):
+    """A list question (g005, dev split): the page's top line names each item with its sentence, as `qa ask` does."""
+    q = "Apart from ASEAN members, which countries is China open to anti-drug cooperation with?"
+    a_line = next(ln for ln in _cli_lines(copy_index, q) if ln.startswith("A: "))
+    with Server(copy_index) as srv:
+        want = get_json(srv.url + "/ask?q=" + urllib.parse.quote(q))
+        assert [it["text"] for it in want["short"]["items"]] == ["Japan", "South Korea"]
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(srv.url + "/?q=" + urllib.parse.quote(q))
+        page.wait_for_selector("#summary .short-answer")
+        line = page.locator("#summary .short-answer").inner_text()
+        assert _squash(line) == _squash(a_line) and " · " in a_line
+        page.close()

@@ -18,6 +18,7 @@ around it) and boundary-word ids (:func:`_lex_rows`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -115,9 +116,15 @@ def _context_share(q: _Question, sent_stems: set[str], text: str) -> float:
     missing = q.stems - sent_stems
     if not missing or not text:
         return 0.0
+    return len(missing & _context_words(text)) / len(missing)
+
+
+@lru_cache(maxsize=16384)
+def _context_words(text: str) -> frozenset[str]:
+    """The stems of a neighbouring sentence's content words and its numbers (kept: a neighbour is read again by
+    every question that hits the sentences around it)."""
     words = [_norm(t) for t, _, _ in tokenize(text) if _ALNUM.search(t)]
-    have = set(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
-    return len(missing & have) / len(missing)
+    return frozenset(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
 
 
 def _token_flags(question: _Question, toks: list[tuple[str, int, int]]) -> _Tokens:
@@ -191,47 +198,57 @@ def _span_grid(question: _Question, t: _Tokens) -> tuple[np.ndarray, np.ndarray]
 
 
 def _shape_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray) -> None:
-    """Fill what a span looks like: length, numbers, dates, names, punctuation and its edges."""
+    """Fill what a span looks like: length, numbers, dates, names, punctuation and its edges. Every count over a
+    span is a difference of prefix sums, all flags at once: ``C[J] − C[I]`` with ``C`` the cumulative sums (one
+    leading zero row) of the token flags stacked as columns."""
     n, texts, lows = t.n, t.texts, t.lows
     ln = (J - I).astype(np.float64)
+    namey = t.cap_name | (np.array([w in ("of", "the", "and", "&", "de", "von", "van", "la", "le", "du")
+                                    for w in lows]) & ~t.cap)
+    flags = {
+        "content": t.content, "inq": t.inq, "digit_only": t.digit & ~t.content, "words": t.alnum & ~t.stop & ~t.digit,
+        "cap": t.cap_name & ~t.stop, "digit": t.digit, "numlike": t.numlike, "numword": t.numword, "scale": t.scale,
+        "currency": t.currency, "percent": t.percent, "year": t.year, "month": t.month, "weekday": t.weekday,
+        "unit": t.unit, "dateword": t.dateword, "comma": t.comma, "andor": t.andor,
+        "other_punct": t.punct & ~t.comma & ~t.paren & ~t.currency & ~t.percent, "paren": t.paren, "org": t.org,
+        "poss": t.poss, "title": t.title, "of": t.of, "the": t.the, "namey": namey & ~t.punct,
+    }
+    col = {name: k for k, name in enumerate(flags)}
+    C = np.zeros((n + 1, len(flags)))
+    np.cumsum(np.stack(list(flags.values()), axis=1), axis=0, dtype=np.float64, out=C[1:])
+    S = C[J] - C[I]  # (spans, flags): how many tokens of each flag a span holds
 
-    def span_sum(a: np.ndarray) -> np.ndarray:
-        return _span_sum(a, I, J)
+    def span_sum(name: str) -> np.ndarray:
+        return S[:, col[name]]
 
     x[:, _F["bias"]] = 1.0
     for name, lo, hi in (("len1", 1, 1), ("len2", 2, 2), ("len3", 3, 3), ("len4", 4, 4), ("len5_6", 5, 6),
                          ("len7_9", 7, 9), ("len10+", 10, 99)):
         x[:, _F[name]] = (ln >= lo) & (ln <= hi)
-    n_content = span_sum(t.content)
-    n_inq = span_sum(t.inq)
-    x[:, _F["q_frac"]] = n_inq / np.maximum(n_content + span_sum(t.digit & ~t.content), 1.0)
+    n_content = span_sum("content")
+    n_inq = span_sum("inq")
+    x[:, _F["q_frac"]] = n_inq / np.maximum(n_content + span_sum("digit_only"), 1.0)
     x[:, _F["q_any"]] = n_inq > 0
     x[:, _F["content_frac"]] = n_content / ln
-    n_words = span_sum(t.alnum & ~t.stop & ~t.digit)
-    n_cap = span_sum(t.cap_name & ~t.stop)
+    n_words = span_sum("words")
+    n_cap = span_sum("cap")
     x[:, _F["cap_frac"]] = n_cap / np.maximum(n_words, 1.0)
     x[:, _F["all_cap"]] = (n_cap == n_words) & (n_words > 0)
-    n_digit = span_sum(t.digit)
+    n_digit = span_sum("digit")
     numlike = t.numlike
-    x[:, _F["has_num"]] = span_sum(numlike) > 0
+    x[:, _F["has_num"]] = span_sum("numlike") > 0
     x[:, _F["starts_num"]] = numlike[I] | (t.currency[I] & (I + 1 < n) & numlike[np.minimum(I + 1, n - 1)])
-    only = (n_digit + span_sum(t.numword) + span_sum(t.scale) + span_sum(t.currency) + span_sum(t.percent)) == ln
-    x[:, _F["only_num"]] = only & (span_sum(numlike) > 0)
-    x[:, _F["has_year"]] = span_sum(t.year) > 0
+    only = (n_digit + span_sum("numword") + span_sum("scale") + span_sum("currency") + span_sum("percent")) == ln
+    x[:, _F["only_num"]] = only & (span_sum("numlike") > 0)
+    x[:, _F["has_year"]] = span_sum("year") > 0
     x[:, _F["only_year"]] = (ln == 1) & t.year[I]
-    x[:, _F["has_month"]] = span_sum(t.month) > 0
-    x[:, _F["has_weekday"]] = span_sum(t.weekday) > 0
-    x[:, _F["has_percent"]] = span_sum(t.percent) > 0
-    x[:, _F["has_currency"]] = span_sum(t.currency) > 0
-    x[:, _F["has_unit"]] = span_sum(t.unit) > 0
+    for feature, name in (("has_month", "month"), ("has_weekday", "weekday"), ("has_percent", "percent"),
+                          ("has_currency", "currency"), ("has_unit", "unit"), ("has_numword", "numword"),
+                          ("has_scale", "scale"), ("has_dateword", "dateword"), ("has_comma", "comma"),
+                          ("has_and", "andor"), ("has_other_punct", "other_punct"), ("has_paren", "paren"),
+                          ("has_org", "org"), ("has_possessive", "poss")):
+        x[:, _F[feature]] = span_sum(name) > 0
     x[:, _F["ends_unit"]] = t.unit[J - 1] | t.percent[J - 1]
-    x[:, _F["has_numword"]] = span_sum(t.numword) > 0
-    x[:, _F["has_scale"]] = span_sum(t.scale) > 0
-    x[:, _F["has_dateword"]] = span_sum(t.dateword) > 0
-    x[:, _F["has_comma"]] = span_sum(t.comma) > 0
-    x[:, _F["has_and"]] = span_sum(t.andor) > 0
-    x[:, _F["has_other_punct"]] = span_sum(t.punct & ~t.comma & ~t.paren & ~t.currency & ~t.percent) > 0
-    x[:, _F["has_paren"]] = span_sum(t.paren) > 0
     cap_name, cap = t.cap_name, t.cap
     prev = np.maximum(I - 1, 0)
     nxt = np.minimum(J, n - 1)
@@ -241,24 +258,19 @@ def _shape_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray) -> 
     x[:, _F["cuts_num"]] = (has_prev & numlike[prev] & numlike[I]) | (has_next & numlike[nxt] & numlike[J - 1])
     x[:, _F["at_start"]] = I == 0
     x[:, _F["at_end"]] = (J == n) | ((J == n - 1) & t.punct[n - 1])
-    x[:, _F["in_parens"]] = has_prev & has_next & np.array([texts[a - 1] == "(" for a in I]) & np.array(
-        [texts[b] == ")" if b < n else False for b in J])
-    x[:, _F["before_paren"]] = has_next & np.array([texts[b] == "(" if b < n else False for b in J])
-    ct = _cs(t.title)
+    opens = np.array([w == "(" for w in texts] + [False])  # one past the end: no token there
+    closes = np.array([w == ")" for w in texts] + [False])
+    x[:, _F["in_parens"]] = has_prev & has_next & opens[I - 1] & closes[J]
+    x[:, _F["before_paren"]] = has_next & opens[J]
+    ct = C[:, col["title"]]
     x[:, _F["title_near"]] = ((ct[J] - ct[np.maximum(I - 1, 0)]) > 0) & (n_cap > 0)
-    x[:, _F["has_org"]] = span_sum(t.org) > 0
     x[:, _F["acronym"]] = (ln == 1) & t.acronym[I]
     x[:, _F["position"]] = I / n
     x[:, _F["num_then_unit"]] = numlike[I] & (ln >= 2) & (t.unit | t.percent | t.currency)[J - 1]
-    x[:, _F["has_possessive"]] = span_sum(t.poss) > 0
-    c_of = _cs(t.of)
+    c_of, c_the = C[:, col["of"]], C[:, col["the"]]
     x[:, _F["has_of"]] = (c_of[np.maximum(J - 1, I)] - c_of[np.minimum(I + 1, J)]) > 0
-    c_the = _cs(t.the)
     x[:, _F["has_the_inside"]] = (c_the[np.maximum(J - 1, I)] - c_the[np.minimum(I + 1, J)]) > 0
-    namey = cap_name | (np.array([w in ("of", "the", "and", "&", "de", "von", "van", "la", "le", "du") for w in lows])
-                        & ~cap)
-    cn = _cs(namey & ~t.punct)
-    x[:, _F["name_run"]] = ((cn[J] - cn[I]) == ln) & cap_name[I] & cap_name[J - 1] & ~(
+    x[:, _F["name_run"]] = (span_sum("namey") == ln) & cap_name[I] & cap_name[J - 1] & ~(
         has_prev & cap_name[prev]) & ~(has_next & cap[nxt])
     x[:, _F["range_start"]] = np.array([w in ("between", "from") for w in lows])[I]
 
@@ -304,14 +316,15 @@ def _question_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray, 
         x[:, _F["ctx_before"]] = cb / (1.0 + I)
         x[:, _F["ctx_after"]] = ca / (1.0 + n - J)
     # the contiguous block of matched words (stopwords may sit between) right after / before the span
-    run_r = np.zeros(n + 1)
+    inq_l, stop_l = inq.tolist(), stop.tolist()  # Python bools: the loops below read them one at a time
+    run_r = [0.0] * (n + 1)
     for k in range(n - 1, -1, -1):
-        run_r[k] = run_r[k + 1] + 1 if inq[k] else (run_r[k + 1] if stop[k] else 0.0)
-    run_l = np.zeros(n + 1)  # run_l[k]: block ending just before token k
+        run_r[k] = run_r[k + 1] + 1 if inq_l[k] else (run_r[k + 1] if stop_l[k] else 0.0)
+    run_l = [0.0] * (n + 1)  # run_l[k]: block ending just before token k
     for k in range(1, n + 1):
-        run_l[k] = run_l[k - 1] + 1 if inq[k - 1] else (run_l[k - 1] if stop[k - 1] else 0.0)
-    x[:, _F["run_left"]] = run_l[I] / n_q
-    x[:, _F["run_right"]] = run_r[J] / n_q
+        run_l[k] = run_l[k - 1] + 1 if inq_l[k - 1] else (run_l[k - 1] if stop_l[k - 1] else 0.0)
+    x[:, _F["run_left"]] = np.array(run_l)[I] / n_q
+    x[:, _F["run_right"]] = np.array(run_r)[J] / n_q
     total_q = max(float(cq[n]), 1.0)
     x[:, _F["share_left"]] = cq[I] / total_q
     x[:, _F["share_right"]] = (cq[n] - cq[J]) / total_q

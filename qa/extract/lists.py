@@ -11,7 +11,7 @@ How they are chosen (names only — places, organisations, people and capitalise
    capitalised words joined by ``,`` / ``and`` / ``or`` (``China, Japan, South Korea and India``) — and split
    there; a name may keep an inner ``of``/``the``/``de`` (``Association of Southeast Asian Nations``). A last
    conjunct outside the reader's span that runs on into a lowercase word ("ASEAN *member* countries") is not a
-   whole name and is dropped.
+   whole name and is dropped, and so is a lone day or month ("began on Tuesday and will end on Friday").
    One item alone is not a list: the span is returned as it is.
 3. **Across sentences** (:func:`list_answer`): the top hit's items first, then those of the next hits (in rank
    order, at most ``max_sentences``) that cite the **same article**, whose answer has the **same type** and at
@@ -32,12 +32,11 @@ Every item is a span of its cited sentence with offsets in the source, exactly a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..answer import ShortAnswer
+from ..answer import ListItem, ShortAnswer
 from .questions import answer_type
-from .words import _ALNUM, _STOP, tokenize
+from .words import _ALNUM, _STOP, MONTHS, WEEKDAYS, tokenize
 
 if TYPE_CHECKING:
     from ..answer import Answer
@@ -47,22 +46,7 @@ _SEPARATORS = frozenset({",", "and", "or", "&"})
 _INNER = frozenset({"of", "the", "de", "du", "la", "le", "von", "van", "al", "bin"})  # inside a name: "Bank of China"
 _NOT_PLURAL = frozenset("news series species means headquarters this is was has does us its his as".split())
 _IRREGULAR = frozenset("people men women children persons".split())
-
-
-@dataclass(frozen=True)
-class ListItem:
-    """One item of a list answer: a span of a cited sentence (offsets into the source) and that citation."""
-
-    text: str
-    start: int
-    end: int
-    type: str
-    article: str
-    sentence: int
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "start": self.start, "end": self.end, "type": self.type, "article": self.article,
-                "sentence": self.sentence}
+_NOT_NAMES = MONTHS | WEEKDAYS  # a lone day or month is not a name (as for the extractor's name types)
 
 
 def _plural(word: str) -> bool:
@@ -140,7 +124,7 @@ def list_items(sentence_text: str, sentence_start: int, answer: ShortAnswer) -> 
             e -= 1
         while k < e and not cap(k):
             k += 1
-        if k < e:
+        if k < e and not (e - k == 1 and toks[k][0].casefold() in _NOT_NAMES):  # "Tuesday" is no name
             items.append((k, e))
         k = max(e, k + 1)
     if items and items[-1][0] > inside[-1]:  # the last conjunct lies after the reader's span

@@ -67,7 +67,7 @@ def load_weights(folder: str | Path) -> dict[str, np.ndarray]:
         shapes = weight_shapes(int(spec["hidden"]))
         if set(raw) != set(shapes) or any(raw[k].shape != s for k, s in shapes.items()):
             raise ExtractorError(f"{path}: arrays do not match the features; refit the model")
-        return {k: raw[k].astype(np.float64) for k in shapes}
+        return {k: np.array(raw[k], dtype=np.float64) for k in shapes}  # plain arrays, not memmaps
     except ExtractorError:
         raise
     except (KeyError, TypeError, ValueError, OSError) as e:

@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..modelfiles import check_model_files, read_model_spec
 from ..features import FEATURE_NAMES, Candidate, QuestionWords, candidate_features
+from .trees import TreeEnsemble
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_RERANKER = "qa-rerank-gbdt"
@@ -55,117 +56,6 @@ class Reranker(Protocol):
     ) -> np.ndarray:
         """One score per candidate, higher is better."""
         ...
-
-
-# -- trees ------------------------------------------------------------------------------------------------------
-def _floats(s: str) -> np.ndarray:
-    return np.array(s.split(), dtype=np.float64)
-
-
-def _ints(s: str) -> np.ndarray:
-    return np.array(s.split(), dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class TreeEnsemble:
-    """A LightGBM model (numerical splits only) as padded numpy arrays, evaluated for many rows at once.
-
-    Node ``j`` of tree ``t`` sends a row left when ``x[feature] <= threshold`` (LightGBM's rule); children
-    ``>= 0`` are internal nodes, ``< 0`` are leaves ``~child``. Missing-value handling follows LightGBM's
-    ``decision_type`` bits (bit 1: default left; bits 2–3: missing type none / zero / NaN).
-    ``raw(X) = Σ_t leaf_value_t(X)``, the same sum ``Booster.predict(X, raw_score=True)`` computes (tested).
-    """
-
-    feature: np.ndarray  # (T, M) int64
-    threshold: np.ndarray  # (T, M) float64
-    default_left: np.ndarray  # (T, M) bool
-    missing: np.ndarray  # (T, M) int8: 0 none, 1 zero, 2 nan
-    left: np.ndarray  # (T, M) int64
-    right: np.ndarray  # (T, M) int64
-    leaf_value: np.ndarray  # (T, L) float64
-    start: np.ndarray  # (T,) int64: 0, or -1 (= leaf 0) for a single-leaf tree
-    depth: int  # an upper bound on the path length (raw() stops once every row is in a leaf)
-    n_features: int
-    objective: str
-
-    @classmethod
-    def from_lightgbm_text(cls, text: str) -> "TreeEnsemble":
-        """Parse ``Booster.save_model()`` text. Raises ``ValueError`` on anything this evaluator cannot run."""
-        head, _, rest = text.partition("\nTree=")
-        meta = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
-        if meta.get("num_class", "1") != "1" or meta.get("num_tree_per_iteration", "1") != "1":
-            raise ValueError("only single-output LightGBM models are supported")
-        n_features = int(meta["max_feature_idx"]) + 1
-        body = "Tree=" + rest.split("\nend of trees", 1)[0]
-        trees = []
-        for block in body.split("\nTree=")[0:]:
-            kv = dict(line.split("=", 1) for line in block.strip().splitlines() if "=" in line)
-            if int(kv.get("num_cat", "0")):
-                raise ValueError("categorical splits are not supported")
-            if kv.get("is_linear", "0") != "0":
-                raise ValueError("linear trees are not supported")
-            trees.append(kv)
-        T = len(trees)
-        M = max(1, max(int(t["num_leaves"]) - 1 for t in trees))
-        L = max(int(t["num_leaves"]) for t in trees)
-        feat = np.zeros((T, M), dtype=np.int64)
-        thr = np.zeros((T, M), dtype=np.float64)
-        dleft = np.zeros((T, M), dtype=bool)
-        miss = np.zeros((T, M), dtype=np.int8)
-        left = np.full((T, M), -1, dtype=np.int64)
-        right = np.full((T, M), -1, dtype=np.int64)
-        leaf = np.zeros((T, L), dtype=np.float64)
-        start = np.zeros(T, dtype=np.int64)
-        depth = 1
-        for i, t in enumerate(trees):
-            nl = int(t["num_leaves"])
-            leaf[i, :nl] = _floats(t["leaf_value"])
-            if nl == 1:
-                start[i] = -1
-                continue
-            m = nl - 1
-            feat[i, :m] = _ints(t["split_feature"])
-            thr[i, :m] = _floats(t["threshold"])
-            dt = _ints(t["decision_type"])
-            if (dt & 1).any():
-                raise ValueError("categorical splits are not supported")
-            dleft[i, :m] = (dt & 2) > 0
-            miss[i, :m] = (dt >> 2) & 3
-            left[i, :m] = _ints(t["left_child"])
-            right[i, :m] = _ints(t["right_child"])
-            depth = max(depth, nl)  # a bound: raw() stops as soon as every row has reached a leaf
-        return cls(feat, thr, dleft, miss, left, right, leaf, start, depth, n_features, meta.get("objective", ""))
-
-    def raw(self, X: np.ndarray) -> np.ndarray:
-        """Sum of the trees' leaf values for each row of ``X`` (n, n_features)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
-        X = np.where(np.abs(X) <= _ZERO, 0.0, X)  # LightGBM reads |x| <= kZeroThreshold (1e-35) as 0
-        n = X.shape[0]
-        T = self.start.shape[0]
-        t_idx = np.arange(T)[:, None]
-        r_idx = np.arange(n)[None, :]
-        node = np.repeat(self.start[:, None], n, axis=1)
-        for _ in range(self.depth):
-            active = node >= 0
-            if not active.any():
-                break
-            nd = np.where(active, node, 0)
-            x = X[r_idx, self.feature[t_idx, nd]]
-            go_left = x <= self.threshold[t_idx, nd]
-            miss = self.missing[t_idx, nd]
-            nan = np.isnan(x)
-            if nan.any() or (miss == 1).any():
-                is_missing = np.where(miss == 2, nan, np.where(miss == 1, nan | (x == 0.0), False))
-                go_left = np.where(is_missing, self.default_left[t_idx, nd], go_left)
-                go_left = np.where((miss == 0) & nan, 0.0 <= self.threshold[t_idx, nd], go_left)  # NaN read as 0
-            nxt = np.where(go_left, self.left[t_idx, nd], self.right[t_idx, nd])
-            node = np.where(active, nxt, node)
-        return self.leaf_value[t_idx, ~node].sum(axis=0)
-
-
-_ZERO = float(np.float32(1e-35))  # LightGBM kZeroThreshold = 1e-35f (1.0000000180025095e-35)
 
 
 # -- calibration -----------------------------------------------------------------------------------------------

@@ -49,9 +49,18 @@ function retriever(name, score, rank, digits) {
 
 // the top line, as `qa ask` prints it: "A: <short answer>  [article §n]", with a note when a neighbouring sentence
 // was needed to choose it; nothing when there is no short answer (none is given when the answer is not answerable)
+// A list answer (short.items) names each item with its sentence: "A: Japan [§3] · South Korea [§3]  [article]".
 function shortLine(short, top) {
   if (!short || typeof short !== "object" || typeof short.text !== "string") return null;
   const art = short.article ?? (top && top.article), sent = short.sentence ?? (top && top.sentence);
+  if (Array.isArray(short.items) && short.items.length) {
+    const parts = [];
+    short.items.forEach((it, i) => {
+      if (i) parts.push(" · ");
+      parts.push(el("strong", {}, it.text), ` [§${it.sentence}]`);
+    });
+    return el("p", {class: "short-answer"}, "A: ", ...parts, el("span", {class: "cite"}, `  [${art}]`));
+  }
   return el("p", {class: "short-answer"}, "A: ", el("strong", {}, short.text),
     art === undefined || art === null ? null : el("span", {class: "cite"}, ` [${art} §${sent}]`),
     short.uses_context ? " (chosen with the sentence before/after)" : null);

@@ -230,15 +230,20 @@ class FolderStore(Store):
             msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
             raise IndexCorruptError(f"{self.folder / ANN_FILE}: cannot read the ANN index ({msg}); rebuild it") from None
 
+    @cached_property
+    def _span_rows(self) -> np.ndarray:
+        """``spans`` as a plain array over the same mapping: a row read skips ``np.memmap``'s per-index wrapping."""
+        return np.asarray(self.spans)
+
     def sentence(self, i: int) -> Sentence:
         """Sentence ``i`` (global row), its text sliced from the stored article text."""
-        art, num, s, e = (int(x) for x in self.spans[i])
+        art, num, s, e = self._span_rows[i].tolist()
         a = self.articles[art]
         return Sentence(a["id"], num, s, e, a["text"][s:e])
 
     def locate(self, row: int) -> tuple[int, int]:
-        art, num = self.spans[row][:2]
-        return int(art), int(num)
+        art, num = self._span_rows[row, :2].tolist()
+        return art, num
 
     def article(self, key: int) -> ArticleRef:
         a = self.articles[key]
@@ -274,7 +279,9 @@ class FolderStore(Store):
         return url if isinstance(url, str) else None
 
     def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        return self.vectors[np.asarray(rows, dtype=np.int64)] if len(rows) != 1 else self.vectors[int(rows[0])][None]
+        v = self.vectors
+        v = np.asarray(v) if isinstance(v, np.memmap) else v  # plain rows, not memmap views
+        return v[np.asarray(rows, dtype=np.int64)] if len(rows) != 1 else v[int(rows[0])][None]
 
     def bm25_hits(self, tokens: Sequence[str], depth: int) -> SparseScores:
         return self.bm25.search(tokens)
