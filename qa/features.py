@@ -76,7 +76,7 @@ _YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
 def question_type(question: str) -> str:
     """The coarse answer type a question asks for: one of :data:`QUESTION_TYPES`.
 
-    >>> question_type("When was the meeting held?"), question_type("Who made the pledge?")
+    >>> question_type("When was the meeting held?"), question_type("Who signed the treaty?")
     ('date', 'person')
     """
     q = " ".join(question.casefold().split())

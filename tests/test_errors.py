@@ -39,7 +39,8 @@ from .conftest import SEEDS
 pytestmark = pytest.mark.slow  # most cases load the real embedding model (once per session)
 
 runner = CliRunner()
-QUESTIONS = ("tons seized in Safe Mekong", "how much narcotics was produced in Afghanistan")
+# seeds gold questions of the dev split (g011) and a keyword form of one (g045): never the test split
+QUESTIONS = ("tons seized in Safe Mekong", "share of international opium production of Afghanistan")
 # SEG/: in the generation's (only) segment
 GEN_FILES = ("manifest.json", "articles.npy", "sentences.npy", "paths.jsonl", "SEG/articles.jsonl", "SEG/keys.json",
              "SEG/sentences.npy", "SEG/tokens.npy", "SEG/terms.json", "SEG/vectors.npy", "bm25/vocab.json",
@@ -584,7 +585,7 @@ def test_batch_with_bad_lines(tmp_path, copy_index):
         json.dumps({"id": "empty", "question": "  "}),
         json.dumps({"id": "stop", "question": "the of and"}),
         json.dumps({"id": "long", "question": "x" * (MAX_QUESTION_CHARS + 1)}),
-        json.dumps({"id": "ok2", "question": "narcotics produced in Afghanistan"}),
+        json.dumps({"id": "ok2", "question": "opium production of Afghanistan"}),
     ]) + "\n", encoding="utf-8")
     r = cli("ask", "--questions", qs, "--json", "-k", "1", "--index-dir", copy_index)
     assert r.exit_code == 2, r.output

@@ -118,11 +118,13 @@ def test_select_split(gold):
 def test_evidence_maps_to_sentence_ids_by_hand(gold, hash_index):
     qrels = qrels_for(gold, hash_index)
     by_q = {g.question: g.id for g in gold}
+    # dev questions only: the test split is for reporting (`qa eval --split test`), never for unit tests
     assert qrels[by_q["tons seized in Safe Mekong"]] == {docid(A, 7): 1}
-    # a quote across a wrapped line (seed 000, lines 2-3) still maps to its one sentence
-    assert qrels[by_q["Who made the pledge at the first ASOD plus China Coordination Meeting?"]] == {docid(A, 2): 1}
+    # the sentence after the one wrapped over seed 000's lines 2-3 (the wrap itself: the next test)
+    assert qrels[by_q["Apart from ASEAN members, which countries is China open to anti-drug cooperation with?"]] == {
+        docid(A, 3): 1}
     # seed 002 has a headline (sentence 0), so its body sentences count from 1
-    assert qrels[by_q["Where did SCO leaders approve two anti-drug plans in 2011?"]] == {docid(B, 13): 1}
+    assert qrels[by_q["How many anti-drug plans did SCO leaders approve at the Astana summit?"]] == {docid(B, 13): 1}
     assert qrels[by_q["Which data technology is being applied in the fight against narcotics crime?"]] == {docid(C, 11): 1}
     # unanswerable questions have no qrels
     assert all(g.id not in qrels for g in gold if not g.answerable)
@@ -140,6 +142,17 @@ def _q(**kw):
             "split": "dev"}
     base.update(kw)
     return base
+
+
+def test_a_quote_across_a_wrapped_line_maps_to_its_one_sentence(tmp_path, hash_index):
+    # seed 000's sentence 2 is wrapped over lines 2-3 of the file: the newline is part of the quote
+    quote = "Narcotics Control Bureau of\nMinistry of Public Security"
+    g = load_gold(_write(tmp_path, [_q(evidence=[{"article": A, "quote": quote}])]))
+    assert qrels_for(g, hash_index) == {"q1": {docid(A, 2): 1}}
+    # without the newline the quote is not verbatim: an error, not a guess
+    g = load_gold(_write(tmp_path, [_q(evidence=[{"article": A, "quote": quote.replace("\n", " ")}])]))
+    with pytest.raises(GoldError, match="not found verbatim"):
+        qrels_for(g, hash_index)
 
 
 def test_a_quote_spanning_two_sentences_makes_both_relevant(tmp_path, hash_index):

@@ -145,10 +145,10 @@ def test_no_fact_questions_get_none(seeds):
 
 
 def test_none_when_nothing_fits():
-    assert extract("How many suspects were arrested?", "Wei Xiaojun made the pledge.", 0) is None
-    assert extract("Who made the pledge?", "", 0) is None
+    assert extract("How many suspects were arrested?", "Maria Lopez signed the treaty.", 0) is None
+    assert extract("Who signed the treaty?", "", 0) is None
     # every word of the sentence is in the question: nothing new to answer with
-    assert extract("Who made the pledge?", "Who made the pledge?", 0) is None
+    assert extract("Who signed the treaty?", "Who signed the treaty?", 0) is None
 
 
 def test_answer_types():
@@ -183,7 +183,7 @@ PIECES = ["The", "U.N.", "met", "2,534", "9.8", "tons", "$", "1.2", "billion", "
 texts = st.one_of(st.lists(st.sampled_from(PIECES), max_size=40).map(" ".join),
                   st.lists(st.sampled_from(PIECES), max_size=40).map("".join), st.text(max_size=200))
 questions = st.one_of(
-    st.sampled_from(["How many suspects were arrested?", "Who made the pledge?", "When did it happen?",
+    st.sampled_from(["How many suspects were arrested?", "Who signed the treaty?", "When did it happen?",
                      "Where was it held?", "What percentage rose?", "How much did it cost?", "Which agency said it?",
                      "What is the goal?", "Why?", "tons seized", ""]),
     st.text(max_size=80))

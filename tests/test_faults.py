@@ -34,7 +34,8 @@ from .conftest import SEEDS
 pytestmark = pytest.mark.slow  # real subprocesses that load the embedding model
 
 runner = CliRunner()
-QUESTIONS = ("tons seized in Safe Mekong", "quokka wildlife survey on Rottnest island", "narcotics produced in 2011")
+# g011 and g019 are seeds gold questions of the dev split (never the test split); the quokka one asks the extra article
+QUESTIONS = ("tons seized in Safe Mekong", "quokka wildlife survey on Rottnest island", "heroin cases 2012")
 EXTRA = "Quokka survey\n\n" + " ".join(
     f"Rangers counted {j * 17} quokkas near beach {j} on Rottnest island." for j in range(20)
 ) + "\n"

@@ -29,7 +29,9 @@ def test_safe_mekong_is_the_top_hit(seeds_index, mode):
 
 
 def test_every_citation_slices_the_original_file(seeds_index):
-    for q in ["tons seized in Safe Mekong", "Who is the secretary-general of the SCO?", "heroin cases Golden Crescent"]:
+    # g011, g038, g055: seeds gold questions of the dev split (never the test split)
+    for q in ["tons seized in Safe Mekong", "Who is the secretary-general of the SCO?",
+              "kilograms narcotics seized Golden Crescent"]:
         for h in seeds_index.ask(q, k=10).hits:
             raw = (SEEDS / f"{h.article}.txt").read_bytes().decode("utf-8")
             assert raw[h.start : h.end] == h.text

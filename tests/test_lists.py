@@ -146,7 +146,7 @@ def test_ask_gives_the_list_in_the_answer_the_json_and_the_cli(seeds_index):
         source = (SEEDS / f"{it['article']}.txt").read_text(encoding="utf-8")
         assert source[it["start"]:it["end"]] == it["text"]
     # a question for one name has no items, and its JSON no "items" key
-    one = seeds_index.ask("Who made the pledge at the first ASOD plus China Coordination Meeting?", k=5)
+    one = seeds_index.ask("Who is the secretary-general of the SCO?", k=5)  # g038 (dev)
     assert one.items == () and "items" not in (one.to_dict()["short"] or {})
     r = CliRunner().invoke(app, ["ask", q, "-k", "2", "--index-dir", str(seeds_index.folder)])
     assert r.exit_code == 0, r.output

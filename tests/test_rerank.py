@@ -55,9 +55,10 @@ MEKONG_TOP = ("000_8a6680b996ccc773", 7)
 # Found by trying off-topic questions (football, cooking, a stock price, the weather in Paris) on the seeds: the
 # shipped model's top confidence for this one is far below its threshold.
 UNANSWERABLE_Q = "What is the weather in Paris tomorrow?"
+# seeds gold questions of the dev split (g045, g063) or none: the test split is for reporting only
 QUESTIONS = (
     MEKONG_Q,
-    "How many tons of narcotics were produced in Afghanistan in 2011?",
+    "What share of international opium production does Afghanistan account for?",
     "Who is the spokesman of the National Immigration Administration?",
 )
 
@@ -640,7 +641,7 @@ def test_without_articles(seeds_index):
         np.testing.assert_array_equal(small.vectors[i], seeds_index.vectors[j])
     # it answers, never from the dropped article
     ans = small.ask(QUESTIONS[1], k=3)
-    assert ans.top.article == "002_affe0ed3586086fb" and "1,800 tons" in ans.top.text
+    assert ans.top.article == "002_affe0ed3586086fb" and "95 percent of international opium" in ans.top.text
     for q in QUESTIONS + (UNANSWERABLE_Q,):
         for mode in ("bm25", "dense", "hybrid"):
             hits = small.ask(q, k=len(small), mode=mode).hits

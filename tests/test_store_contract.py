@@ -18,7 +18,8 @@ from qa.store.base import kind_of, open_store, store_writer
 from . import memstore  # noqa: F401 (registers memory:NAME)
 from .conftest import SEEDS
 
-QUESTIONS = ["tons seized in Safe Mekong", "how many suspects were arrested?", "Who made the pledge at the meeting?"]
+# seeds gold questions of the dev split (g011, g003) or close to one (g012): never the test split
+QUESTIONS = ["tons seized in Safe Mekong", "how many suspects were arrested?", "Wei Xiaojun position"]
 STORES = ["folder", "memory", pytest.param("milvus", marks=pytest.mark.slow)]
 
 

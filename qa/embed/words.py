@@ -22,7 +22,7 @@ from .bert import load_tokenizer, max_length, read_json
 class WordVectors:
     """Static word vectors from a BERT model's input embedding table: a word's vector is the mean of its word
     pieces' rows, L2-normalised (cached per word). Cheap (one memory-mapped table, no forward pass); used by the
-    reranker's soft term-matching features (``tied`` ~ ``linked`` 0.35, ``Moscow`` ~ ``Russia`` 0.65,
+    reranker's soft term-matching features (``confiscated`` ~ ``seized`` 0.52, ``harm`` ~ ``dangers`` 0.37,
     unrelated words ≲ 0.2 with all-MiniLM-L6-v2).
 
     >>> wv = WordVectors(resolve_model(None)[1])                           # doctest: +SKIP

@@ -16,7 +16,7 @@ and reported apart: how high the top scores reach for them compared with answera
 >>> gold = load_gold("eval/gold.jsonl")                                  # doctest: +SKIP
 >>> report = evaluate_gold(Index.load("index"), gold, split="test")      # doctest: +SKIP
 >>> report["modes"]["hybrid"]["metrics"]["P@1"]                          # doctest: +SKIP
-0.914
+0.8684
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def answer_type(question: str) -> str | None:
 
     >>> [answer_type(q) for q in ("How many suspects were arrested?", "How many tons were seized?",
     ...     "What percentage of heroin came from there?", "How much did the stadium cost?", "When did it end?",
-    ...     "Who made the pledge?", "Which agency said it?", "Where was it held?", "What is the goal?",
+    ...     "Who signed the treaty?", "Which agency said it?", "Where was it held?", "What is the goal?",
     ...     "Why did China act?", "How did the police find them?")]
     ['number', 'quantity', 'percent', 'money', 'date', 'person', 'organisation', 'place', 'other', None, None]
     """
