@@ -159,6 +159,23 @@ class CandidateDense:
         return None
 
 
+class RescoredDense(CandidateDense):
+    """Exact cosines of a first pass's candidates (:meth:`qa.store.folder.FolderStore.dense_hits`: the rows nearest
+    the question by sign bits, several hundred or more): like :class:`CandidateDense`, but a candidate's rank is its
+    rank among the candidates, the exact rank whenever the first pass kept every row that scores above it.
+
+    >>> d = RescoredDense(np.array([7, 3, 5]), np.array([0.5, 0.8, 0.5]), lambda row: 0.0)
+    >>> [int(r) for r in d.top(3)], d.rank(7), d.rank(9)
+    ([3, 5, 7], 3, None)
+    """
+
+    def rank(self, row: int) -> int | None:
+        pos = int(np.searchsorted(self.ids, int(row)))
+        if pos >= self.ids.size or int(self.ids[pos]) != int(row):
+            return None
+        return rank_of(self.scores, pos)
+
+
 class Store(ABC):
     """The read interface of an index. Subclasses set ``manifest`` (format, model, tokenizer and BM25 settings,
     counts) and ``tokenizer`` (built from ``manifest["tokenizer"]``)."""
