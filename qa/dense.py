@@ -4,7 +4,7 @@ files, the sign first pass of large indexes, and the optional approximate (ANN) 
 The sign first pass (:func:`sign_distances`): each segment stores the sign bit of every coordinate of every row
 (``vectors.sign.npy``, 48 bytes a row at 384 dimensions, 1/32 of the float32 vectors); a question is compared with
 every row by Hamming distance between sign bits, ``h = Σ_w popcount(row_w XOR q_w)``, and the
-:func:`rescore_depth` nearest rows (5,000 at 1M sentences) are re-scored exactly, ``vectors[rows] @ q``. At 1M
+:func:`rescore_depth` nearest rows (2,500 at 1M sentences) are re-scored exactly, ``vectors[rows] @ q``. At 1M
 sentences it reads 48 MB instead of 1.5 GB per question (benchmarks/DENSE.md).
 
 Vectors are L2-normalised float32 (embedded by :mod:`qa.embed`), so the inner product is the cosine similarity.
@@ -124,8 +124,9 @@ def _run_lanes(lane: Callable[[int], None], lanes: int) -> None:
 SIGN_FILE = "vectors.sign.npy"  # per segment, beside vectors.npy: the sign bits of every row (sign_codes)
 FIRST_PASS_MIN_ROWS = 100_000  # below this many sentences dense search stays exhaustive unless exact=False
 RESCORE_MIN = 1_000  # a first pass keeps at least this many candidates for exact re-scoring ...
-RESCORE_PER_ROW = 1 / 200  # ... and at least this share of the rows (5,000 at 1M sentences)
+RESCORE_PER_ROW = 1 / 400  # ... and at least this share of the rows (2,500 at 1M sentences)
 SIGN_STEP = 1 << 16  # rows per chunk of a sign scan
+SIGN_MAP_BYTES = 64 << 20  # a sign file up to this size (1.4M rows at 384 dimensions) is scanned in place, mapped
 
 
 def sign_words(dim: int) -> int:
@@ -168,8 +169,9 @@ def sign_distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     :func:`sign_codes`, as uint16): ``h = Σ_w popcount(codes[w] XOR q[w])``. For the sign vectors
     ``s ∈ {−1, +1}^dim`` it is ``(dim − s_row · s_query) / 2``: the fewer bits differ, the closer the angle.
 
-    A memory-mapped file larger than :data:`STREAM_BYTES` is read in chunks instead of mapped (as
-    :func:`dense_scores` does): the bits stay in the page cache, out of a cold ``qa ask``'s memory.
+    A memory-mapped file is scanned in place up to :data:`SIGN_MAP_BYTES` (46 MiB at 1M rows: a warm process
+    reads it without copying, ~6 ms less per question than reading it), and read in chunks beyond that (as
+    :func:`dense_scores` does), so that a cold ``qa ask`` on a larger segment keeps its bits out of its memory.
 
     >>> codes = sign_codes(np.array([[1, 1, 1], [1, -1, -1], [-1, 1, 1]], dtype=np.float32))
     >>> sign_distances(codes, np.array([0.9, 0.3, -0.1])).tolist()
@@ -178,8 +180,9 @@ def sign_distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     q = sign_codes(np.asarray(query, dtype=np.float32).reshape(1, -1))[:, 0]
     words, n = codes.shape
     out = np.empty(n, dtype=np.uint16)
-    path = _whole_file(codes, np.dtype("<u8"))
+    path = _whole_file(codes, np.dtype("<u8")) if codes.nbytes > SIGN_MAP_BYTES else None
     if path is None:
+        codes = np.asarray(codes)  # a plain view of a mapped file: no memmap object per slice
         for lo in range(0, n, SIGN_STEP):
             _hamming([codes[w, lo : lo + SIGN_STEP] for w in range(words)], q, out[lo : lo + SIGN_STEP])
         return out
@@ -227,9 +230,45 @@ def nearest_by_distance(dist: np.ndarray, r: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     cum = np.cumsum(np.bincount(dist))
     t = int(np.searchsorted(cum, r))  # cum[t] >= r > cum[t - 1]
-    below = np.flatnonzero(dist < t)
-    at = np.flatnonzero(dist == t)[: r - below.size]
-    return np.union1d(below, at).astype(np.int64)
+    rows = np.flatnonzero(dist <= t)
+    extra = rows.size - r  # rows at distance t beyond the r-th: drop the last ones
+    if extra > 0:
+        at = np.flatnonzero(dist[rows] == t)
+        rows = np.delete(rows, at[at.size - extra :])
+    return rows.astype(np.int64, copy=False)
+
+
+def read_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vectors[rows]`` as a float32 array. From a memory-mapped vectors file larger than :data:`STREAM_BYTES`, each
+    row is read with ``preadv`` (on two threads with a query-time budget of two or more) rather than faulted in
+    through the mapping: the kernel maps up to 64 KiB around every faulted page, so the thousands of rows a first
+    pass re-scores would otherwise add hundreds of MB to the process's memory.
+
+    >>> read_rows(np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0, 2])).tolist()
+    [[0.0, 1.0], [4.0, 5.0]]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    path = _whole_file(vectors)
+    if path is None or not rows.size:
+        return np.asarray(vectors[rows], dtype=np.float32)
+    rb = int(vectors.shape[1]) * 4
+    out = np.empty((rows.size, int(vectors.shape[1])), dtype=np.float32)
+    view = memoryview(out).cast("B")
+    offsets = (int(vectors.offset) + rows * rb).tolist()  # type: ignore[attr-defined]
+    lanes = max(1, min(2, query_threads(), rows.size // 256))
+    fd = os.open(path, os.O_RDONLY)
+
+    def lane(k: int) -> None:
+        pread = os.preadv
+        for j in range(k, len(offsets), lanes):
+            if pread(fd, [view[j * rb : (j + 1) * rb]], offsets[j]) != rb:
+                _read_into(fd, out[j], offsets[j], path)  # a short read: finish it (or say the file is short)
+
+    try:
+        _run_lanes(lane, lanes)
+    finally:
+        os.close(fd)
+    return out
 
 
 def rescore_depth(n: int, depth: int) -> int:
@@ -237,7 +276,7 @@ def rescore_depth(n: int, depth: int) -> int:
     and ``depth``, at most ``n``.
 
     >>> rescore_depth(1_000_000, 20), rescore_depth(100_000, 20), rescore_depth(500, 20)
-    (5000, 1000, 500)
+    (2500, 1000, 500)
     """
     return int(min(n, max(RESCORE_MIN, int(n * RESCORE_PER_ROW), depth)))
 

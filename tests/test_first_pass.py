@@ -47,6 +47,7 @@ def test_streamed_scan_equals_mapped(tmp_path, monkeypatch):
     codes = np.load(tmp_path / SIGN_FILE, mmap_mode="r")
     assert codes.shape == (3, 5000) and np.array_equal(codes, sign_codes(v))
     monkeypatch.setattr(qa.dense, "STREAM_BYTES", 1024)  # stream this 117 KiB file
+    monkeypatch.setattr(qa.dense, "SIGN_MAP_BYTES", 1024)
     assert qa.dense._whole_file(codes, np.dtype("<u8")) is not None
     q = rng.standard_normal(130)
     for threads in (1, 2):
@@ -144,3 +145,22 @@ def test_damaged_sign_file_is_reported(copy_index):
     np.save(gen / rel, codes[:, :-1].copy())  # one row short
     with pytest.raises(qa.errors.IndexCorruptError):
         qa.Index.load(copy_index, verify=False)
+
+
+def test_rows_are_read_not_mapped(tmp_path, monkeypatch):
+    from qa.store.folder.segments import SegmentVectors, vector_rows
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((300, 8)).astype(np.float32), rng.standard_normal((200, 8)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    ma, mb = np.load(tmp_path / "a.npy", mmap_mode="r"), np.load(tmp_path / "b.npy", mmap_mode="r")
+    monkeypatch.setattr(qa.dense, "STREAM_BYTES", 100)  # read these small files as a large one is
+    rows = np.array([0, 1, 2, 57, 199, 200, 299])
+    assert np.array_equal(qa.dense.read_rows(ma, rows), a[rows])
+    seg_of = np.array([0] * 300 + [1] * 200, dtype=np.int16)
+    local = np.concatenate([np.arange(300), np.arange(200)]).astype(np.int32)
+    sv = SegmentVectors([ma, mb], seg_of, local)
+    both = np.concatenate([a, b])
+    rows = np.array([5, 6, 7, 299, 300, 301, 499])
+    assert np.array_equal(vector_rows(sv, rows), both[rows])

@@ -161,7 +161,7 @@ class CandidateDense:
 
 class RescoredDense(CandidateDense):
     """Exact cosines of a first pass's candidates (:meth:`qa.store.folder.FolderStore.dense_hits`: the rows nearest
-    the question by sign bits, several hundred or more): like :class:`CandidateDense`, but a candidate's rank is its
+    the question by sign bits, a thousand or more): like :class:`CandidateDense`, but a candidate's rank is its
     rank among the candidates, the exact rank whenever the first pass kept every row that scores above it.
 
     >>> d = RescoredDense(np.array([7, 3, 5]), np.array([0.5, 0.8, 0.5]), lambda row: 0.0)
@@ -169,11 +169,25 @@ class RescoredDense(CandidateDense):
     ([3, 5, 7], 3, None)
     """
 
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, score_row: Callable[[int], float]):
+        # thousands of candidates: kept as sorted arrays (looked up by binary search), not a dict
+        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        self.ids = np.asarray(ids, dtype=np.int64)[order]
+        self.scores = np.asarray(scores, dtype=np.float64)[order]
+        self._score_row = score_row
+        self._of: dict[int, float] = {}
+
+    def _pos(self, row: int) -> int | None:
+        pos = int(np.searchsorted(self.ids, row))
+        return pos if pos < self.ids.size and int(self.ids[pos]) == row else None
+
+    def __getitem__(self, row: Any) -> float:
+        pos = self._pos(int(row))
+        return float(self.scores[pos]) if pos is not None else super().__getitem__(row)
+
     def rank(self, row: int) -> int | None:
-        pos = int(np.searchsorted(self.ids, int(row)))
-        if pos >= self.ids.size or int(self.ids[pos]) != int(row):
-            return None
-        return rank_of(self.scores, pos)
+        pos = self._pos(int(row))
+        return None if pos is None else rank_of(self.scores, pos)
 
 
 class Store(ABC):

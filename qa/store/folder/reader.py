@@ -49,6 +49,7 @@ from .segments import (
     generation_signs,
     generation_vectors,
     random_access,
+    vector_rows,
 )
 
 FORMAT = "qa-index"
@@ -306,7 +307,7 @@ class FolderStore(Store):
         if signs is None:
             return ExactDense(all_scores(self.vectors, query))
         ids = nearest_by_distance(signs.distances(query), rescore_depth(n, depth))
-        return RescoredDense(ids, dense_scores(self.vectors_of(ids), query), score_row)
+        return RescoredDense(ids, dense_scores(vector_rows(self.vectors, ids), query), score_row)
 
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
         return self.bm25.doc_freqs(tokens)

@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ...dense import SIGN_FILE, dense_scores, sign_distances, sign_words, write_signs
+from ...dense import SIGN_FILE, dense_scores, read_rows, sign_distances, sign_words, write_signs
 from ...errors import IndexCorruptError
 
 ARTICLE_OFFSETS = "articles.offsets.npy"  # byte offset of each line of articles.jsonl (+ the file's end)
@@ -373,6 +373,20 @@ class GenerationSigns:
         for s, rows, local in self._groups:
             out[rows] = sign_distances(self.parts[s], query)[local]
         return out
+
+
+def vector_rows(vectors: Any, rows: np.ndarray) -> np.ndarray:
+    """:func:`~qa.dense.read_rows` of a plain array or a :class:`SegmentVectors` (each segment's rows read from its
+    own file)."""
+    if not isinstance(vectors, SegmentVectors):
+        return read_rows(vectors, rows)
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((rows.shape[0], vectors.shape[1]), dtype=np.float32)
+    segs = vectors.seg_of[rows]
+    for s in np.unique(segs).tolist():
+        pick = np.flatnonzero(segs == s)
+        out[pick] = read_rows(vectors.parts[s], vectors.local[rows[pick]].astype(np.int64))
+    return out
 
 
 def all_scores(vectors: Any, query: np.ndarray) -> np.ndarray:
