@@ -240,7 +240,7 @@ def ask(
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     color: Optional[bool] = typer.Option(None, "--color/--no-color", help="Highlight with ANSI colours [default: on a terminal]"),
-    exact: bool = typer.Option(False, "--exact", help="Exact dense search even if the index has an ANN file."),
+    exact: bool = typer.Option(False, "--exact", help="Exhaustive dense search: no ANN file, no sign-bit first pass (indexes of 100k+ sentences)."),
     rerank: Optional[str] = RerankOpt,
     milvus: Optional[str] = MilvusOpt,
     collection: Optional[str] = CollectionOpt,

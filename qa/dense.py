@@ -1,5 +1,11 @@
 """Stage 4b — dense scoring: exact inner-product search over the sentence vectors, streamed scans of large vectors
-files, and the optional approximate (ANN) index.
+files, the sign first pass of large indexes, and the optional approximate (ANN) index.
+
+The sign first pass (:func:`sign_distances`): each segment stores the sign bit of every coordinate of every row
+(``vectors.sign.npy``, 48 bytes a row at 384 dimensions, 1/32 of the float32 vectors); a question is compared with
+every row by Hamming distance between sign bits, ``h = Σ_w popcount(row_w XOR q_w)``, and the
+:func:`rescore_depth` nearest rows (2,500 at 1M sentences) are re-scored exactly, ``vectors[rows] @ q``. At 1M
+sentences it reads 48 MB instead of 1.5 GB per question (benchmarks/DENSE.md).
 
 Vectors are L2-normalised float32 (embedded by :mod:`qa.embed`), so the inner product is the cosine similarity.
 This module imports nothing from :mod:`qa.embed`.
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -41,9 +48,9 @@ def dense_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     return (vectors @ q).astype(np.float64)
 
 
-def _whole_file(vectors: np.ndarray) -> str | None:
-    """The file of a C-ordered float32 memmap that maps a whole ``.npy`` file's data and is worth streaming."""
-    if not isinstance(vectors, np.memmap) or vectors.nbytes <= STREAM_BYTES or vectors.dtype != np.float32:
+def _whole_file(vectors: np.ndarray, dtype: np.dtype = np.dtype(np.float32)) -> str | None:
+    """The file of a C-ordered memmap of ``dtype`` that maps a whole ``.npy`` file's data and is worth streaming."""
+    if not isinstance(vectors, np.memmap) or vectors.nbytes <= STREAM_BYTES or vectors.dtype != dtype:
         return None
     name = getattr(vectors, "filename", None)
     if not name or not vectors.flags.c_contiguous or vectors.ndim != 2:
@@ -78,28 +85,200 @@ def streamed_scores(path: str | os.PathLike[str], offset: int, shape: tuple[int,
         buf = np.empty((min(step, n), dim), dtype=np.float32)
         for lo in starts[k::lanes]:
             rows = min(step, n - lo)
-            view = memoryview(buf[:rows]).cast("B")
-            got = 0
-            while got < view.nbytes:
-                r = os.preadv(fd, [view[got:]], offset + lo * dim * 4 + got)
-                if not r:
-                    raise OSError(f"{path}: shorter than its header says")
-                got += r
+            _read_into(fd, buf[:rows], offset + lo * dim * 4, str(path))
             out[lo : lo + rows] = buf[:rows] @ q
 
     try:
         with single_blas_thread():
-            if lanes == 1:
-                lane(0)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                with ThreadPoolExecutor(lanes) as pool:
-                    for f in [pool.submit(lane, k) for k in range(lanes)]:
-                        f.result()
+            _run_lanes(lane, lanes)
     finally:
         os.close(fd)
     return out
+
+
+def _read_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
+    """Fill the contiguous array ``buf`` with the bytes of ``fd`` from ``offset`` (``preadv``, which releases the GIL)."""
+    view = memoryview(buf).cast("B")
+    got = 0
+    while got < view.nbytes:
+        r = os.preadv(fd, [view[got:]], offset + got)
+        if not r:
+            raise OSError(f"{path}: shorter than its header says")
+        got += r
+
+
+def _run_lanes(lane: Callable[[int], None], lanes: int) -> None:
+    """``lane(0)``, or ``lane(k)`` for each of ``lanes`` threads at once."""
+    if lanes == 1:
+        lane(0)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(lanes) as pool:
+        for f in [pool.submit(lane, k) for k in range(lanes)]:
+            f.result()
+
+
+# -- the sign first pass: 1 bit per dimension, then exact float32 re-scoring ---------------------------------------
+
+SIGN_FILE = "vectors.sign.npy"  # per segment, beside vectors.npy: the sign bits of every row (sign_codes)
+FIRST_PASS_MIN_ROWS = 100_000  # below this many sentences dense search stays exhaustive unless exact=False
+RESCORE_MIN = 1_000  # a first pass keeps at least this many candidates for exact re-scoring ...
+RESCORE_PER_ROW = 1 / 400  # ... and at least this share of the rows (2,500 at 1M sentences)
+SIGN_STEP = 1 << 16  # rows per chunk of a sign scan
+SIGN_MAP_BYTES = 64 << 20  # a sign file up to this size (1.4M rows at 384 dimensions) is scanned in place, mapped
+
+
+def sign_words(dim: int) -> int:
+    """64-bit words per row of sign bits (``ceil(dim / 64)``; padding bits are 0 in rows and queries alike)."""
+    return -(-int(dim) // 64)
+
+
+def sign_codes(vectors: np.ndarray) -> np.ndarray:
+    """The sign bits of ``vectors`` as little-endian uint64, one row of ``sign_words(dim)`` words per *column*:
+    shape ``(words, n)``; bit ``j`` of row ``i`` is ``vectors[i, j] > 0``. Column-major so that a scan reads each
+    word of every row contiguously.
+
+    >>> sign_codes(np.array([[0.5, -0.1], [-1.0, 0.2]], dtype=np.float32)).tolist()
+    [[1, 2]]
+    """
+    v = np.asarray(vectors)
+    n, dim = v.shape
+    words = sign_words(dim)
+    bits = np.zeros((n, words * 8), dtype=np.uint8)
+    bits[:, : -(-dim // 8)] = np.packbits(v > 0, axis=1, bitorder="little")
+    return np.ascontiguousarray(bits.view("<u8").T)
+
+
+def write_signs(vectors_file: Path, out: Path) -> None:
+    """Write :func:`sign_codes` of the ``.npy`` vectors file ``vectors_file`` to ``out`` (``.npy``), reading the
+    vectors :data:`SIGN_STEP` rows at a time (a 1M-row segment is never held in memory as float32)."""
+    vecs = np.load(vectors_file, mmap_mode="r")
+    n, dim = vecs.shape
+    codes = np.empty((sign_words(dim), n), dtype="<u8")
+    for lo in range(0, n, SIGN_STEP):
+        codes[:, lo : lo + SIGN_STEP] = sign_codes(vecs[lo : lo + SIGN_STEP])
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, codes)
+    os.replace(tmp, out)
+
+
+def sign_distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hamming distance between the sign bits of ``query`` and those of every row (``codes`` from
+    :func:`sign_codes`, as uint16): ``h = Σ_w popcount(codes[w] XOR q[w])``. For the sign vectors
+    ``s ∈ {−1, +1}^dim`` it is ``(dim − s_row · s_query) / 2``: the fewer bits differ, the closer the angle.
+
+    A memory-mapped file is scanned in place up to :data:`SIGN_MAP_BYTES` (46 MiB at 1M rows: a warm process
+    reads it without copying, ~6 ms less per question than reading it), and read in chunks beyond that (as
+    :func:`dense_scores` does), so that a cold ``qa ask`` on a larger segment keeps its bits out of its memory.
+
+    >>> codes = sign_codes(np.array([[1, 1, 1], [1, -1, -1], [-1, 1, 1]], dtype=np.float32))
+    >>> sign_distances(codes, np.array([0.9, 0.3, -0.1])).tolist()
+    [1, 1, 2]
+    """
+    q = sign_codes(np.asarray(query, dtype=np.float32).reshape(1, -1))[:, 0]
+    words, n = codes.shape
+    out = np.empty(n, dtype=np.uint16)
+    path = _whole_file(codes, np.dtype("<u8")) if codes.nbytes > SIGN_MAP_BYTES else None
+    if path is None:
+        codes = np.asarray(codes)  # a plain view of a mapped file: no memmap object per slice
+        for lo in range(0, n, SIGN_STEP):
+            _hamming([codes[w, lo : lo + SIGN_STEP] for w in range(words)], q, out[lo : lo + SIGN_STEP])
+        return out
+    offset = int(codes.offset)  # type: ignore[attr-defined]
+    starts = list(range(0, n, SIGN_STEP))
+    lanes = max(1, min(2, query_threads(), len(starts)))
+    fd = os.open(path, os.O_RDONLY)
+
+    def lane(k: int) -> None:
+        buf = np.empty((words, min(SIGN_STEP, n)), dtype="<u8")
+        for lo in starts[k::lanes]:
+            rows = min(SIGN_STEP, n - lo)
+            for w in range(words):
+                _read_into(fd, buf[w, :rows], offset + (w * n + lo) * 8, path)
+            _hamming([buf[w, :rows] for w in range(words)], q, out[lo : lo + rows])
+
+    try:
+        _run_lanes(lane, lanes)
+    finally:
+        os.close(fd)
+    return out
+
+
+def _hamming(cols: list[np.ndarray], q: np.ndarray, out: np.ndarray) -> None:
+    """``out = Σ_w popcount(cols[w] XOR q[w])`` over one chunk of rows, in preallocated buffers."""
+    x = np.bitwise_xor(cols[0], q[0])
+    c = np.bitwise_count(x)
+    np.copyto(out, c, casting="unsafe")
+    for w in range(1, len(cols)):
+        np.bitwise_xor(cols[w], q[w], out=x)
+        np.bitwise_count(x, out=c)
+        np.add(out, c, out=out, casting="unsafe")
+
+
+def nearest_by_distance(dist: np.ndarray, r: int) -> np.ndarray:
+    """Rows (ascending) of the ``r`` smallest distances (small non-negative integers): every row below the
+    threshold distance ``t`` (the smallest with at least ``r`` rows at or below it), then rows at ``t`` in row order
+    until there are ``r``. One histogram and two passes, no partition of all n values.
+
+    >>> nearest_by_distance(np.array([3, 1, 2, 1, 2], dtype=np.uint16), 3).tolist()
+    [1, 2, 3]
+    """
+    n = dist.shape[0]
+    if r >= n:
+        return np.arange(n, dtype=np.int64)
+    cum = np.cumsum(np.bincount(dist))
+    t = int(np.searchsorted(cum, r))  # cum[t] >= r > cum[t - 1]
+    rows = np.flatnonzero(dist <= t)
+    extra = rows.size - r  # rows at distance t beyond the r-th: drop the last ones
+    if extra > 0:
+        at = np.flatnonzero(dist[rows] == t)
+        rows = np.delete(rows, at[at.size - extra :])
+    return rows.astype(np.int64, copy=False)
+
+
+def read_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``vectors[rows]`` as a float32 array. From a memory-mapped vectors file larger than :data:`STREAM_BYTES`, each
+    row is read with ``preadv`` (on two threads with a query-time budget of two or more) rather than faulted in
+    through the mapping: the kernel maps up to 64 KiB around every faulted page, so the thousands of rows a first
+    pass re-scores would otherwise add hundreds of MB to the process's memory.
+
+    >>> read_rows(np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0, 2])).tolist()
+    [[0.0, 1.0], [4.0, 5.0]]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    path = _whole_file(vectors)
+    if path is None or not rows.size:
+        return np.asarray(vectors[rows], dtype=np.float32)
+    rb = int(vectors.shape[1]) * 4
+    out = np.empty((rows.size, int(vectors.shape[1])), dtype=np.float32)
+    view = memoryview(out).cast("B")
+    offsets = (int(vectors.offset) + rows * rb).tolist()  # type: ignore[attr-defined]
+    lanes = max(1, min(2, query_threads(), rows.size // 256))
+    fd = os.open(path, os.O_RDONLY)
+
+    def lane(k: int) -> None:
+        pread = os.preadv
+        for j in range(k, len(offsets), lanes):
+            if pread(fd, [view[j * rb : (j + 1) * rb]], offsets[j]) != rb:
+                _read_into(fd, out[j], offsets[j], path)  # a short read: finish it (or say the file is short)
+
+    try:
+        _run_lanes(lane, lanes)
+    finally:
+        os.close(fd)
+    return out
+
+
+def rescore_depth(n: int, depth: int) -> int:
+    """How many first-pass candidates are re-scored exactly: at least :data:`RESCORE_MIN`, ``n·RESCORE_PER_ROW``
+    and ``depth``, at most ``n``.
+
+    >>> rescore_depth(1_000_000, 20), rescore_depth(100_000, 20), rescore_depth(500, 20)
+    (2500, 1000, 500)
+    """
+    return int(min(n, max(RESCORE_MIN, int(n * RESCORE_PER_ROW), depth)))
 
 
 # -- optional approximate search (``qa index --ann``) ------------------------------------------------------------

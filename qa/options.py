@@ -45,7 +45,9 @@ class AskOptions:
 
     ``mode``: ``"bm25"``, ``"dense"`` or ``"hybrid"`` (fusion of both: ``fusion`` ``"rrf"`` or ``"convex"`` with
     weight ``alpha`` on BM25, over each retriever's top ``depth``). ``context``: neighbouring sentences of the same
-    article around each hit. ``exact=True``: exhaustive dense search even with an ANN file. ``rerank``: the second
+    article around each hit. ``exact=True``: exhaustive float32 dense search (no ANN file, no
+    sign first pass); ``None``: the ANN file if the index has one, else the sign first pass from
+    :data:`qa.dense.FIRST_PASS_MIN_ROWS` sentences on; ``False``: approximate whenever the index allows it. ``rerank``: the second
     stage over the top ``rerank_depth`` (``None``: :data:`DEFAULT_RERANK` in hybrid mode, none otherwise).
     ``confidence=False`` skips the confidence model; ``short=False`` the short answers.
     """
@@ -56,7 +58,8 @@ class AskOptions:
     alpha: float | None = field(default=None, metadata={"help": "Convex fusion weight on BM25, 0..1 [default: 0.5]"})
     depth: int = field(default=DEFAULT_DEPTH, metadata={"help": "Candidates taken from each retriever."})
     context: int = field(default=0, metadata={"help": "Neighbouring sentences around each hit."})
-    exact: bool | None = field(default=None, metadata={"help": "Exact dense search even with an ANN file."})
+    exact: bool | None = field(default=None, metadata={
+        "help": "Exhaustive float32 dense search (no ANN file, no sign-bit first pass on large indexes)."})
     rerank: str | None = field(default=None, metadata={
         "help": "Second stage: qa-rerank-gbdt, a reranker folder, a CrossEncoder, or none "
                 "[default: qa-rerank-gbdt in hybrid mode, none otherwise]"})

@@ -159,6 +159,37 @@ class CandidateDense:
         return None
 
 
+class RescoredDense(CandidateDense):
+    """Exact cosines of a first pass's candidates (:meth:`qa.store.folder.FolderStore.dense_hits`: the rows nearest
+    the question by sign bits, a thousand or more): like :class:`CandidateDense`, but a candidate's rank is its
+    rank among the candidates, the exact rank whenever the first pass kept every row that scores above it.
+
+    >>> d = RescoredDense(np.array([7, 3, 5]), np.array([0.5, 0.8, 0.5]), lambda row: 0.0)
+    >>> [int(r) for r in d.top(3)], d.rank(7), d.rank(9)
+    ([3, 5, 7], 3, None)
+    """
+
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, score_row: Callable[[int], float]):
+        # thousands of candidates: kept as sorted arrays (looked up by binary search), not a dict
+        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        self.ids = np.asarray(ids, dtype=np.int64)[order]
+        self.scores = np.asarray(scores, dtype=np.float64)[order]
+        self._score_row = score_row
+        self._of: dict[int, float] = {}
+
+    def _pos(self, row: int) -> int | None:
+        pos = int(np.searchsorted(self.ids, row))
+        return pos if pos < self.ids.size and int(self.ids[pos]) == row else None
+
+    def __getitem__(self, row: Any) -> float:
+        pos = self._pos(int(row))
+        return float(self.scores[pos]) if pos is not None else super().__getitem__(row)
+
+    def rank(self, row: int) -> int | None:
+        pos = self._pos(int(row))
+        return None if pos is None else rank_of(self.scores, pos)
+
+
 class Store(ABC):
     """The read interface of an index. Subclasses set ``manifest`` (format, model, tokenizer and BM25 settings,
     counts) and ``tokenizer`` (built from ``manifest["tokenizer"]``)."""

@@ -10,7 +10,7 @@ A generation folder holds::
     sentences.npy      int64 (n, 4): article row, sentence number, start, end
     paths.jsonl        each article's source path (paths.offsets.npy: byte offsets of its lines)
     bm25/              vocab.json, indptr.npy, docs.npy, weights.npy, bounds.npy, weights32.npy  (see qa.bm25)
-    seg/<name>/        the segments: article texts, sentence spans, term ids and vectors (see .segments)
+    seg/<name>/        the segments: article texts, sentence spans, term ids, vectors and their sign bits (see .segments)
     dense/ann.faiss    optional (``qa index --ann``): faiss IVF-SQ8 candidate index, its settings in manifest["ann"]
 
 >>> FolderStore.load("index").sentence(7).text[:20]                 # doctest: +SKIP
@@ -29,23 +29,27 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ...bm25 import BM25Engine, BM25Params, SparseScores
-from ...dense import ANN_FILE, AnnIndex, dense_scores
+from ...dense import ANN_FILE, FIRST_PASS_MIN_ROWS, AnnIndex, dense_scores, nearest_by_distance, rescore_depth
 from ...errors import IndexCorruptError, ModelMismatchError, QAError
 from ...modelfiles import resolve_model, sha256_file
 from ...sentences import Sentence
 from ...tokens import Tokenizer, TokenizerConfig
-from ..base import ArticleRef, CandidateDense, DenseHits, ExactDense, Store, check_format, manifest_summary
+from ..base import (ArticleRef, CandidateDense, DenseHits, ExactDense, RescoredDense, Store, check_format,
+                    manifest_summary)
 from .generations import default_index_dir, resolve_generation
 from .segments import (
     SEGMENT_FILES,
     SEGMENTS_DIR,
     ArticleTable,
     GenerationArticles,
+    GenerationSigns,
     Segment,
     SegmentVectors,
     all_scores,
+    generation_signs,
     generation_vectors,
     random_access,
+    vector_rows,
 )
 
 FORMAT = "qa-index"
@@ -86,6 +90,7 @@ class FolderStore(Store):
         spans: np.ndarray,
         bm25: BM25Engine,
         vectors: np.ndarray | SegmentVectors | Callable[[], np.ndarray | SegmentVectors],
+        signs: Callable[[np.ndarray | SegmentVectors], GenerationSigns | None] | None = None,
     ):
         self.folder = folder
         self.manifest = manifest
@@ -93,6 +98,7 @@ class FolderStore(Store):
         self.spans = spans
         self.bm25 = bm25
         self._vectors = vectors  # or a function that opens them: a BM25-only question never maps them
+        self._open_signs = signs  # opens the rows' sign bits (dense search's first pass), given the vectors
         self.tokenizer = Tokenizer(TokenizerConfig.from_dict(manifest["tokenizer"]))
 
     @classmethod
@@ -200,7 +206,7 @@ class FolderStore(Store):
         if ann is not None and (not isinstance(ann, dict) or ann.get("file") != ANN_FILE or ANN_FILE not in files):
             raise IndexCorruptError(f"{gen / 'manifest.json'}: its ANN entry names no checksummed file; {rebuild}")
         return cls(gen, manifest, GenerationArticles(segments, amap, paths), spans, bm25,
-                   lambda: generation_vectors(segments, amap))
+                   lambda: generation_vectors(segments, amap), lambda v: generation_signs(segments, v))
 
     @property
     def vectors(self) -> np.ndarray | SegmentVectors:
@@ -213,6 +219,12 @@ class FolderStore(Store):
 
     def __len__(self) -> int:
         return int(self.spans.shape[0])
+
+    @cached_property
+    def signs(self) -> GenerationSigns | None:
+        """The rows' sign bits for dense search's first pass; ``None`` for an index without them (written before
+        they existed, or a restricted copy)."""
+        return None if self._open_signs is None else self._open_signs(self.vectors)
 
     @property
     def has_ann(self) -> bool:
@@ -287,15 +299,22 @@ class FolderStore(Store):
         return self.bm25.search(tokens)
 
     def dense_hits(self, query: np.ndarray, depth: int, exact: bool | None) -> DenseHits:
-        """Every vector's cosine, or, with an ANN file and ``exact`` not ``True``, the ANN's top ``depth`` re-scored
-        exactly from the float32 vectors."""
+        """Every vector's cosine (``exact=True``, or a small index); with an ANN file, the ANN's top ``depth``;
+        otherwise the sign first pass's :func:`~qa.dense.rescore_depth` nearest rows by Hamming distance
+        (:func:`~qa.dense.sign_distances`) from :data:`~qa.dense.FIRST_PASS_MIN_ROWS` sentences on, or at any size
+        with ``exact=False``. Candidates are re-scored exactly from the float32 vectors."""
         ann = None if exact else self.ann
-        if ann is None:
-            return ExactDense(all_scores(self.vectors, query))
-        ids = np.unique(ann.search(query, depth))
         q = query.astype(self.vectors.dtype, copy=False)
-        return CandidateDense(ids, dense_scores(self.vectors[ids], query) if ids.size else np.zeros(0),
-                              lambda row: float(dense_scores(self.vectors[row : row + 1], q)[0]))
+        score_row = lambda row: float(dense_scores(self.vectors[row : row + 1], q)[0])  # noqa: E731
+        if ann is not None:
+            ids = np.unique(ann.search(query, depth))
+            return CandidateDense(ids, dense_scores(self.vectors[ids], query) if ids.size else np.zeros(0), score_row)
+        n = len(self)
+        signs = None if exact or (exact is None and n < FIRST_PASS_MIN_ROWS) else self.signs
+        if signs is None:
+            return ExactDense(all_scores(self.vectors, query))
+        ids = nearest_by_distance(signs.distances(query), rescore_depth(n, depth))
+        return RescoredDense(ids, dense_scores(vector_rows(self.vectors, ids), query), score_row)
 
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
         return self.bm25.doc_freqs(tokens)

@@ -14,6 +14,8 @@ as Lucene shares segment files between commits. Each segment folder ``seg/<name>
     tokens.lens.npy       int64 (n,): tokens per sentence
     terms.json            this segment's terms (the ids in tokens.npy index it)
     vectors.npy           float32 (n, dim), L2-normalised
+    vectors.sign.npy      uint64 (ceil(dim / 64), n): the sign bits of each row, column-major (qa.dense.sign_codes):
+                          dense search's first pass on large indexes; absent in segments written before it existed
 
 Nothing in a segment folder is ever rewritten: a deleted article simply stops being listed by the generation, and a
 merge writes a new segment from the live rows of old ones (:func:`merge_plan`).
@@ -35,7 +37,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ...dense import dense_scores
+from ...dense import SIGN_FILE, dense_scores, read_rows, sign_distances, sign_words, write_signs
 from ...errors import IndexCorruptError
 
 ARTICLE_OFFSETS = "articles.offsets.npy"  # byte offset of each line of articles.jsonl (+ the file's end)
@@ -166,6 +168,17 @@ class Segment:
         return random_access(np.load(self.folder / "vectors.npy", mmap_mode="r"))
 
     @cached_property
+    def signs(self) -> np.ndarray | None:
+        """The rows' sign bits (:data:`~qa.dense.SIGN_FILE`), memory-mapped; ``None`` for a segment without them."""
+        path = self.folder / SIGN_FILE
+        if not path.is_file():
+            return None
+        codes = np.load(path, mmap_mode="r")
+        if codes.dtype != np.dtype("<u8") or codes.shape != (sign_words(self.vectors.shape[1]), self.n_sentences):
+            raise ValueError(f"{path.name} has shape {codes.shape}, not one column of sign bits per row")
+        return codes
+
+    @cached_property
     def counts(self) -> np.ndarray:
         """Sentences per article row (from sentences.npy, whose rows are grouped by article)."""
         return np.bincount(np.asarray(self.spans[:, 0]), minlength=self.n_articles).astype(np.int64)
@@ -179,7 +192,7 @@ class Segment:
     def hold(self) -> "Segment":
         """Open (map) every file a reader uses now, so that a build deleting this generation later cannot pull them
         away from it: an open file outlives its name."""
-        self.articles, self.spans, self.vectors  # noqa: B018
+        self.articles, self.spans, self.vectors, self.signs  # noqa: B018
         self._keys_file = open(self.folder / "keys.json", "rb")  # noqa: SIM115 (held for the segment's life)
         return self
 
@@ -228,13 +241,17 @@ def write_segment(
     np.save(folder / "tokens.lens.npy", np.ascontiguousarray(lens, dtype=np.int64))
     (folder / "terms.json").write_text(json.dumps(list(terms), ensure_ascii=False), encoding="utf-8")
     os.replace(vectors, folder / "vectors.npy")
+    write_signs(folder / "vectors.npy", folder / SIGN_FILE)
 
 
 def link_segment(src: Path, dst: Path) -> None:
     """Make ``dst`` the same segment as ``src``: a hard link per file (no bytes copied), a copy where the file
-    system cannot link."""
+    system cannot link. A segment written before :data:`~qa.dense.SIGN_FILE` existed gets it now, in ``dst``."""
     dst.mkdir(parents=True)
-    for name in SEGMENT_FILES:
+    for name in (*SEGMENT_FILES, SIGN_FILE):
+        if name == SIGN_FILE and not (src / name).is_file():
+            write_signs(dst / "vectors.npy", dst / name)
+            continue
         try:
             os.link(src / name, dst / name)
         except OSError:
@@ -334,6 +351,44 @@ class SegmentVectors:
         return out
 
 
+class GenerationSigns:
+    """The sign bits of a generation's rows, read in place from its segments' :data:`~qa.dense.SIGN_FILE` files:
+    :meth:`distances` is :func:`~qa.dense.sign_distances` of every row, in generation order. ``seg_of`` and
+    ``local`` as in :class:`SegmentVectors`; ``None`` when one segment holds every row in order."""
+
+    def __init__(self, parts: Sequence[np.ndarray], seg_of: np.ndarray | None = None, local: np.ndarray | None = None):
+        self.parts = list(parts)
+        self.seg_of = seg_of
+        self.local = local
+
+    @cached_property
+    def _groups(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        assert self.seg_of is not None and self.local is not None
+        return SegmentVectors(self.parts, self.seg_of, self.local)._groups
+
+    def distances(self, query: np.ndarray) -> np.ndarray:
+        if self.seg_of is None or self.local is None:
+            return sign_distances(self.parts[0], query)
+        out = np.empty(self.seg_of.shape[0], dtype=np.uint16)
+        for s, rows, local in self._groups:
+            out[rows] = sign_distances(self.parts[s], query)[local]
+        return out
+
+
+def vector_rows(vectors: Any, rows: np.ndarray) -> np.ndarray:
+    """:func:`~qa.dense.read_rows` of a plain array or a :class:`SegmentVectors` (each segment's rows read from its
+    own file)."""
+    if not isinstance(vectors, SegmentVectors):
+        return read_rows(vectors, rows)
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((rows.shape[0], vectors.shape[1]), dtype=np.float32)
+    segs = vectors.seg_of[rows]
+    for s in np.unique(segs).tolist():
+        pick = np.flatnonzero(segs == s)
+        out[pick] = read_rows(vectors.parts[s], vectors.local[rows[pick]].astype(np.int64))
+    return out
+
+
 def all_scores(vectors: Any, query: np.ndarray) -> np.ndarray:
     """:func:`~qa.dense.dense_scores` of a plain array or a :class:`SegmentVectors`."""
     return vectors.scores(query) if isinstance(vectors, SegmentVectors) else dense_scores(vectors, query)
@@ -398,3 +453,14 @@ def generation_vectors(segments: Sequence[Segment], amap: np.ndarray) -> np.ndar
     if len(segments) == 1 and segments[0].n_sentences == local.shape[0] and np.array_equal(local, np.arange(local.shape[0])):
         return segments[0].vectors
     return SegmentVectors([sg.vectors for sg in segments], np.repeat(amap[:, 0].astype(np.int16), count), local)
+
+
+def generation_signs(segments: Sequence[Segment], vectors: np.ndarray | SegmentVectors) -> GenerationSigns | None:
+    """The sign bits of a generation's rows (laid out as ``vectors``, from :func:`generation_vectors`), or ``None``
+    when a segment has none (an index written before them: dense search stays exhaustive)."""
+    parts = [sg.signs for sg in segments]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(vectors, SegmentVectors):
+        return GenerationSigns(parts, vectors.seg_of, vectors.local)  # type: ignore[arg-type]
+    return GenerationSigns(parts)  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ from ...build import (
     vectors_header,
 )
 from ...corpus import Article
-from ...dense import ANN_FILE, AnnIndex
+from ...dense import ANN_FILE, SIGN_FILE, AnnIndex
 from ...errors import IndexWriteError, QAError
 from ...modelfiles import sha256_file
 from ...sentences import article_title
@@ -84,7 +84,8 @@ class _Live:
         from concurrent.futures import ThreadPoolExecutor
 
         files = self.manifest["files"]
-        jobs = [(s, f"{SEGMENTS_DIR}/{self.segments[s].name}/{name}") for s in segs for name in SEGMENT_FILES]
+        jobs = [(s, f"{SEGMENTS_DIR}/{self.segments[s].name}/{name}") for s in segs for name in (*SEGMENT_FILES, SIGN_FILE)]
+        jobs = [j for j in jobs if j[1] in files]  # an older segment has no sign file (link_segment writes one)
         jobs.sort(key=lambda j: -files[j[1]]["bytes"])
 
         def ok(rel: str) -> bool:
@@ -527,6 +528,7 @@ def _write_manifest(
         parts = rel.split("/")
         came = origin[names.index(parts[1])] if parts[0] == SEGMENTS_DIR else None
         # a linked segment's files were verified against the live manifest before reuse: not hashed again
-        files[rel] = dict(old_files[rel]) if came is not None else {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        files[rel] = dict(old_files[rel]) if came is not None and rel in old_files else \
+            {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     manifest["files"] = files
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
