@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from benchmarks import bench, common, dense_first_pass, incremental, milvus_store, onnx_embed, ray_embed, serve_load
+from benchmarks import ask_latency, bench, common, dense_first_pass, incremental, milvus_store, onnx_embed, ray_embed, serve_load
 from benchmarks.render import render
 
 from .conftest import ROOT
@@ -38,6 +38,7 @@ def test_results_page_is_rendered_from_its_json_byte_for_byte():
     ("MILVUS", milvus_store.render),
     ("RAY", ray_embed.render),
     ("SERVE", serve_load.render),
+    ("ASK", ask_latency.render),
     ("DENSE", dense_first_pass.render),
 ])
 def test_every_committed_page_is_rendered_from_its_json(page, render_fn):
