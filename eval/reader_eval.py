@@ -101,6 +101,17 @@ def fold0_negatives() -> list[sa.Item]:
     return [sa.Item(e.id, e.question, (), e.sentence, 0, e.before, e.after, "neg") for e in exs if e.span is None]
 
 
+def write_section(path: Path, tag: str, text: str) -> None:
+    """Put ``text`` between ``<!-- TAG:begin -->`` and ``<!-- TAG:end -->`` in ``path`` (appended when absent)."""
+    src = path.read_text(encoding="utf-8") if path.is_file() else ""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    if begin in src and end in src:
+        src = src[: src.index(begin) + len(begin)] + "\n" + text + src[src.index(end):]
+    else:
+        src += f"\n{begin}\n{text}{end}\n"
+    path.write_text(src, encoding="utf-8")
+
+
 def report(args) -> int:
     reader = Reader.load(MODEL_DIR)
     items = sa.squad_items(sa.SQUAD)
@@ -132,13 +143,7 @@ def report(args) -> int:
                    + side_by_side(scores(g, extractor_answers(g)), scores(g, reader_answers(reader, g), thr)))
     text = "\n\n".join(sec) + "\n"
     if args.out:
-        src = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
-        begin, end = "<!-- tables:begin -->", "<!-- tables:end -->"
-        if begin in src and end in src:
-            src = src[: src.index(begin) + len(begin)] + "\n" + text + src[src.index(end):]
-        else:
-            src += f"\n{begin}\n{text}{end}\n"
-        args.out.write_text(src, encoding="utf-8")
+        write_section(args.out, "tables", text)
     print(text)
     return 0
 
@@ -217,13 +222,7 @@ def end_to_end(args) -> int:
             f"{time.time() - t0:.0f} s, load average {os.getloadavg()[0]:.1f}).\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.out:
-        src = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
-        begin, end = "<!-- end2end:begin -->", "<!-- end2end:end -->"
-        if begin in src and end in src:
-            src = src[: src.index(begin) + len(begin)] + "\n" + text + src[src.index(end):]
-        else:
-            src += f"\n{begin}\n{text}{end}\n"
-        args.out.write_text(src, encoding="utf-8")
+        write_section(args.out, "end2end", text)
     return 0
 
 
