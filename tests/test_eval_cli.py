@@ -34,7 +34,7 @@ def test_eval_prints_a_table_and_writes_runs_that_score_back(hash_index_dir, tmp
     r = _eval("--index-dir", str(hash_index_dir), "--modes", "bm25", "--split", "dev", "--out", str(out))
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert "questions (38 answerable, 4 unanswerable)" in lines[0]
+    assert "43 questions (39 answerable, 4 unanswerable)" in lines[0]
     assert lines[1].split() == ["mode", "P@1", "R@5", "MRR@10", "nDCG@10", "answer@5", "p50", "ms", "p95", "ms"]
     assert lines[2].split()[0] == "bm25"
     run_file = out / "seeds-dev-bm25.trec"
@@ -80,7 +80,7 @@ def test_eval_json(hash_index_dir, tmp_path):
     r = _eval("--index-dir", str(hash_index_dir), "--modes", "bm25", "--split", "test", "--out", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert rep["gold"] == {"questions": 43, "answerable": 39, "unanswerable": 4, "split": "test"}
+    assert rep["gold"] == {"questions": 42, "answerable": 38, "unanswerable": 4, "split": "test"}
     m = rep["modes"]["bm25"]
     assert set(m["metrics"]) == {"P@1", "R@5", "MRR@10", "nDCG@10", "answer@5"}
     assert set(m["latency_ms"]) == {"p50", "p95"} and m["latency_ms"]["p50"] <= m["latency_ms"]["p95"]

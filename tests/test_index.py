@@ -122,7 +122,8 @@ def test_manifest_describes_the_index(seeds_index):
     assert set(m["files"]) == {"articles.npy", "sentences.npy", "paths.jsonl", "paths.offsets.npy",
                                "bm25/vocab.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/weights.npy", "bm25/bounds.npy", "bm25/weights32.npy"} | {
         f"seg/{seg['name']}/{f}" for f in ("articles.jsonl", "articles.offsets.npy", "keys.json", "sentences.npy",
-                                           "tokens.npy", "tokens.lens.npy", "terms.json", "vectors.npy")}
+                                           "tokens.npy", "tokens.lens.npy", "terms.json", "vectors.npy",
+                                           "vectors.sign.npy")}
     assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
     vec = np.load(seg_file(gen, "vectors.npy"), mmap_mode="r")
     assert vec.dtype == np.float32 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
