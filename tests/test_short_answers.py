@@ -176,7 +176,7 @@ def test_short_answer_report_by_type_and_retrieval():
             QueryRun("b", ("d",), (1.0,), 0.0, short="July", question="When did it end?"),
             QueryRun("c", ("d",), (1.0,), 0.0, short=None, question="Why did it end?"),
             QueryRun("d", ("d",), (1.0,), 0.0, short="Maria", question="Who spoke?")]
-    # fixture answers (not the seeds test split's: g013 "between April and June", g002 "Wei Xiaojun")
+    # fixture answers, written for this test (no seeds test-split question or answer)
     golds = {"a": ["2,534"], "b": ["May"], "c": ["because"], "d": ["Maria Lopez"]}
     r = short_answer_report(runs, golds, {"a": True, "b": True, "c": True, "d": False})
     rows = r["rows"]
