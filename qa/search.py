@@ -263,7 +263,10 @@ class Searcher:
         if self._encoder is None:
             from .embed import Encoder
 
-            self._encoder = Encoder(self.store.model_name)
+            # questions are embedded as the documents were: torch-built documents get torch questions (the int8
+            # onnx model's vectors differ from torch's by ~1e-2 in cosine); a manifest without a backend is torch's
+            built = self.store.manifest.get("model", {}).get("backend", "torch")
+            self._encoder = Encoder(self.store.model_name, backend="torch" if built == "torch" else "auto")
         return self._encoder
 
     @encoder.setter

@@ -35,14 +35,6 @@ GOLD = [json.loads(line) for line in (ROOT / "eval" / "gold.jsonl").read_text(en
 QUESTIONS = [g["question"] for g in GOLD if g.get("split") == "dev"][:25]
 
 
-@pytest.fixture(autouse=True)
-def _questions_embedded_as_the_local_index_does(monkeypatch):
-    """These tests compare the Milvus store with a folder index built by the session's torch encoder, which embeds
-    questions with torch too; an index loaded afresh embeds them with onnx int8 by default (qa.embed.Encoder), whose
-    vectors differ by ~1e-2. Both sides embed questions with torch, so the stores are what is compared."""
-    monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
-
-
 def _cites(ans: qa.Answer) -> list[tuple[str, int, int, int, str]]:
     return [(h.article, h.sentence, h.start, h.end, h.text) for h in ans.hits]
 

@@ -103,15 +103,41 @@ def _ask_in_subprocess(index_dir, *args: str) -> dict:
     return {"answer": json.loads(lines[0]), **json.loads(lines[-1])}
 
 
+@pytest.fixture(scope="module")
+def onnx_index(tmp_path_factory):
+    """The seeds indexed as `qa index` does by default (documents embedded by the int8 onnx model)."""
+    folder = tmp_path_factory.mktemp("onnx-index")
+    qa.Index.build([SEEDS], folder, encoder=Encoder(backend="onnx"))
+    return folder
+
+
 @pytest.mark.slow
-def test_qa_ask_never_imports_torch(copy_index):
+def test_qa_ask_never_imports_torch(onnx_index):
     cached_model(_model_folder())  # `qa index` exports the onnx model once; `qa ask` only reads it
-    bm = _ask_in_subprocess(copy_index, "tons seized in Safe Mekong", "--mode", "bm25")
+    bm = _ask_in_subprocess(onnx_index, "tons seized in Safe Mekong", "--mode", "bm25")
     assert bm["code"] in (0, None) and bm["modules"] == []  # bm25: no model at all
-    hy = _ask_in_subprocess(copy_index, "tons seized in Safe Mekong")
+    hy = _ask_in_subprocess(onnx_index, "tons seized in Safe Mekong")
     assert hy["code"] in (0, None)
     assert not any(m.split(".")[0] in ("torch", "sentence_transformers", "transformers", "onnx") for m in hy["modules"])
     assert hy["answer"]["hits"][0]["sentence"] == 7
+
+
+@pytest.mark.slow
+def test_questions_are_embedded_as_the_documents_were(seeds_index, encoder, onnx_index):
+    """A loaded index embeds questions with the engine that embedded its documents: torch for a `--backend torch`
+    index (the int8 onnx vectors differ by ~1e-2 in cosine), the int8 onnx file for a default one; either way a
+    question's vector is its text's document vector."""
+    text = QUESTIONS[1]
+    torch_built = qa.Index.load(seeds_index.folder.parent)
+    assert torch_built.store.manifest["model"]["backend"] == "torch"
+    v = torch_built.encoder.encode_query(text)
+    assert torch_built.encoder.backend == "torch" and torch_built.encoder._query_encoder() is None
+    assert float(v @ encoder.encode([text])[0]) >= 0.99999
+    onnx_built = qa.Index.load(onnx_index)
+    w = onnx_built.encoder.encode_query(text)
+    assert onnx_built.encoder._query_encoder() is not None
+    assert float(w @ Encoder(backend="onnx").encode([text])[0]) >= 0.99999
+    assert float(v @ w) < 0.9999  # the two engines' vectors do differ: the choice matters
 
 
 def test_import_qa_is_light():

@@ -17,8 +17,9 @@ Questions are embedded without torch when the model allows it: for a plain BERT 
 sentence-transformers folder (the default model is one), :meth:`Encoder.encode_query` runs the int8 onnxruntime
 model file that ``qa index`` embeds the documents with (:mod:`qa.embed.onnx`, one question per run, on the
 query-time thread budget of :mod:`qa.threads`), so a cold ``qa ask`` does not import torch and a question's vector
-equals a sentence's of the same text. Set ``QA_QUERY_ENCODER=torch`` to always use sentence-transformers (``onnx``
-to require the onnxruntime path).
+equals a sentence's of the same text. An index whose documents torch embedded (``qa index --backend torch``, or
+``--device cuda``) embeds its questions with torch too, for the same reason. Set ``QA_QUERY_ENCODER=torch`` to
+always use sentence-transformers (``onnx`` to require the onnxruntime path, whatever embedded the documents).
 
 Importing this package imports neither torch, onnxruntime nor ray: each sibling imports its engine on first use.
 
@@ -116,8 +117,9 @@ class Encoder:
 
     ``query_backend`` picks how questions are embedded: ``"auto"`` (default, or ``$QA_QUERY_ENCODER``) uses the
     int8 onnxruntime model (:meth:`~qa.embed.onnx.OnnxEncoder.encode_queries`) when onnxruntime is installed and
-    the model folder is one it runs, unless torch embedded the documents (``backend="torch"``) and is loaded;
-    ``"onnx"`` requires it; ``"torch"`` always uses sentence-transformers.
+    the model folder is one it runs, unless torch embeds the documents (``backend="torch"``: an index built with
+    ``--backend torch`` loads its encoder so), then sentence-transformers, so that a question and a sentence of the
+    same text get the same vector; ``"onnx"`` requires onnx; ``"torch"`` always uses sentence-transformers.
 
     ``backend`` picks how documents (:meth:`encode`) are embedded: ``"torch"`` (default) is sentence-transformers
     (on ``device``: ``"cpu"`` or ``"cuda"``), ``"onnx"`` the int8 onnxruntime export (:mod:`qa.embed.onnx`, CPU
@@ -188,8 +190,8 @@ class Encoder:
         return OnnxEncoder(self.path, threads=query_threads(), spinning=False)
 
     def _query_encoder(self):
-        if self.query_backend == "auto" and self.backend == "torch" and self.__dict__.get("model") is not None:
-            return None  # torch embedded the documents and is loaded: the documents' own numerics
+        if self.query_backend == "auto" and self.backend == "torch":
+            return None  # torch embeds the documents: questions get the documents' own numerics
         return self.query_onnx
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
