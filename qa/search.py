@@ -248,6 +248,11 @@ def cite(
     return hits
 
 
+def _documents_backend(store: Store) -> str:
+    """What embedded the index's documents (``"torch"`` or ``"onnx"``; a manifest without it was made by torch)."""
+    return str(store.manifest.get("model", {}).get("backend", "torch"))
+
+
 class Searcher:
     """Answers questions from the :class:`~qa.store.base.Store` it holds (``store``), embedding questions with
     the model the index was built with (``encoder``, loaded on first use)."""
@@ -265,8 +270,8 @@ class Searcher:
 
             # questions are embedded as the documents were: torch-built documents get torch questions (the int8
             # onnx model's vectors differ from torch's by ~1e-2 in cosine); a manifest without a backend is torch's
-            built = self.store.manifest.get("model", {}).get("backend", "torch")
-            self._encoder = Encoder(self.store.model_name, backend="torch" if built == "torch" else "auto")
+            backend = "torch" if _documents_backend(self.store) == "torch" else "auto"
+            self._encoder = Encoder(self.store.model_name, backend=backend)
         return self._encoder
 
     @encoder.setter
@@ -274,9 +279,10 @@ class Searcher:
         self._encoder = enc
 
     def reuse_encoder(self, other: "Searcher") -> None:
-        """Take ``other``'s loaded question encoder when both indexes were built with the same model (a server
-        that swaps in a new generation keeps the model warm)."""
-        if other._encoder is not None and other.store.model_name == self.store.model_name:
+        """Take ``other``'s loaded question encoder when both indexes were built with the same model and engine (a
+        server that swaps in a new generation keeps the model warm)."""
+        if (other._encoder is not None and other.store.model_name == self.store.model_name
+                and _documents_backend(other.store) == _documents_backend(self.store)):
             self._encoder = other._encoder
 
     def embed_query(self, question: str) -> np.ndarray:

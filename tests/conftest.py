@@ -46,6 +46,18 @@ def seeds_index(tmp_path_factory, encoder):
     return qa.Index.build([SEEDS], tmp_path_factory.mktemp("seeds-index"), encoder=encoder)
 
 
+@pytest.fixture(scope="session")
+def onnx_index(tmp_path_factory):
+    """The seeds indexed as `qa index` does by default (documents and questions embedded by the int8 onnx model,
+    so `qa ask` on it never imports torch); read-only. A folder path."""
+    import qa
+    from qa.embed import Encoder
+
+    folder = tmp_path_factory.mktemp("onnx-index")
+    qa.Index.build([SEEDS], folder, encoder=Encoder(backend="onnx"))
+    return folder
+
+
 @pytest.fixture
 def copy_index(seeds_index, tmp_path):
     """A private, writable copy of the seeds index folder."""

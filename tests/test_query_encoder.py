@@ -103,14 +103,6 @@ def _ask_in_subprocess(index_dir, *args: str) -> dict:
     return {"answer": json.loads(lines[0]), **json.loads(lines[-1])}
 
 
-@pytest.fixture(scope="module")
-def onnx_index(tmp_path_factory):
-    """The seeds indexed as `qa index` does by default (documents embedded by the int8 onnx model)."""
-    folder = tmp_path_factory.mktemp("onnx-index")
-    qa.Index.build([SEEDS], folder, encoder=Encoder(backend="onnx"))
-    return folder
-
-
 @pytest.mark.slow
 def test_qa_ask_never_imports_torch(onnx_index):
     cached_model(_model_folder())  # `qa index` exports the onnx model once; `qa ask` only reads it

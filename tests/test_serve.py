@@ -274,11 +274,11 @@ def test_serve_without_an_index_is_exit_4(tmp_path):
     assert r.exit_code == 4 and "no index" in r.output
 
 
-def test_qa_ask_imports_neither_the_server_nor_torch(copy_index):
+def test_qa_ask_imports_neither_the_server_nor_torch(onnx_index):
     code = (
         "import json, sys\n"
         "from qa.cli import main\n"
-        f"sys.argv = ['qa', 'ask', {Q!r}, '--json', '--index-dir', {str(copy_index)!r}]\n"
+        f"sys.argv = ['qa', 'ask', {Q!r}, '--json', '--index-dir', {str(onnx_index)!r}]\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "heavy = ('fastapi', 'starlette', 'uvicorn', 'torch', 'sentence_transformers')\n"  # (typer itself imports pydantic)
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"

@@ -31,6 +31,7 @@ Importing this package imports neither torch, onnxruntime nor ray: each sibling 
 from __future__ import annotations
 
 import os
+import threading
 from functools import cached_property
 from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
 
@@ -77,6 +78,7 @@ class SentenceEncoder(Protocol):
 
 
 QUERY_BACKENDS = ("auto", "onnx", "torch")
+_TORCH_QUERIES = threading.Lock()  # questions embedded by torch, one call at a time (see Encoder.encode_queries)
 Backend = Literal["auto", "torch", "onnx"]
 BACKENDS = ("auto", "torch", "onnx")
 # One default for the library, the CLI and the server: onnx int8 where it runs, else torch (issue 21: a library
@@ -200,11 +202,19 @@ class Encoder:
         >>> Encoder().encode_queries(["tons seized in Safe Mekong"]).shape   # doctest: +SKIP
         (1, 384)
         """
-        with limited():  # the query-time thread budget (qa.threads)
-            onnx = self._query_encoder()
-            if onnx is not None:
+        onnx = self._query_encoder()
+        if onnx is not None:
+            with limited():  # the query-time thread budget (qa.threads)
                 return onnx.encode_queries(texts)
-            return _torch.encode(self.model, texts)
+        # torch's thread count is process-wide: two questions embedded at once (a server's threads) would change it
+        # under each other, and its sums (so the vectors' last bits) with it; one at a time keeps answers repeatable
+        # (the model is loaded first: limited() sets torch's threads only once torch is imported). One question per
+        # forward pass, as on the onnx path: padding to a batch's longest question changes the sums' last bits, so a
+        # question's vector would depend on the questions asked with it
+        model = self.model
+        with _TORCH_QUERIES, limited():
+            rows = [_torch.encode(model, [t]) for t in texts]
+        return np.concatenate(rows) if rows else np.zeros((0, self.dimension), dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]
