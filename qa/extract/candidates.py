@@ -25,7 +25,7 @@ import numpy as np
 from .questions import _Question
 from .words import (
     _ALNUM, _CURRENCY_WORDS, _DATE_WORDS, _LEX_ID, _NO_START, _SCALE, _STOP, MONTHS, NUMBER_WORDS, ORG_WORDS,
-    TITLES, UNITS, WEEKDAYS, _is_year, _lex_id, _norm, _stem, tokenize,
+    TITLES, UNITS, WEEKDAYS, _is_year, _lex_id, _norm, _stem, _stem_word, tokenize,
 )
 
 MAX_SPAN = 12  # tokens; longer SQuAD answers are rare (< 3 % of the tune half) and mostly why/how answers
@@ -58,6 +58,40 @@ class _Spans:
     ctx_cols: tuple[int, int] = (_F["ctx_before"], _F["ctx_after"])
 
 
+# What a token's text alone decides (one byte each in :func:`_word`); :func:`_token_flags` adds what depends on the
+# neighbouring token, the sentence's start or the question.
+_WORD_FLAGS: tuple[str, ...] = (
+    "alnum", "digit", "numword", "scale", "year", "month", "weekday", "dateword", "percent", "unit", "stop", "cap",
+    "acronym", "org", "title", "comma", "andor", "paren", "poss", "of", "the", "strong", "money_sign", "money_word",
+    "no_start", "sign", "range_word", "pct_sign", "name_inner", "opens", "closes",
+)
+_NAME_INNER = ("of", "the", "and", "&", "de", "von", "van", "la", "le", "du")  # lowercase words inside a name
+
+
+@lru_cache(maxsize=1 << 16)
+def _word(t: str) -> tuple[str, str, bytes, int, int]:
+    """What the text of one token decides, worked out once per distinct token: its normalised form (:func:`_norm`),
+    its stem (``""`` for punctuation), its :data:`_WORD_FLAGS` (one byte each) and its boundary-word id
+    (:func:`_lex_id`) inside and at the start of a sentence."""
+    w = _norm(t)
+    alnum = bool(_ALNUM.search(t))
+    digit = t[:1].isdigit()
+    upper = t[:1].isupper()
+    alpha = t[:1].isalpha()
+    percent = w in ("percent", "%", "per-cent", "percentage")
+    cap = upper and alnum
+    flags = (
+        alnum, digit, (w in NUMBER_WORDS or w.split("-")[0] in NUMBER_WORDS) and not digit, w in _SCALE, _is_year(t),
+        w in MONTHS and upper, w in WEEKDAYS, w in _DATE_WORDS, percent, w in UNITS and not percent,
+        w in _STOP and not (upper and w in ("may", "us", "will")), cap,
+        len(t) > 1 and t.replace(".", "").isupper() and alpha, w in ORG_WORDS and cap, w in TITLES and cap,
+        t == ",", w in ("and", "or", "&"), t in "()[]", t in ("'s", "’s"), w == "of", w == "the",
+        t in (";", ":", "—", "?", "!"), w in _CURRENCY_WORDS and not alpha, w in _CURRENCY_WORDS and alpha,
+        w in _NO_START, t in "$£€¥", w in ("between", "from"), t == "%", w in _NAME_INNER, t == "(", t == ")",
+    )
+    return w, _stem_word(w) if alnum else "", bytes(flags), _lex_id(t, False), _lex_id(t, True)
+
+
 @dataclass(frozen=True)
 class _Tokens:
     """One sentence's tokens and the per-token flags (boolean arrays) the span features are sums or lookups of."""
@@ -66,6 +100,7 @@ class _Tokens:
     texts: list[str]
     lows: list[str]  # casefolded, without thousands commas or a trailing dot
     stems: list[str]  # Snowball stems ("" for punctuation)
+    lex: np.ndarray  # boundary-word ids: <bos>, the tokens', <eos> (n + 2)
     alnum: np.ndarray
     digit: np.ndarray
     numword: np.ndarray
@@ -85,6 +120,7 @@ class _Tokens:
     content: np.ndarray
     inq: np.ndarray  # a content word or number of the question
     head: np.ndarray  # the wh-phrase's head noun
+    whrun: np.ndarray  # a word of the wh-phrase
     punct: np.ndarray
     comma: np.ndarray
     andor: np.ndarray
@@ -95,20 +131,17 @@ class _Tokens:
     strong: np.ndarray
     cap_name: np.ndarray  # capitalised, and not only because it starts the sentence
     numlike: np.ndarray
+    no_start: np.ndarray  # a word no candidate starts on
+    sign: np.ndarray  # a currency sign
+    range_word: np.ndarray  # "between" / "from"
+    pct_sign: np.ndarray
+    name_inner: np.ndarray  # of / the / and / de ...: may sit inside a name
+    opens: np.ndarray
+    closes: np.ndarray
 
     @property
     def n(self) -> int:
         return len(self.texts)
-
-
-def _cs(a: np.ndarray) -> np.ndarray:
-    """Prefix sums with a leading 0: ``_cs(a)[j] - _cs(a)[i]`` is ``a[i:j].sum()``."""
-    return np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
-
-
-def _span_sum(a: np.ndarray, I: np.ndarray, J: np.ndarray) -> np.ndarray:
-    c = _cs(a)
-    return c[J] - c[I]
 
 
 def _context_share(q: _Question, sent_stems: set[str], text: str) -> float:
@@ -128,163 +161,179 @@ def _context_words(text: str) -> frozenset[str]:
 
 
 def _token_flags(question: _Question, toks: list[tuple[str, int, int]]) -> _Tokens:
-    """The per-token flags of a (non-empty) sentence's tokens."""
+    """The per-token flags of a (non-empty) sentence's tokens: :func:`_word`'s, then those that depend on the
+    previous token, the sentence's start or the question."""
     texts = [t for t, _, _ in toks]
-    lows = [_norm(t) for t in texts]
-    alnum = np.array([bool(_ALNUM.search(t)) for t in texts])
-    stems = _stem([w if a else "" for w, a in zip(lows, alnum)])
-    digit = np.array([t[:1].isdigit() for t in texts])
-    numword = np.array([w in NUMBER_WORDS or w.split("-")[0] in NUMBER_WORDS for w in lows]) & ~digit
-    scale = np.array([w in _SCALE for w in lows])
-    percent = np.array([w in ("percent", "%", "per-cent", "percentage") for w in lows])
-    currency = np.array([w in _CURRENCY_WORDS and (not t[:1].isalpha() or i > 0 and digit[i - 1] | scale[i - 1])
-                         for i, (w, t) in enumerate(zip(lows, texts))])
-    stop = np.array([w in _STOP and not (t[:1].isupper() and w in ("may", "us", "will")) for w, t in zip(lows, texts)])
-    cap = np.array([t[:1].isupper() for t in texts]) & alnum
+    n = len(texts)
+    lows, stems, rows, lex, lex_first = zip(*[_word(t) for t in texts])
+    flags = np.frombuffer(b"".join(rows), dtype=np.bool_).reshape(n, len(_WORD_FLAGS)).T.copy()
+    f = dict(zip(_WORD_FLAGS, flags))
+    money_sign, money_word = f.pop("money_sign"), f.pop("money_word")
+    alnum, digit, scale, stop, cap = f["alnum"], f["digit"], f["scale"], f["stop"], f["cap"]
+    after_num = np.zeros(n, dtype=bool)  # the previous token is a number: "5 dollars", "2 million yuan"
+    after_num[1:] = (digit | scale)[:-1]
     content = alnum & ~stop
     # a first capitalised word is not evidence of a name
     cap_name = cap.copy()
     cap_name[0] = cap[0] and (lows[0] not in _STOP) and not (lows[0] in ("in", "on", "at"))
+    qs, head = question.stems, question.head
     return _Tokens(
-        toks=toks, texts=texts, lows=lows, stems=stems, alnum=alnum, digit=digit, numword=numword, scale=scale,
-        year=np.array([_is_year(t) for t in texts]),
-        month=np.array([w in MONTHS and t[:1].isupper() for w, t in zip(lows, texts)]),
-        weekday=np.array([w in WEEKDAYS for w in lows]),
-        dateword=np.array([w in _DATE_WORDS for w in lows]),
-        percent=percent, currency=currency,
-        unit=np.array([w in UNITS for w in lows]) & ~percent,
-        stop=stop, cap=cap,
-        acronym=np.array([len(t) > 1 and t.replace(".", "").isupper() and t[:1].isalpha() for t in texts]),
-        org=np.array([w in ORG_WORDS for w in lows]) & cap,
-        title=np.array([w in TITLES for w in lows]) & cap,
-        content=content,
-        inq=np.array([s in question.stems or w in question.stems for s, w in zip(stems, lows)]) & (content | digit),
-        head=np.array([question.head is not None and s == question.head for s in stems]),
-        punct=~alnum,
-        comma=np.array([t == "," for t in texts]),
-        andor=np.array([w in ("and", "or", "&") for w in lows]),
-        paren=np.array([t in "()[]" for t in texts]),
-        poss=np.array([t in ("'s", "’s") for t in texts]),
-        of=np.array([w == "of" for w in lows]),
-        the=np.array([w == "the" for w in lows]),
-        strong=np.array([t in (";", ":", "—", "?", "!") for t in texts]),
-        cap_name=cap_name,
-        numlike=digit | numword | scale,
+        toks=toks, texts=texts, lows=list(lows), stems=list(stems),
+        lex=np.array((_LEX_ID["<bos>"], lex_first[0], *lex[1:], _LEX_ID["<eos>"])),
+        currency=money_sign | (money_word & after_num), content=content,
+        inq=np.array([s in qs or w in qs for s, w in zip(stems, lows)]) & (content | digit),
+        head=np.array([head is not None and s == head for s in stems]),
+        whrun=np.array([s in question.run for s in stems]),
+        punct=~alnum, cap_name=cap_name, numlike=digit | f["numword"] | scale, **f,
     )
 
 
-def _span_grid(question: _Question, t: _Tokens) -> tuple[np.ndarray, np.ndarray]:
-    """First token ``I`` and one-past-last token ``J`` of every candidate span (both empty when there is none)."""
-    n, lows, texts = t.n, t.lows, t.texts
-    L = np.arange(1, MAX_SPAN + 1)
-    I = np.repeat(np.arange(n), MAX_SPAN)
-    J = I + np.tile(L, n)
-    keep = J <= n
-    I, J = I[keep], J[keep]
-    start_ok = (t.alnum & ~np.array([w in _NO_START for w in lows])) | t.currency | np.array(
-        [w in "$£€¥" for w in texts])
-    if question.type == "date":  # "between March and May", "from 1990 to 1995"
-        start_ok |= np.array([w in ("between", "from") for w in lows])
-    end_ok = (t.alnum & ~t.stop) | t.digit | t.numword | np.array([w in ("%",) for w in texts])
-    end_ok &= ~t.poss
-    keep = start_ok[I] & end_ok[J - 1]
-    c_strong = _cs(t.strong)
-    keep &= (c_strong[J] - c_strong[I]) == 0
-    c_content, c_inq, c_digit = _cs(t.content), _cs(t.inq), _cs(t.digit)
-    # an answer needs a word (or number) the question does not have
-    keep &= (c_content[J] - c_content[I] - (c_inq[J] - c_inq[I]) > 0) | (
-        (c_digit[J] - c_digit[I]) > (c_inq[J] - c_inq[I]))
-    return I[keep], J[keep]
+# The flags a span's features count (columns of :func:`_prefix_sums`).
+_COUNTED: tuple[str, ...] = (
+    "content", "inq", "digit_only", "words", "cap", "digit", "numlike", "numword", "scale", "currency", "percent",
+    "year", "month", "weekday", "unit", "dateword", "comma", "andor", "other_punct", "paren", "org", "poss", "title",
+    "of", "the", "namey", "strong", "head", "whrun",
+)
+_C = {name: k for k, name in enumerate(_COUNTED)}
 
 
-def _shape_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray) -> None:
-    """Fill what a span looks like: length, numbers, dates, names, punctuation and its edges. Every count over a
-    span is a difference of prefix sums, all flags at once: ``C[J] − C[I]`` with ``C`` the cumulative sums (one
-    leading zero row) of the token flags stacked as columns."""
-    n, texts, lows = t.n, t.texts, t.lows
-    ln = (J - I).astype(np.float64)
-    namey = t.cap_name | (np.array([w in ("of", "the", "and", "&", "de", "von", "van", "la", "le", "du")
-                                    for w in lows]) & ~t.cap)
-    flags = {
+def _prefix_sums(t: _Tokens) -> np.ndarray:
+    """The prefix sums (float64, one leading zero row: ``(n + 1) × len(_COUNTED)``) of the counted flags, all at
+    once: ``P[J] − P[I]`` is how many tokens of each flag the span ``I:J`` holds."""
+    cols = {
         "content": t.content, "inq": t.inq, "digit_only": t.digit & ~t.content, "words": t.alnum & ~t.stop & ~t.digit,
         "cap": t.cap_name & ~t.stop, "digit": t.digit, "numlike": t.numlike, "numword": t.numword, "scale": t.scale,
         "currency": t.currency, "percent": t.percent, "year": t.year, "month": t.month, "weekday": t.weekday,
         "unit": t.unit, "dateword": t.dateword, "comma": t.comma, "andor": t.andor,
         "other_punct": t.punct & ~t.comma & ~t.paren & ~t.currency & ~t.percent, "paren": t.paren, "org": t.org,
-        "poss": t.poss, "title": t.title, "of": t.of, "the": t.the, "namey": namey & ~t.punct,
+        "poss": t.poss, "title": t.title, "of": t.of, "the": t.the,
+        "namey": (t.cap_name | (t.name_inner & ~t.cap)) & ~t.punct, "strong": t.strong, "head": t.head,
+        "whrun": t.whrun,
     }
-    col = {name: k for k, name in enumerate(flags)}
-    C = np.zeros((n + 1, len(flags)))
-    np.cumsum(np.stack(list(flags.values()), axis=1), axis=0, dtype=np.float64, out=C[1:])
-    S = C[J] - C[I]  # (spans, flags): how many tokens of each flag a span holds
+    assert tuple(cols) == _COUNTED
+    P = np.zeros((t.n + 1, len(cols)))
+    np.cumsum(np.stack(list(cols.values()), axis=1), axis=0, dtype=np.float64, out=P[1:])
+    return P
 
-    def span_sum(name: str) -> np.ndarray:
-        return S[:, col[name]]
+
+@lru_cache(maxsize=512)
+def _all_spans(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """First token and one-past-last token of every span of up to :data:`MAX_SPAN` of ``n`` tokens (read-only)."""
+    I = np.repeat(np.arange(n), MAX_SPAN)
+    J = I + np.tile(np.arange(1, MAX_SPAN + 1), n)
+    keep = J <= n
+    I, J = I[keep], J[keep]
+    I.flags.writeable = J.flags.writeable = False
+    return I, J
+
+
+_GRID_COUNTS = [_C["strong"], _C["content"], _C["inq"], _C["digit"]]
+
+
+def _span_grid(question: _Question, t: _Tokens, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First token ``I`` and one-past-last token ``J`` of every candidate span (both empty when there is none)."""
+    I, J = _all_spans(t.n)
+    start_ok = (t.alnum & ~t.no_start) | t.currency | t.sign
+    if question.type == "date":  # "between March and May", "from 1990 to 1995"
+        start_ok |= t.range_word
+    end_ok = ((t.alnum & ~t.stop) | t.digit | t.numword | t.pct_sign) & ~t.poss
+    keep = start_ok[I] & end_ok[J - 1]
+    Q = P[:, _GRID_COUNTS]
+    strong, content, inq, digit = (Q[J] - Q[I]).T
+    keep &= strong == 0
+    # an answer needs a word (or number) the question does not have
+    keep &= (content - inq > 0) | (digit > inq)
+    return I[keep], J[keep]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The candidate spans and what both feature groups read of them: the token just before (``prev``, clipped to
+    the sentence; ``has_prev``) and just after (``nxt``, ``has_next``), the length and the counts ``S`` of each
+    :data:`_COUNTED` flag inside."""
+
+    I: np.ndarray
+    J: np.ndarray
+    P: np.ndarray  # the prefix sums (:func:`_prefix_sums`)
+    S: np.ndarray  # P[J] - P[I]
+    ln: np.ndarray  # float64
+    prev: np.ndarray
+    nxt: np.ndarray
+    has_prev: np.ndarray
+    has_next: np.ndarray
+
+    @classmethod
+    def of(cls, n: int, P: np.ndarray, I: np.ndarray, J: np.ndarray) -> _Grid:
+        return cls(I, J, P, P[J] - P[I], (J - I).astype(np.float64), np.maximum(I - 1, 0), np.minimum(J, n - 1),
+                   I > 0, J < n)
+
+
+_LENGTHS = (("len1", 1, 1), ("len2", 2, 2), ("len3", 3, 3), ("len4", 4, 4), ("len5_6", 5, 6), ("len7_9", 7, 9),
+            ("len10+", 10, 99))
+_LEN_X = [_F[name] for name, _, _ in _LENGTHS]
+_LEN_ROWS = np.array([[lo <= k <= hi for _, lo, hi in _LENGTHS] for k in range(MAX_SPAN + 1)], dtype=np.float64)
+_HAS = (("q_any", "inq"), ("has_num", "numlike"), ("has_year", "year"), ("has_month", "month"),
+        ("has_weekday", "weekday"), ("has_percent", "percent"), ("has_currency", "currency"), ("has_unit", "unit"),
+        ("has_numword", "numword"), ("has_scale", "scale"), ("has_dateword", "dateword"), ("has_comma", "comma"),
+        ("has_and", "andor"), ("has_other_punct", "other_punct"), ("has_paren", "paren"), ("has_org", "org"),
+        ("has_possessive", "poss"))
+_HAS_X, _HAS_C = [_F[f] for f, _ in _HAS], [_C[c] for _, c in _HAS]
+
+
+def _shape_features(x: np.ndarray, t: _Tokens, g: _Grid) -> None:
+    """Fill what a span looks like: length, numbers, dates, names, punctuation and its edges. Every count over a
+    span is a difference of prefix sums (``g.S``)."""
+    n, I, J, ln, S = t.n, g.I, g.J, g.ln, g.S
+
+    def count(name: str) -> np.ndarray:
+        return S[:, _C[name]]
 
     x[:, _F["bias"]] = 1.0
-    for name, lo, hi in (("len1", 1, 1), ("len2", 2, 2), ("len3", 3, 3), ("len4", 4, 4), ("len5_6", 5, 6),
-                         ("len7_9", 7, 9), ("len10+", 10, 99)):
-        x[:, _F[name]] = (ln >= lo) & (ln <= hi)
-    n_content = span_sum("content")
-    n_inq = span_sum("inq")
-    x[:, _F["q_frac"]] = n_inq / np.maximum(n_content + span_sum("digit_only"), 1.0)
-    x[:, _F["q_any"]] = n_inq > 0
+    x[:, _LEN_X] = _LEN_ROWS[J - I]
+    x[:, _HAS_X] = S[:, _HAS_C] > 0  # has_*: a token of the kind inside
+    n_content = count("content")
+    x[:, _F["q_frac"]] = count("inq") / np.maximum(n_content + count("digit_only"), 1.0)
     x[:, _F["content_frac"]] = n_content / ln
-    n_words = span_sum("words")
-    n_cap = span_sum("cap")
+    n_words = count("words")
+    n_cap = count("cap")
     x[:, _F["cap_frac"]] = n_cap / np.maximum(n_words, 1.0)
     x[:, _F["all_cap"]] = (n_cap == n_words) & (n_words > 0)
-    n_digit = span_sum("digit")
     numlike = t.numlike
-    x[:, _F["has_num"]] = span_sum("numlike") > 0
     x[:, _F["starts_num"]] = numlike[I] | (t.currency[I] & (I + 1 < n) & numlike[np.minimum(I + 1, n - 1)])
-    only = (n_digit + span_sum("numword") + span_sum("scale") + span_sum("currency") + span_sum("percent")) == ln
-    x[:, _F["only_num"]] = only & (span_sum("numlike") > 0)
-    x[:, _F["has_year"]] = span_sum("year") > 0
+    only = (count("digit") + count("numword") + count("scale") + count("currency") + count("percent")) == ln
+    x[:, _F["only_num"]] = only & (count("numlike") > 0)
     x[:, _F["only_year"]] = (ln == 1) & t.year[I]
-    for feature, name in (("has_month", "month"), ("has_weekday", "weekday"), ("has_percent", "percent"),
-                          ("has_currency", "currency"), ("has_unit", "unit"), ("has_numword", "numword"),
-                          ("has_scale", "scale"), ("has_dateword", "dateword"), ("has_comma", "comma"),
-                          ("has_and", "andor"), ("has_other_punct", "other_punct"), ("has_paren", "paren"),
-                          ("has_org", "org"), ("has_possessive", "poss")):
-        x[:, _F[feature]] = span_sum(name) > 0
     x[:, _F["ends_unit"]] = t.unit[J - 1] | t.percent[J - 1]
     cap_name, cap = t.cap_name, t.cap
-    prev = np.maximum(I - 1, 0)
-    nxt = np.minimum(J, n - 1)
-    has_prev, has_next = I > 0, J < n
+    prev, nxt, has_prev, has_next = g.prev, g.nxt, g.has_prev, g.has_next
     x[:, _F["cuts_cap_left"]] = has_prev & cap_name[prev] & ~t.stop[prev] & cap_name[I]
     x[:, _F["cuts_cap_right"]] = has_next & cap[nxt] & ~t.stop[nxt] & cap_name[J - 1]
     x[:, _F["cuts_num"]] = (has_prev & numlike[prev] & numlike[I]) | (has_next & numlike[nxt] & numlike[J - 1])
     x[:, _F["at_start"]] = I == 0
     x[:, _F["at_end"]] = (J == n) | ((J == n - 1) & t.punct[n - 1])
-    opens = np.array([w == "(" for w in texts] + [False])  # one past the end: no token there
-    closes = np.array([w == ")" for w in texts] + [False])
-    x[:, _F["in_parens"]] = has_prev & has_next & opens[I - 1] & closes[J]
-    x[:, _F["before_paren"]] = has_next & opens[J]
-    ct = C[:, col["title"]]
-    x[:, _F["title_near"]] = ((ct[J] - ct[np.maximum(I - 1, 0)]) > 0) & (n_cap > 0)
+    x[:, _F["in_parens"]] = has_prev & has_next & t.opens[prev] & t.closes[nxt]
+    x[:, _F["before_paren"]] = has_next & t.opens[nxt]
+    ct = g.P[:, _C["title"]]
+    x[:, _F["title_near"]] = ((ct[J] - ct[prev]) > 0) & (n_cap > 0)
     x[:, _F["acronym"]] = (ln == 1) & t.acronym[I]
     x[:, _F["position"]] = I / n
     x[:, _F["num_then_unit"]] = numlike[I] & (ln >= 2) & (t.unit | t.percent | t.currency)[J - 1]
-    c_of, c_the = C[:, col["of"]], C[:, col["the"]]
-    x[:, _F["has_of"]] = (c_of[np.maximum(J - 1, I)] - c_of[np.minimum(I + 1, J)]) > 0
-    x[:, _F["has_the_inside"]] = (c_the[np.maximum(J - 1, I)] - c_the[np.minimum(I + 1, J)]) > 0
-    x[:, _F["name_run"]] = (span_sum("namey") == ln) & cap_name[I] & cap_name[J - 1] & ~(
+    inner_from, inner_to = np.minimum(I + 1, J), np.maximum(J - 1, I)  # the span without its first and last token
+    for feature, name in (("has_of", "of"), ("has_the_inside", "the")):
+        c = g.P[:, _C[name]]
+        x[:, _F[feature]] = (c[inner_to] - c[inner_from]) > 0
+    x[:, _F["name_run"]] = (count("namey") == ln) & cap_name[I] & cap_name[J - 1] & ~(
         has_prev & cap_name[prev]) & ~(has_next & cap[nxt])
-    x[:, _F["range_start"]] = np.array([w in ("between", "from") for w in lows])[I]
+    x[:, _F["range_start"]] = t.range_word[I]
 
 
-def _question_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray, question: _Question,
-                       before: str, after: str) -> None:
+def _question_features(x: np.ndarray, t: _Tokens, g: _Grid, question: _Question, before: str, after: str) -> None:
     """Fill where the question's words lie around a span: closeness, sides, the wh-phrase's head, the context."""
-    n, inq, stop = t.n, t.inq, t.stop
-    prev = np.maximum(I - 1, 0)
-    nxt = np.minimum(J, n - 1)
-    has_prev, has_next = I > 0, J < n
+    n, inq, stop, I, J = t.n, t.inq, t.stop, g.I, g.J
+    prev, nxt, has_prev, has_next = g.prev, g.nxt, g.has_prev, g.has_next
     x[:, _F["before_q"]] = has_prev & inq[prev]
     x[:, _F["after_q"]] = has_next & inq[nxt]
-    cq = _cs(inq)
+    cq = g.P[:, _C["inq"]]
     n_q = max(len(question.stems), 1)
     for w in (3, 10):
         x[:, _F[f"q_left{w}"]] = (cq[I] - cq[np.maximum(I - w, 0)]) / n_q
@@ -304,7 +353,7 @@ def _question_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray, 
         x[:, _F["no_q_left"]] = 1.0
         x[:, _F["no_q_right"]] = 1.0
     head = t.head
-    ch = _cs(head)
+    ch = g.P[:, _C["head"]]
     x[:, _F["head_after1"]] = has_next & head[nxt]
     x[:, _F["head_after4"]] = (ch[np.minimum(J + 4, n)] - ch[J]) > 0
     x[:, _F["head_before"]] = has_prev & head[prev]
@@ -333,16 +382,15 @@ def _question_features(x: np.ndarray, t: _Tokens, I: np.ndarray, J: np.ndarray, 
     x[:, _F["head_known"]] = question.head is not None
     x[:, _F["head_in_span"]] = (ch[J] - ch[I]) > 0
     if question.run:
-        cr = _cs(np.array([st in question.run for st in t.stems]))
+        cr = g.P[:, _C["whrun"]]
         x[:, _F["whrun_after"]] = (cr[np.minimum(J + len(question.run) + 1, n)] - cr[J]) / len(question.run)
 
 
-def _lex_rows(t: _Tokens, I: np.ndarray, J: np.ndarray) -> np.ndarray:
-    """Boundary-word ids (:data:`qa.extract.words.LEXICON`) per span: before, first, last, after."""
-    n = t.n
-    lex_tok = np.array([_lex_id(w, k == 0) for k, w in enumerate(t.texts)] + [_LEX_ID["<bos>"], _LEX_ID["<eos>"]])
-    return np.stack([np.where(I > 0, lex_tok[I - 1], lex_tok[n]), lex_tok[I], lex_tok[J - 1],
-                     np.where(J < n, lex_tok[np.minimum(J, n - 1)], lex_tok[n + 1])], axis=1)
+def _lex_rows(t: _Tokens, g: _Grid) -> np.ndarray:
+    """Boundary-word ids (:data:`qa.extract.words.LEXICON`) per span: before, first, last, after (``<bos>`` /
+    ``<eos>`` past the sentence's edges)."""
+    I, J = g.I, g.J
+    return t.lex[np.stack([I, I + 1, J, J + 1], axis=1)]  # t.lex is shifted by one: <bos> first
 
 
 def candidates(question: _Question, sentence_text: str, before: str = "", after: str = "") -> _Spans | None:
@@ -351,10 +399,12 @@ def candidates(question: _Question, sentence_text: str, before: str = "", after:
     if not toks:
         return None
     t = _token_flags(question, toks)
-    I, J = _span_grid(question, t)
+    P = _prefix_sums(t)
+    I, J = _span_grid(question, t, P)
     if len(I) == 0:
         return None
+    g = _Grid.of(t.n, P, I, J)
     x = np.zeros((len(I), len(FEATURES)))
-    _shape_features(x, t, I, J)
-    _question_features(x, t, I, J, question, before, after)
-    return _Spans(tuple(toks), I, J, x, _lex_rows(t, I, J))
+    _shape_features(x, t, g)
+    _question_features(x, t, g, question, before, after)
+    return _Spans(tuple(toks), I, J, x, _lex_rows(t, g))
