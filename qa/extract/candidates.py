@@ -6,7 +6,9 @@ Every token span up to :data:`MAX_SPAN` tokens that starts and ends on a word, a
 punctuation and has a word the question does not have is a candidate. :func:`candidates` flags each token
 (:func:`_token_flags`), keeps the candidate spans (:func:`_span_grid`) and fills their :data:`FEATURES`
 (:func:`_shape_features`: what the span looks like; :func:`_question_features`: where the question's words lie
-around it) and boundary-word ids (:func:`_lex_rows`).
+around it) and boundary-word ids (:func:`_lex_rows`). :func:`_candidates` does so for several sentences at once (the
+hits of one question): their tokens are one sequence, no span crosses a sentence, and each span's sentence bounds
+(``lo``/``hi``) stand where one sentence's ``0``/``n`` would, so every array operation runs once per question.
 
 >>> from qa.extract.questions import _question
 >>> q = _question("How many suspects were arrested?", "number")
@@ -18,6 +20,7 @@ around it) and boundary-word ids (:func:`_lex_rows`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -94,13 +97,16 @@ def _word(t: str) -> tuple[str, str, bytes, int, int]:
 
 @dataclass(frozen=True)
 class _Tokens:
-    """One sentence's tokens and the per-token flags (boolean arrays) the span features are sums or lookups of."""
+    """The tokens of one or more sentences, one after the other, and the per-token flags (boolean arrays) the span
+    features are sums or lookups of."""
 
-    toks: list[tuple[str, int, int]]
+    bounds: list[tuple[int, int]]  # each sentence's first token and one past its last
+    starts: np.ndarray  # per token: its sentence's first token
+    ends: np.ndarray  # per token: one past its sentence's last token
     texts: list[str]
     lows: list[str]  # casefolded, without thousands commas or a trailing dot
     stems: list[str]  # Snowball stems ("" for punctuation)
-    lex: np.ndarray  # boundary-word ids: <bos>, the tokens', <eos> (n + 2)
+    lex: np.ndarray  # boundary-word ids
     alnum: np.ndarray
     digit: np.ndarray
     numword: np.ndarray
@@ -160,11 +166,14 @@ def _context_words(text: str) -> frozenset[str]:
     return frozenset(_stem([w for w in words if w not in _STOP])) | {w for w in words if w[:1].isdigit()}
 
 
-def _token_flags(question: _Question, toks: list[tuple[str, int, int]]) -> _Tokens:
-    """The per-token flags of a (non-empty) sentence's tokens: :func:`_word`'s, then those that depend on the
+def _token_flags(question: _Question, sentences: list[list[tuple[str, int, int]]]) -> _Tokens:
+    """The per-token flags of (non-empty) sentences' tokens: :func:`_word`'s, then those that depend on the
     previous token, the sentence's start or the question."""
-    texts = [t for t, _, _ in toks]
+    texts = [t for toks in sentences for t, _, _ in toks]
     n = len(texts)
+    ends = np.cumsum([len(toks) for toks in sentences])
+    firsts = ends - np.array([len(toks) for toks in sentences])
+    sizes = ends - firsts
     lows, stems, rows, lex, lex_first = zip(*[_word(t) for t in texts])
     flags = np.frombuffer(b"".join(rows), dtype=np.bool_).reshape(n, len(_WORD_FLAGS)).T.copy()
     f = dict(zip(_WORD_FLAGS, flags))
@@ -172,14 +181,18 @@ def _token_flags(question: _Question, toks: list[tuple[str, int, int]]) -> _Toke
     alnum, digit, scale, stop, cap = f["alnum"], f["digit"], f["scale"], f["stop"], f["cap"]
     after_num = np.zeros(n, dtype=bool)  # the previous token is a number: "5 dollars", "2 million yuan"
     after_num[1:] = (digit | scale)[:-1]
+    after_num[firsts] = False
     content = alnum & ~stop
-    # a first capitalised word is not evidence of a name
     cap_name = cap.copy()
-    cap_name[0] = cap[0] and (lows[0] not in _STOP) and not (lows[0] in ("in", "on", "at"))
+    lex_ids = np.array(lex)
+    for k in firsts.tolist():
+        # a first capitalised word is not evidence of a name
+        cap_name[k] = cap[k] and (lows[k] not in _STOP) and not (lows[k] in ("in", "on", "at"))
+        lex_ids[k] = lex_first[k]
     qs, head = question.stems, question.head
     return _Tokens(
-        toks=toks, texts=texts, lows=list(lows), stems=list(stems),
-        lex=np.array((_LEX_ID["<bos>"], lex_first[0], *lex[1:], _LEX_ID["<eos>"])),
+        bounds=list(zip(firsts.tolist(), ends.tolist())), starts=np.repeat(firsts, sizes), ends=np.repeat(ends, sizes),
+        texts=texts, lows=list(lows), stems=list(stems), lex=lex_ids,
         currency=money_sign | (money_word & after_num), content=content,
         inq=np.array([s in qs or w in qs for s, w in zip(stems, lows)]) & (content | digit),
         head=np.array([head is not None and s == head for s in stems]),
@@ -216,15 +229,12 @@ def _prefix_sums(t: _Tokens) -> np.ndarray:
     return P
 
 
-@lru_cache(maxsize=512)
-def _all_spans(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """First token and one-past-last token of every span of up to :data:`MAX_SPAN` of ``n`` tokens (read-only)."""
-    I = np.repeat(np.arange(n), MAX_SPAN)
-    J = I + np.tile(np.arange(1, MAX_SPAN + 1), n)
-    keep = J <= n
-    I, J = I[keep], J[keep]
-    I.flags.writeable = J.flags.writeable = False
-    return I, J
+def _all_spans(t: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """First token and one-past-last token of every span of up to :data:`MAX_SPAN` tokens inside a sentence."""
+    I = np.repeat(np.arange(t.n), MAX_SPAN)
+    J = I + np.tile(np.arange(1, MAX_SPAN + 1), t.n)
+    keep = J <= t.ends[I]
+    return I[keep], J[keep]
 
 
 _GRID_COUNTS = [_C["strong"], _C["content"], _C["inq"], _C["digit"]]
@@ -232,7 +242,7 @@ _GRID_COUNTS = [_C["strong"], _C["content"], _C["inq"], _C["digit"]]
 
 def _span_grid(question: _Question, t: _Tokens, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First token ``I`` and one-past-last token ``J`` of every candidate span (both empty when there is none)."""
-    I, J = _all_spans(t.n)
+    I, J = _all_spans(t)
     start_ok = (t.alnum & ~t.no_start) | t.currency | t.sign
     if question.type == "date":  # "between March and May", "from 1990 to 1995"
         start_ok |= t.range_word
@@ -248,12 +258,14 @@ def _span_grid(question: _Question, t: _Tokens, P: np.ndarray) -> tuple[np.ndarr
 
 @dataclass(frozen=True)
 class _Grid:
-    """The candidate spans and what both feature groups read of them: the token just before (``prev``, clipped to
-    the sentence; ``has_prev``) and just after (``nxt``, ``has_next``), the length and the counts ``S`` of each
-    :data:`_COUNTED` flag inside."""
+    """The candidate spans and what both feature groups read of them: their sentence's bounds (``lo``, ``hi``),
+    the token just before (``prev``, clipped to the sentence; ``has_prev``) and just after (``nxt``,
+    ``has_next``), the length and the counts ``S`` of each :data:`_COUNTED` flag inside."""
 
     I: np.ndarray
     J: np.ndarray
+    lo: np.ndarray  # the span's sentence's first token
+    hi: np.ndarray  # one past its last token
     P: np.ndarray  # the prefix sums (:func:`_prefix_sums`)
     S: np.ndarray  # P[J] - P[I]
     ln: np.ndarray  # float64
@@ -263,9 +275,10 @@ class _Grid:
     has_next: np.ndarray
 
     @classmethod
-    def of(cls, n: int, P: np.ndarray, I: np.ndarray, J: np.ndarray) -> _Grid:
-        return cls(I, J, P, P[J] - P[I], (J - I).astype(np.float64), np.maximum(I - 1, 0), np.minimum(J, n - 1),
-                   I > 0, J < n)
+    def of(cls, t: _Tokens, P: np.ndarray, I: np.ndarray, J: np.ndarray) -> _Grid:
+        lo, hi = t.starts[I], t.ends[I]
+        return cls(I, J, lo, hi, P, P[J] - P[I], (J - I).astype(np.float64), np.maximum(I - 1, lo),
+                   np.minimum(J, hi - 1), I > lo, J < hi)
 
 
 _LENGTHS = (("len1", 1, 1), ("len2", 2, 2), ("len3", 3, 3), ("len4", 4, 4), ("len5_6", 5, 6), ("len7_9", 7, 9),
@@ -283,7 +296,7 @@ _HAS_X, _HAS_C = [_F[f] for f, _ in _HAS], [_C[c] for _, c in _HAS]
 def _shape_features(x: np.ndarray, t: _Tokens, g: _Grid) -> None:
     """Fill what a span looks like: length, numbers, dates, names, punctuation and its edges. Every count over a
     span is a difference of prefix sums (``g.S``)."""
-    n, I, J, ln, S = t.n, g.I, g.J, g.ln, g.S
+    I, J, lo, hi, ln, S = g.I, g.J, g.lo, g.hi, g.ln, g.S
 
     def count(name: str) -> np.ndarray:
         return S[:, _C[name]]
@@ -299,7 +312,7 @@ def _shape_features(x: np.ndarray, t: _Tokens, g: _Grid) -> None:
     x[:, _F["cap_frac"]] = n_cap / np.maximum(n_words, 1.0)
     x[:, _F["all_cap"]] = (n_cap == n_words) & (n_words > 0)
     numlike = t.numlike
-    x[:, _F["starts_num"]] = numlike[I] | (t.currency[I] & (I + 1 < n) & numlike[np.minimum(I + 1, n - 1)])
+    x[:, _F["starts_num"]] = numlike[I] | (t.currency[I] & (I + 1 < hi) & numlike[np.minimum(I + 1, hi - 1)])
     only = (count("digit") + count("numword") + count("scale") + count("currency") + count("percent")) == ln
     x[:, _F["only_num"]] = only & (count("numlike") > 0)
     x[:, _F["only_year"]] = (ln == 1) & t.year[I]
@@ -309,14 +322,14 @@ def _shape_features(x: np.ndarray, t: _Tokens, g: _Grid) -> None:
     x[:, _F["cuts_cap_left"]] = has_prev & cap_name[prev] & ~t.stop[prev] & cap_name[I]
     x[:, _F["cuts_cap_right"]] = has_next & cap[nxt] & ~t.stop[nxt] & cap_name[J - 1]
     x[:, _F["cuts_num"]] = (has_prev & numlike[prev] & numlike[I]) | (has_next & numlike[nxt] & numlike[J - 1])
-    x[:, _F["at_start"]] = I == 0
-    x[:, _F["at_end"]] = (J == n) | ((J == n - 1) & t.punct[n - 1])
+    x[:, _F["at_start"]] = I == lo
+    x[:, _F["at_end"]] = (J == hi) | ((J == hi - 1) & t.punct[hi - 1])
     x[:, _F["in_parens"]] = has_prev & has_next & t.opens[prev] & t.closes[nxt]
     x[:, _F["before_paren"]] = has_next & t.opens[nxt]
     ct = g.P[:, _C["title"]]
     x[:, _F["title_near"]] = ((ct[J] - ct[prev]) > 0) & (n_cap > 0)
     x[:, _F["acronym"]] = (ln == 1) & t.acronym[I]
-    x[:, _F["position"]] = I / n
+    x[:, _F["position"]] = (I - lo) / (hi - lo)
     x[:, _F["num_then_unit"]] = numlike[I] & (ln >= 2) & (t.unit | t.percent | t.currency)[J - 1]
     inner_from, inner_to = np.minimum(I + 1, J), np.maximum(J - 1, I)  # the span without its first and last token
     for feature, name in (("has_of", "of"), ("has_the_inside", "the")):
@@ -327,84 +340,123 @@ def _shape_features(x: np.ndarray, t: _Tokens, g: _Grid) -> None:
     x[:, _F["range_start"]] = t.range_word[I]
 
 
-def _question_features(x: np.ndarray, t: _Tokens, g: _Grid, question: _Question, before: str, after: str) -> None:
-    """Fill where the question's words lie around a span: closeness, sides, the wh-phrase's head, the context."""
-    n, inq, stop, I, J = t.n, t.inq, t.stop, g.I, g.J
+def _question_features(x: np.ndarray, t: _Tokens, g: _Grid, question: _Question,
+                       contexts: list[tuple[str, str]]) -> None:
+    """Fill where the question's words lie around a span: closeness, sides, the wh-phrase's head, the context
+    (``contexts``: each sentence's neighbours, before and after)."""
+    inq, I, J, lo, hi = t.inq, g.I, g.J, g.lo, g.hi
     prev, nxt, has_prev, has_next = g.prev, g.nxt, g.has_prev, g.has_next
     x[:, _F["before_q"]] = has_prev & inq[prev]
     x[:, _F["after_q"]] = has_next & inq[nxt]
     cq = g.P[:, _C["inq"]]
     n_q = max(len(question.stems), 1)
     for w in (3, 10):
-        x[:, _F[f"q_left{w}"]] = (cq[I] - cq[np.maximum(I - w, 0)]) / n_q
-        x[:, _F[f"q_right{w}"]] = (cq[np.minimum(J + w, n)] - cq[J]) / n_q
+        x[:, _F[f"q_left{w}"]] = (cq[I] - cq[np.maximum(I - w, lo)]) / n_q
+        x[:, _F[f"q_right{w}"]] = (cq[np.minimum(J + w, hi)] - cq[J]) / n_q
     pos = np.flatnonzero(inq)
     if len(pos):
-        k = np.searchsorted(pos, I) - 1  # last match before I
-        left = np.where(k >= 0, I - pos[np.maximum(k, 0)], 0)
-        k2 = np.searchsorted(pos, J)  # first match at or after J
-        right = np.where(k2 < len(pos), pos[np.minimum(k2, len(pos) - 1)] - J + 1, 0)
-        x[:, _F["dist_left"]] = np.where(k >= 0, np.log1p(left), 0.0)
-        x[:, _F["dist_right"]] = np.where(k2 < len(pos), np.log1p(right), 0.0)
-        x[:, _F["no_q_left"]] = k < 0
-        x[:, _F["no_q_right"]] = k2 >= len(pos)
-        x[:, _F["q_between"]] = (k >= 0) & (k2 < len(pos))
+        k = np.searchsorted(pos, I) - 1  # last match before I (in the sentence: has_left)
+        has_left = (k >= 0) & (pos[np.maximum(k, 0)] >= lo)
+        left = np.where(has_left, I - pos[np.maximum(k, 0)], 0)
+        k2 = np.minimum(np.searchsorted(pos, J), len(pos) - 1)  # first match at or after J (has_right)
+        has_right = (pos[k2] >= J) & (pos[k2] < hi)
+        right = np.where(has_right, pos[k2] - J + 1, 0)
+        x[:, _F["dist_left"]] = np.where(has_left, np.log1p(left), 0.0)
+        x[:, _F["dist_right"]] = np.where(has_right, np.log1p(right), 0.0)
+        x[:, _F["no_q_left"]] = ~has_left
+        x[:, _F["no_q_right"]] = ~has_right
+        x[:, _F["q_between"]] = has_left & has_right
     else:
         x[:, _F["no_q_left"]] = 1.0
         x[:, _F["no_q_right"]] = 1.0
     head = t.head
     ch = g.P[:, _C["head"]]
     x[:, _F["head_after1"]] = has_next & head[nxt]
-    x[:, _F["head_after4"]] = (ch[np.minimum(J + 4, n)] - ch[J]) > 0
+    x[:, _F["head_after4"]] = (ch[np.minimum(J + 4, hi)] - ch[J]) > 0
     x[:, _F["head_before"]] = has_prev & head[prev]
     x[:, _F["head_last"]] = head[J - 1]
-    if before or after:
-        sent_stems = {s for s, c in zip(t.stems, t.content) if c} | {w for w, d in zip(t.lows, t.digit) if d}
-        cb = _context_share(question, sent_stems, before)
-        ca = _context_share(question, sent_stems, after)
-        x[:, _F["ctx_before"]] = cb / (1.0 + I)
-        x[:, _F["ctx_after"]] = ca / (1.0 + n - J)
-    # the contiguous block of matched words (stopwords may sit between) right after / before the span
-    inq_l, stop_l = inq.tolist(), stop.tolist()  # Python bools: the loops below read them one at a time
-    run_r = [0.0] * (n + 1)
-    for k in range(n - 1, -1, -1):
-        run_r[k] = run_r[k + 1] + 1 if inq_l[k] else (run_r[k + 1] if stop_l[k] else 0.0)
-    run_l = [0.0] * (n + 1)  # run_l[k]: block ending just before token k
-    for k in range(1, n + 1):
-        run_l[k] = run_l[k - 1] + 1 if inq_l[k - 1] else (run_l[k - 1] if stop_l[k - 1] else 0.0)
-    x[:, _F["run_left"]] = np.array(run_l)[I] / n_q
-    x[:, _F["run_right"]] = np.array(run_r)[J] / n_q
-    total_q = max(float(cq[n]), 1.0)
-    x[:, _F["share_left"]] = cq[I] / total_q
-    x[:, _F["share_right"]] = (cq[n] - cq[J]) / total_q
+    if any(b or a for b, a in contexts):
+        share = np.array([_context_shares(t, a, b, question, *ctx) for (a, b), ctx in zip(t.bounds, contexts)])
+        sentence = np.searchsorted(np.array([b for _, b in t.bounds]), I, side="right")
+        x[:, _F["ctx_before"]] = share[sentence, 0] / (1.0 + (I - lo))
+        x[:, _F["ctx_after"]] = share[sentence, 1] / (1.0 + (hi - lo) - (J - lo))
+    run_left, run_right = _matched_runs(t)
+    x[:, _F["run_left"]] = run_left[I] / n_q
+    x[:, _F["run_right"]] = run_right[J] / n_q
+    total_q = np.maximum(cq[hi] - cq[lo], 1.0)
+    x[:, _F["share_left"]] = (cq[I] - cq[lo]) / total_q
+    x[:, _F["share_right"]] = (cq[hi] - cq[J]) / total_q
     x[:, _F["subj_right"]] = x[:, _F["share_right"]] * question.subject
     x[:, _F["obj_left"]] = x[:, _F["share_left"]] * question.object
     x[:, _F["head_known"]] = question.head is not None
     x[:, _F["head_in_span"]] = (ch[J] - ch[I]) > 0
     if question.run:
         cr = g.P[:, _C["whrun"]]
-        x[:, _F["whrun_after"]] = (cr[np.minimum(J + len(question.run) + 1, n)] - cr[J]) / len(question.run)
+        x[:, _F["whrun_after"]] = (cr[np.minimum(J + len(question.run) + 1, hi)] - cr[J]) / len(question.run)
+
+
+def _context_shares(t: _Tokens, a: int, b: int, question: _Question, before: str, after: str) -> tuple[float, float]:
+    """:func:`_context_share` of the sentence of tokens ``a:b`` with its neighbour before and after."""
+    if not (before or after):
+        return 0.0, 0.0
+    sent_stems = {s for s, c in zip(t.stems[a:b], t.content[a:b]) if c} | {
+        w for w, d in zip(t.lows[a:b], t.digit[a:b]) if d}
+    return _context_share(question, sent_stems, before), _context_share(question, sent_stems, after)
+
+
+def _matched_runs(t: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """The contiguous block of matched words (stopwords may sit between) in each sentence: ``left[I]`` ends just
+    before token ``I``, ``right[J]`` starts at token ``J`` (0 at the sentence's end)."""
+    inq_l, stop_l = t.inq.tolist(), t.stop.tolist()  # Python bools: the loops below read them one at a time
+    left: list[float] = []
+    right: list[float] = [0.0]  # right[0] is never read: a span ends after its sentence's first token
+    for a, b in t.bounds:
+        n = b - a
+        run_r = [0.0] * (n + 1)
+        for k in range(n - 1, -1, -1):
+            run_r[k] = run_r[k + 1] + 1 if inq_l[a + k] else (run_r[k + 1] if stop_l[a + k] else 0.0)
+        run_l = [0.0] * (n + 1)  # run_l[k]: block ending just before token k
+        for k in range(1, n + 1):
+            run_l[k] = run_l[k - 1] + 1 if inq_l[a + k - 1] else (run_l[k - 1] if stop_l[a + k - 1] else 0.0)
+        left += run_l[:-1]  # read at I: a ≤ I < b
+        right += run_r[1:]  # read at J: a < J ≤ b
+    return np.array(left), np.array(right)
 
 
 def _lex_rows(t: _Tokens, g: _Grid) -> np.ndarray:
     """Boundary-word ids (:data:`qa.extract.words.LEXICON`) per span: before, first, last, after (``<bos>`` /
     ``<eos>`` past the sentence's edges)."""
-    I, J = g.I, g.J
-    return t.lex[np.stack([I, I + 1, J, J + 1], axis=1)]  # t.lex is shifted by one: <bos> first
+    lex, I, J = t.lex, g.I, g.J
+    return np.stack([np.where(g.has_prev, lex[g.prev], _LEX_ID["<bos>"]), lex[I], lex[J - 1],
+                     np.where(g.has_next, lex[g.nxt], _LEX_ID["<eos>"])], axis=1)
 
 
 def candidates(question: _Question, sentence_text: str, before: str = "", after: str = "") -> _Spans | None:
     """Every candidate span of the sentence with its feature row; ``None`` when there is none."""
-    toks = tokenize(sentence_text)
-    if not toks:
-        return None
-    t = _token_flags(question, toks)
+    return _candidates(question, [(sentence_text, before, after)])[0]
+
+
+def _candidates(question: _Question, sentences: Sequence[tuple[str, str, str]]) -> list[_Spans | None]:
+    """:func:`candidates` of several sentences (text, before, after) at once: each one's spans and features are
+    what it alone gives."""
+    toks = [tokenize(text) for text, _, _ in sentences]
+    kept = [k for k, tk in enumerate(toks) if tk]
+    out: list[_Spans | None] = [None] * len(sentences)
+    if not kept:
+        return out
+    t = _token_flags(question, [toks[k] for k in kept])
     P = _prefix_sums(t)
     I, J = _span_grid(question, t, P)
     if len(I) == 0:
-        return None
-    g = _Grid.of(t.n, P, I, J)
+        return out
+    g = _Grid.of(t, P, I, J)
     x = np.zeros((len(I), len(FEATURES)))
     _shape_features(x, t, g)
-    _question_features(x, t, g, question, before, after)
-    return _Spans(tuple(toks), I, J, x, _lex_rows(t, g))
+    _question_features(x, t, g, question, [sentences[k][1:] for k in kept])
+    lex = _lex_rows(t, g)
+    cuts = np.searchsorted(I, [a for a, _ in t.bounds] + [t.n]).tolist()
+    for s, k in enumerate(kept):
+        a, b, first = cuts[s], cuts[s + 1], t.bounds[s][0]
+        if a < b:  # copies: each sentence's arrays are its own, laid out as if computed alone
+            out[k] = _Spans(tuple(toks[k]), I[a:b] - first, J[a:b] - first, x[a:b].copy(), lex[a:b].copy())
+    return out
