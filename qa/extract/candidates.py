@@ -20,8 +20,8 @@ hits of one question): their tokens are one sequence, no span crosses a sentence
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
