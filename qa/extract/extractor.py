@@ -9,13 +9,14 @@ unit kept and a counted noun phrase not cut before its head noun.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
 from ..answer import ShortAnswer
-from .candidates import _F, _Spans, candidates
+from .candidates import _F, _candidates, _Spans
 from .model import _scores
-from .questions import _question, answer_type
+from .questions import _question, _Question, answer_type
 from .words import UNITS, _norm, _stem
 
 
@@ -41,13 +42,31 @@ def extract(question: str, sentence_text: str, sentence_start: int, *, before: s
     >>> extract("By what percentage did seizures increase?", s, 0).text
     '13 percent'
     """
+    return extract_many(question, [(sentence_text, sentence_start, before, after)], weights=weights)[0]
+
+
+def extract_many(question: str, passages: Sequence[tuple[str, int, str, str]], *,
+                 weights: dict[str, np.ndarray] | None = None) -> list[ShortAnswer | None]:
+    """:func:`extract` of each passage (sentence text, its start, the sentence before, the sentence after): the
+    question is analysed once and every passage's candidates are found together (:func:`_candidates`); each answer
+    is the one :func:`extract` gives that passage alone."""
     atype = answer_type(question)
-    if atype is None or not sentence_text:
-        return None
+    out: list[ShortAnswer | None] = [None] * len(passages)
+    todo = [k for k, (text, _, _, _) in enumerate(passages) if text]
+    if atype is None or not todo:
+        return out
     q = _question(question, atype)
-    spans = candidates(q, sentence_text, before, after)
-    if spans is None:
-        return None
+    found = _candidates(q, [(passages[k][0], passages[k][2], passages[k][3]) for k in todo])
+    for k, spans in zip(todo, found):
+        if spans is not None:
+            out[k] = _best(q, spans, *passages[k], weights)
+    return out
+
+
+def _best(q: _Question, spans: _Spans, sentence_text: str, sentence_start: int, before: str, after: str,
+          weights: dict[str, np.ndarray] | None) -> ShortAnswer | None:
+    """The best-scored of a sentence's candidate spans as a short answer, or ``None`` (see :func:`extract`)."""
+    atype = q.type
     need = _TYPE_NEEDS.get(atype)
     if need is not None:
         ok = np.zeros(len(spans.i), dtype=bool)

@@ -42,7 +42,8 @@ class Reader(Protocol):
 
 
 class ExtractReader:
-    """qa's own extractor (:func:`qa.extract.extract`), one passage at a time; ``weights``: another fitted model
+    """qa's own extractor (:func:`qa.extract.extract`: :func:`~qa.extract.extractor.extract_many` reads all the
+    passages of one question together, each answer the same as alone); ``weights``: another fitted model
     (:func:`qa.extract.load_weights`), default the shipped ``qa/models/qa-extract``."""
 
     def __init__(self, weights: dict | None = None, name: str = DEFAULT_READER):
@@ -50,10 +51,9 @@ class ExtractReader:
         self.weights = weights
 
     def read(self, question: str, passages: Sequence[Passage]) -> list[ShortAnswer | None]:
-        from .extractor import extract
+        from .extractor import extract_many
 
-        return [extract(question, p.text, p.start, before=p.before, after=p.after, weights=self.weights)
-                for p in passages]
+        return extract_many(question, [(p.text, p.start, p.before, p.after) for p in passages], weights=self.weights)
 
 
 class NoReader:

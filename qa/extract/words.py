@@ -73,6 +73,10 @@ def _stem(words: list[str]) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def _stem_word(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
 def _norm(w: str) -> str:
     return w.casefold().replace(",", "").rstrip(".")
 
@@ -130,5 +134,8 @@ def _lex_id(t: str, first: bool) -> int:
     return _LEX_ID["<low>"]
 
 
+_YEAR = re.compile(r"(1[0-9]{3}|20[0-9]{2})s?")
+
+
 def _is_year(t: str) -> bool:
-    return bool(re.fullmatch(r"(1[0-9]{3}|20[0-9]{2})s?", t))
+    return bool(_YEAR.fullmatch(t))
