@@ -132,6 +132,18 @@ def test_questions_are_embedded_as_the_documents_were(seeds_index, encoder, onnx
     assert float(v @ w) < 0.9999  # the two engines' vectors do differ: the choice matters
 
 
+def test_a_new_generation_keeps_the_question_encoder_only_if_the_same_engine_built_it(seeds_index, onnx_index):
+    """A server swapping in a generation built by another engine (`qa index` with the default backend over a
+    `--backend torch` index) must not keep embedding questions with the old engine."""
+    torch_built, onnx_built = qa.Index.load(seeds_index.folder.parent), qa.Index.load(onnx_index)
+    old = torch_built.encoder
+    onnx_built.reuse_encoder(torch_built)
+    assert onnx_built.encoder is not old and onnx_built.encoder.backend == "onnx"
+    again = qa.Index.load(seeds_index.folder.parent)
+    again.reuse_encoder(torch_built)
+    assert again.encoder is old
+
+
 def test_import_qa_is_light():
     code = "import sys, qa, qa.cli; print(sorted(m for m in ('torch', 'sentence_transformers', 'tokenizers', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
