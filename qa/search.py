@@ -169,8 +169,12 @@ def rerank(
     store.prefetch(rows)
     assert got.qv is not None
     # dense scores as the hits carry them (and as training read them); bm25 mode has none yet
-    pool_dn = (np.array([float(got.dn[d]) for d in rows]) if got.dn is not None
-               else dense_scores(store.vectors_of(rows), got.qv))
+    if got.dn is None:
+        pool_dn = dense_scores(store.vectors_of(rows), got.qv)
+    elif hasattr(got.dn, "scores_of"):  # one array look-up, not one per row
+        pool_dn = got.dn.scores_of(rows)
+    else:
+        pool_dn = np.array([float(got.dn[d]) for d in rows])
     idf, cands, q_words = inputs.assemble(question, tokens, rows, got.bm.get(rows), pool_dn, got.qv)
     conf: dict[int, float] = {}
     conf_raw = conf_model = None

@@ -39,7 +39,7 @@ _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(
     r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?!\w)"  # 2,534  9.8  2,907.7  2012
     rf"|(?P<cjk>[{_CJK}])"  # one token per ideograph / kana
-    rf"|(?P<word>(?:(?![{_CJK}])\w)+)"
+    rf"|(?P<word>[^\W{_CJK}]+)"  # word characters but CJK ones (a class: no look-ahead per character)
 )
 _HAS_CJK = re.compile(rf"[{_CJK}]")
 
@@ -99,16 +99,11 @@ class Tokenizer:
             text = unicodedata.normalize(self.config.normalize, text)
         if self.config.lowercase:
             text = text.casefold()
-        out = []
-        for m in _TOKEN.finditer(text):
-            tok = m.group()
-            if m.lastgroup == "num":
-                out.append(tok.replace(",", "") if self.config.numbers_whole else tok)
-            else:
-                out.append(tok)
-        if not self.config.numbers_whole:
-            out = [p for t in out for p in re.split(r"[.,]", t) if p]
-        return out
+        # findall gives each match's (num, cjk, word) groups, exactly one of them non-empty: the match itself
+        if self.config.numbers_whole:
+            return [num.replace(",", "") if num else cjk or word for num, cjk, word in _TOKEN.findall(text)]
+        out = [num or cjk or word for num, cjk, word in _TOKEN.findall(text)]
+        return [p for t in out for p in re.split(r"[.,]", t) if p]
 
     def tokenize(self, text: str) -> list[str]:
         """Final BM25 tokens of ``text``."""

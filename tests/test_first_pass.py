@@ -63,6 +63,17 @@ def test_nearest_by_distance_is_a_stable_sort_prefix():
         assert nearest_by_distance(d, r).tolist() == want.tolist()
 
 
+def test_nearest_by_distance_guess_gives_the_same_rows():
+    # large arrays guess the threshold from a sample: the rows must be those of a stable sort, guess right or wrong
+    rng = np.random.default_rng(5)
+    n = 3 * qa.dense.NEAREST_GUESS_MIN_ROWS + 11
+    skewed = np.concatenate([np.full(n - 40, 200), np.arange(40)]).astype(np.uint16)  # the nearest are unsampled
+    for d in (rng.binomial(384, 0.5, n).astype(np.uint16), rng.integers(0, 3, n).astype(np.uint16), skewed):
+        for r in (1, 40, 41, 2_500, n // 2, n - 1):
+            want = np.sort(np.argsort(d, kind="stable")[:r])
+            assert nearest_by_distance(d, r).tolist() == want.tolist()
+
+
 def test_rescore_depth():
     assert rescore_depth(47, 20) == 47 and rescore_depth(200_000, 20) == qa.dense.RESCORE_MIN
     assert rescore_depth(10_000_000, 20) == int(10_000_000 * qa.dense.RESCORE_PER_ROW)
@@ -157,6 +168,8 @@ def test_rows_are_read_not_mapped(tmp_path, monkeypatch):
     ma, mb = np.load(tmp_path / "a.npy", mmap_mode="r"), np.load(tmp_path / "b.npy", mmap_mode="r")
     monkeypatch.setattr(qa.dense, "STREAM_BYTES", 100)  # read these small files as a large one is
     rows = np.array([0, 1, 2, 57, 199, 200, 299])
+    assert np.array_equal(qa.dense.read_rows(ma, rows), a[rows])
+    rows = np.array([5, 4, 4, 5, 6, 7, 299, 0, 1])  # runs, repeats and steps back: each read where it belongs
     assert np.array_equal(qa.dense.read_rows(ma, rows), a[rows])
     seg_of = np.array([0] * 300 + [1] * 200, dtype=np.int16)
     local = np.concatenate([np.arange(300), np.arange(200)]).astype(np.int32)

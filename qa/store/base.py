@@ -126,6 +126,10 @@ class ExactDense:
     def __getitem__(self, row: Any) -> float:
         return float(self.scores[int(row)])
 
+    def scores_of(self, rows: np.ndarray) -> np.ndarray:
+        """``[self[r] for r in rows]`` as one float64 array."""
+        return np.asarray(self.scores, dtype=np.float64)[np.asarray(rows, dtype=np.int64)]
+
     def rank(self, row: int) -> int | None:
         return rank_of(self.scores, int(row))
 
@@ -155,6 +159,10 @@ class CandidateDense:
             self._of[row] = float(self._score_row(row))
         return self._of[row]
 
+    def scores_of(self, rows: np.ndarray) -> np.ndarray:
+        """``[self[r] for r in rows]`` as one float64 array."""
+        return np.array([self[r] for r in np.asarray(rows).tolist()], dtype=np.float64)
+
     def rank(self, row: int) -> int | None:
         return None
 
@@ -165,8 +173,8 @@ class RescoredDense(CandidateDense):
     rank among the candidates, the exact rank whenever the first pass kept every row that scores above it.
 
     >>> d = RescoredDense(np.array([7, 3, 5]), np.array([0.5, 0.8, 0.5]), lambda row: 0.0)
-    >>> [int(r) for r in d.top(3)], d.rank(7), d.rank(9)
-    ([3, 5, 7], 3, None)
+    >>> [int(r) for r in d.top(3)], d.rank(7), d.rank(9), d.scores_of(np.array([5, 9, 3])).tolist()
+    ([3, 5, 7], 3, None, [0.5, 0.0, 0.8])
     """
 
     def __init__(self, ids: np.ndarray, scores: np.ndarray, score_row: Callable[[int], float]):
@@ -184,6 +192,18 @@ class RescoredDense(CandidateDense):
     def __getitem__(self, row: Any) -> float:
         pos = self._pos(int(row))
         return float(self.scores[pos]) if pos is not None else super().__getitem__(row)
+
+    def scores_of(self, rows: np.ndarray) -> np.ndarray:
+        """``[self[r] for r in rows]`` as one float64 array: one binary search for all rows, a row outside the
+        candidates scored on demand."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.ids.size:
+            return super().scores_of(rows)
+        pos = np.minimum(np.searchsorted(self.ids, rows), self.ids.size - 1)
+        out = self.scores[pos]
+        for i in np.flatnonzero(self.ids[pos] != rows).tolist():
+            out[i] = CandidateDense.__getitem__(self, rows[i])
+        return out
 
     def rank(self, row: int) -> int | None:
         pos = self._pos(int(row))

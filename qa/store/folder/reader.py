@@ -250,15 +250,23 @@ class FolderStore(Store):
     def sentence(self, i: int) -> Sentence:
         """Sentence ``i`` (global row), its text sliced from the stored article text."""
         art, num, s, e = self._span_rows[i].tolist()
-        a = self.articles[art]
-        return Sentence(a["id"], num, s, e, a["text"][s:e])
+        arts = self.articles
+        if isinstance(arts, GenerationArticles):
+            aid, text = arts.id_text(art)
+        else:
+            a = arts[art]
+            aid, text = a["id"], a["text"]
+        return Sentence(aid, num, s, e, text[s:e])
 
     def locate(self, row: int) -> tuple[int, int]:
         art, num = self._span_rows[row, :2].tolist()
         return art, num
 
     def article(self, key: int) -> ArticleRef:
-        a = self.articles[key]
+        arts = self.articles
+        if isinstance(arts, GenerationArticles):
+            return ArticleRef(int(key), *arts.ref(key))
+        a = arts[key]
         return ArticleRef(int(key), a["id"], a["title"], a["path"], int(a["first"]), int(a["count"]))
 
     def find_article(self, article_id: str) -> ArticleRef | None:
@@ -290,9 +298,14 @@ class FolderStore(Store):
         url = self.articles[ref.key].get("url")
         return url if isinstance(url, str) else None
 
-    def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    @cached_property
+    def _plain_vectors(self) -> np.ndarray | SegmentVectors:
+        """``vectors``, a memory map as a plain array over it: its rows are plain rows, not memmap views."""
         v = self.vectors
-        v = np.asarray(v) if isinstance(v, np.memmap) else v  # plain rows, not memmap views
+        return np.asarray(v) if isinstance(v, np.memmap) else v
+
+    def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        v = self._plain_vectors
         return v[np.asarray(rows, dtype=np.int64)] if len(rows) != 1 else v[int(rows[0])][None]
 
     def bm25_hits(self, tokens: Sequence[str], depth: int) -> SparseScores:

@@ -107,8 +107,8 @@ class ArticleTable(Sequence):
             except (ValueError, UnicodeDecodeError) as e:
                 raise IndexCorruptError(f"{self._where}: line {i + 1} is not a valid article ({str(e)[:80]}); "
                                         "run `qa info` to check the index, or rebuild it") from None
-            if len(self._cache) >= self.CACHE:
-                self._cache.clear()
+            if len(self._cache) >= self.CACHE:  # the oldest out (a large index's questions keep meeting new articles)
+                del self._cache[next(iter(self._cache))]
             self._cache[i] = a
         return a
 
@@ -438,6 +438,18 @@ class GenerationArticles(Sequence):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
             yield self[i]
+
+    def id_text(self, i: int) -> tuple[str, str]:
+        """Article ``i``'s id and text (what a sentence is cut from), without copying its record or reading its path."""
+        s, j = self.amap[i, :2].tolist()
+        a = self.segments[s].articles[j]
+        return a["id"], a["text"]
+
+    def ref(self, i: int) -> tuple[str, str, str, int, int]:
+        """Article ``i``'s id, title, path, first row and count, without copying its record (text included)."""
+        s, j, first, count = self.amap[i, :4].tolist()
+        a = self.segments[s].articles[j]
+        return a["id"], a["title"], (self.paths[i] if self.paths is not None else a)["path"], first, count
 
     def keys(self) -> list[tuple[str, str]]:
         """``(id, sha256)`` of every article, from the segments' keys.json (no article text is read)."""
