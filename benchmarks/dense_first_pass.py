@@ -53,8 +53,11 @@ class TiledEncoder:
     """Stand-in encoder for the 1M build: row ``i`` gets ``base[i mod len(base)] + N(0, sigma²)``, renormalised
     (one seeded stream across calls), under the real model's name so that ``qa ask`` embeds questions for it."""
 
-    def __init__(self, base: np.ndarray, name: str, sigma: float = SIGMA, seed: int = 0):
+    def __init__(self, base: np.ndarray, name: str, sigma: float = SIGMA, seed: int = 0,
+                 backend: str = "onnx", quantization: str | None = None):
         self.base, self.name, self.sigma = base, name, sigma
+        # recorded in the manifest as the base vectors' engine, so that a loaded index embeds questions like it
+        self.backend, self.quantization = backend, quantization
         self.rng = np.random.default_rng(seed)
         self.pos = 0
         self.dimension = base.shape[1]
@@ -221,11 +224,13 @@ def build_tiled(real: Path, out: Path, squad: str) -> dict[str, Any]:
     import qa
     from benchmarks.corpora import Squad, build_index, make_corpus
 
-    base = np.ascontiguousarray(np.asarray(qa.Index.load(real, verify=False).vectors), dtype=np.float32)
-    name = qa.Index.load(real, verify=False).model_name
+    src = qa.Index.load(real, verify=False)
+    base = np.ascontiguousarray(np.asarray(src.vectors), dtype=np.float32)
+    model = src.store.manifest["model"]
     corpus = DATA / "corpus-1M.jsonl"
     meta = make_corpus(Squad.load(Path(squad)), 1_000_000, corpus)
-    _, stats = build_index(corpus, out, TiledEncoder(base, name))
+    enc = TiledEncoder(base, src.model_name, backend=model.get("backend", "torch"), quantization=model.get("quantization"))
+    _, stats = build_index(corpus, out, enc)
     return {"corpus": meta, "build": stats}
 
 
