@@ -50,21 +50,32 @@ class WordVectors:
         # pieces) never touches a single word
         return load_tokenizer(str(self.folder), max_length(self.folder))
 
+    @cached_property
+    def _rows(self) -> np.ndarray:
+        """The table as a plain array (the same memory): indexing a ``np.memmap`` costs twice as much."""
+        return np.asarray(self.table)
+
+    def _vector(self, word: str) -> np.ndarray:
+        """``mean(table[pieces]) / ‖mean‖`` in float32 (a one-piece word's mean is its row, exactly)."""
+        ids = self.tokenizer.encode(word.lower() if self.do_lower_case else word, add_special_tokens=False).ids
+        if not ids:
+            return np.zeros(self.table.shape[1], dtype=np.float32)
+        rows = self._rows[ids]
+        v = rows[0].astype(np.float32) if len(ids) == 1 else np.asarray(rows, dtype=np.float32).mean(0)
+        n = float(np.sqrt(v.dot(v)))  # what np.linalg.norm computes for a vector, without its checks
+        return v / n if n > 0 else v
+
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         """Rows of unit vectors, one per word (a word with no pieces gets a zero row)."""
         out = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
+        cache = self._cache
         for i, w in enumerate(words):
-            v = self._cache.get(w)
+            v = cache.get(w)
             if v is None:
-                ids = self.tokenizer.encode(w.lower() if self.do_lower_case else w, add_special_tokens=False).ids
-                v = np.zeros(self.table.shape[1], dtype=np.float32)
-                if ids:
-                    v = np.asarray(self.table[ids], dtype=np.float32).mean(0)
-                    n = float(np.linalg.norm(v))
-                    v = v / n if n > 0 else v
-                if len(self._cache) > 500_000:
-                    self._cache.clear()
-                self._cache[w] = v
+                v = self._vector(w)
+                if len(cache) > 500_000:
+                    cache.clear()
+                cache[w] = v
             out[i] = v
         return out
 
