@@ -7,7 +7,7 @@ SIGIR 2015), ~10× faster for one question's few dozen candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,17 +31,26 @@ class BitTrees:
     exit leaf is the lowest zero bit of ``gone``, and ``raw = Σ_t leaf_value_t[lowest zero bit of gone_t]``.
     Padding nodes rule out nothing (mask 0).
 
+    The comparisons run on small integers: per feature, its splits' distinct thresholds in increasing order; a
+    split's ``rank`` is its threshold's place among them, and a row's ``below`` is how many of them are ``< x``
+    (one ``searchsorted`` for all features: the keys are ``feature + 1j·threshold``, which numpy orders
+    lexicographically). ``x > threshold`` exactly when ``rank < below``. Splits are stored split-major
+    (``j = m·T + t``), so a tree's OR is a reduction over the leading axis of an (M, T, rows) array.
+
     >>> tree = BitTrees.of(np.array([[0]]), np.array([[0.5]]), np.zeros((1, 1), np.int8), np.array([[-1]]),
     ...                    np.array([[-2]]), np.array([[1.0, 2.0]]), np.array([0]))
     >>> bit_raw(tree, np.array([[0.4], [0.6]])).tolist()      # left leaf (1.0), right leaf (2.0)
     [1.0, 2.0]
     """
 
-    feature: np.ndarray  # (T*M,) int64: the feature each split reads
-    threshold: np.ndarray  # (T*M, 1) float64
-    left_leaves: np.ndarray  # (T*M, 1) uint32/uint64: bits of the leaves in the split's left subtree
+    feature: np.ndarray  # (M*T,) int64: the feature each split reads, split-major (j = m*T + t)
+    rank: np.ndarray  # (M*T,) uint8/16/...: the split's threshold's place among its feature's distinct thresholds
+    keys: np.ndarray  # (K,) complex128: feature + 1j*threshold of each distinct (feature, threshold), sorted
+    offset: np.ndarray  # (F,) int64: how many keys belong to lower features (F = highest split feature + 1)
+    left_leaves: np.ndarray  # (M*T,) uint32/uint64: bits of the leaves in the split's left subtree
     leaf_value: np.ndarray  # (T, bits) float64: leaf values in left-to-right order
     shape: tuple[int, int]  # (T, M)
+    _tiled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, feature: np.ndarray, threshold: np.ndarray, missing: np.ndarray, left: np.ndarray,
@@ -71,16 +80,59 @@ class BitTrees:
                 stack.append((node, True))
                 stack.append((int(left[t, node]), False))
             ordered[t, :len(order)] = leaf_value[t, order]
-        return cls(feature.reshape(-1), threshold.reshape(-1, 1).astype(np.float64), masks.reshape(-1, 1),
-                   ordered, (T, M))
+        split = masks != 0  # a real split's left subtree holds a leaf; padding rules out nothing
+        keys = np.unique(_keys(feature[split], threshold[split]))  # sorted by feature, then threshold
+        F = int(feature[split].max()) + 1 if split.any() else 1
+        offset = np.searchsorted(keys, _keys(np.arange(F), np.full(F, -np.inf)))
+        rank = np.zeros((T, M), dtype=np.int64)
+        rank[split] = np.searchsorted(keys, _keys(feature[split], threshold[split])) - offset[feature[split]]
+        most = int(np.diff(np.append(offset, len(keys))).max())  # a feature's distinct thresholds: below ≤ most
+        return cls(_split_major(feature), _split_major(rank).astype(np.min_scalar_type(most)), keys, offset,
+                   _split_major(masks), ordered, (T, M))
+
+    def below(self, X: np.ndarray) -> np.ndarray:
+        """(F, n): for each feature and row of ``X`` (n, ≥ F; no NaN), how many of the feature's distinct split
+        thresholds are ``< x``."""
+        n, F = X.shape[0], len(self.offset)
+        q = np.empty((n, F), dtype=np.complex128)
+        q.real = np.arange(F)
+        q.imag = X[:, :F]
+        return (np.searchsorted(self.keys, q) - self.offset).T.astype(self.rank.dtype)
+
+    def tiled(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``rank`` and ``left_leaves`` as (M*T, n) columns for n rows: numpy runs an elementwise op over (M*T, n)
+        far faster on whole arrays than broadcasting a column over a short row (kept per n up to 64)."""
+        if n > 64:  # rows long enough to broadcast over
+            return self.rank[:, None], self.left_leaves[:, None]
+        got = self._tiled.get(n)
+        if got is None:
+            got = self._tiled[n] = (np.repeat(self.rank[:, None], n, axis=1),
+                                    np.repeat(self.left_leaves[:, None], n, axis=1))
+        return got
+
+
+def _keys(feature: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``feature + 1j·value`` (built part by part: ``1j * inf`` would put a NaN in the real part)."""
+    k = np.empty(np.shape(feature), dtype=np.complex128)
+    k.real = feature
+    k.imag = value
+    return k
+
+
+def _split_major(a: np.ndarray) -> np.ndarray:
+    """(T, M) → (M*T,): split ``m`` of tree ``t`` at ``m*T + t``."""
+    return np.ascontiguousarray(a.T).reshape(-1)
 
 
 def bit_raw(bits: BitTrees, X: np.ndarray) -> np.ndarray:
     """``Σ_t leaf_value_t`` for each row of ``X`` (n, n_features; no NaN, tiny values already read as 0), summed
-    over trees in order like :meth:`TreeEnsemble.walk_raw`, so the floats are the same."""
+    over trees in order like :meth:`TreeEnsemble.walk_raw` (the same (T, n) array summed over axis 0), so the
+    floats are the same."""
     T, M = bits.shape
-    goes_right = np.take(np.ascontiguousarray(X.T), bits.feature, axis=0) > bits.threshold  # (T*M, n)
-    gone = np.bitwise_or.reduce((goes_right * bits.left_leaves).reshape(T, M, X.shape[0]), axis=1)  # (T, n)
+    n = X.shape[0]
+    rank, left_leaves = bits.tiled(n)
+    goes_right = np.take(bits.below(X), bits.feature, axis=0) > rank  # (M*T, n)
+    gone = np.bitwise_or.reduce((goes_right * left_leaves).reshape(M, T, n), axis=0)  # (T, n)
     lowest_zero = ~gone & (gone + gone.dtype.type(1))  # the lowest zero bit of gone, as a power of two
     position = np.frexp(lowest_zero.astype(np.float64))[1] - 1
     return bits.leaf_value[np.arange(T)[:, None], position].sum(axis=0)
