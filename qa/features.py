@@ -97,27 +97,28 @@ def weighted_coverage(q: set[str] | frozenset[str], s: set[str] | frozenset[str]
 
 def min_window(tokens: Sequence[str], terms: set[str] | frozenset[str]) -> int:
     """Length in tokens of the shortest span of ``tokens`` containing every term of ``terms`` present in it
-    (0 when none is present). Classic two-pointer scan, O(len(tokens))."""
-    want = {t for t in terms if t in tokens}
+    (0 when none is present). Classic two-pointer scan over the positions of those terms, O(len(tokens))."""
+    want = set(terms).intersection(tokens)
     if not want:
         return 0
     need = len(want)
+    if need == 1:
+        return 1
+    hits = [(i, t) for i, t in enumerate(tokens) if t in want]  # the window's ends are always wanted terms
     have: dict[str, int] = {}
     best = len(tokens)
     lo = 0
     covered = 0
-    for hi, t in enumerate(tokens):
-        if t in want:
-            have[t] = have.get(t, 0) + 1
-            if have[t] == 1:
-                covered += 1
+    for hi, t in hits:
+        have[t] = have.get(t, 0) + 1
+        if have[t] == 1:
+            covered += 1
         while covered == need:
-            best = min(best, hi - lo + 1)
-            u = tokens[lo]
-            if u in want:
-                have[u] -= 1
-                if have[u] == 0:
-                    covered -= 1
+            first, u = hits[lo]
+            best = min(best, hi - first + 1)
+            have[u] -= 1
+            if have[u] == 0:
+                covered -= 1
             lo += 1
     return best
 
@@ -154,21 +155,39 @@ def sentence_cues(text: str, question_words: set[str] | frozenset[str]) -> Sente
     >>> sentence_cues("In 2012 Wei Xiaojun seized 9.8 tons.", {"wei"})
     SentenceCues(numbers=2, years=1, months=0, names=1)
     """
-    numbers = years = months = names = 0
-    for i, (w, f) in enumerate(_text_words(text)):
-        if f in question_words:
-            continue
-        if w[0].isdigit():
-            numbers += 1
-            if _YEAR.match(w):
-                years += 1
-        elif f in _NUMBER_WORDS:
-            numbers += 1
-        elif f in _MONTHS and w[0].isupper():
-            months += 1
-        elif i > 0 and w[0].isupper():
-            names += 1
+    counts, by_word = _text_cues(text)
+    numbers, years, months, names = counts
+    for f in question_words:
+        c = by_word.get(f)
+        if c is not None:
+            numbers, years, months, names = numbers - c[0], years - c[1], months - c[2], names - c[3]
     return SentenceCues(numbers, years, months, names)
+
+
+@lru_cache(maxsize=65536)
+def _text_cues(text: str) -> tuple[tuple[int, int, int, int], dict[str, tuple[int, int, int, int]]]:
+    """``(numbers, years, months, names)`` over every word of ``text``, and each case-folded word's share of them:
+    :func:`sentence_cues` subtracts the shares of the question's words. A word counts as a number when it starts
+    with a digit (a year too when it matches :data:`_YEAR`) or is a number word, else as a month when it is a
+    capitalised month name, else as a name when it is capitalised and not the first word."""
+    total = [0, 0, 0, 0]
+    by_word: dict[str, list[int]] = {}
+    for i, (w, f) in enumerate(_text_words(text)):
+        if w[0].isdigit():
+            kinds = (0, 1) if _YEAR.match(w) else (0,)
+        elif f in _NUMBER_WORDS:
+            kinds = (0,)
+        elif f in _MONTHS and w[0].isupper():
+            kinds = (2,)
+        elif i > 0 and w[0].isupper():
+            kinds = (3,)
+        else:
+            continue
+        mine = by_word.setdefault(f, [0, 0, 0, 0])
+        for k in kinds:
+            total[k] += 1
+            mine[k] += 1
+    return (total[0], total[1], total[2], total[3]), {f: (c[0], c[1], c[2], c[3]) for f, c in by_word.items()}
 
 
 def question_words(question: str) -> frozenset[str]:
@@ -302,37 +321,42 @@ def candidate_features(
     covs = np.zeros(n)
     rows = []
     cov = _coverage(Q, idf)
-    soft = _soft(q_words, idf)
+    soft = _Soft(q_words, idf, n)
     qt = [float(qtype == t) for t in QUESTION_TYPES]
+    n_q = len(Q)
     for i, c in enumerate(candidates):
         S = frozenset(c.tokens)
-        T = frozenset(c.title_tokens)
-        P = frozenset(c.prev_tokens or ())
-        N = frozenset(c.next_tokens or ())
-        matched = Q & S
-        cov_w = cov(S)
+        # coverage only reads the question's terms of a set: intersect first (the same terms, so the same sums)
+        mS = Q & S
+        mT = Q.intersection(c.title_tokens)
+        mP = Q.intersection(c.prev_tokens or ())
+        mN = Q.intersection(c.next_tokens or ())
+        cov_w = cov(mS)
         covs[i] = cov_w
         win = min_window(c.tokens, Q)
         cues = sentence_cues(c.text, qwords)
         dprev = c.dense_prev if c.dense_prev is not None else 0.0
         dnext = c.dense_next if c.dense_next is not None else 0.0
+        soft.add(i, S, c)
         rows.append([
             c.bm25, c.bm25 / max_bm if max_bm > 0 else 0.0, bm_rank[i], c.dense, c.dense - max_dn, dn_rank[i],
             fused[i], fu_rank[i],
-            cov_w, len(matched) / len(Q) if Q else 0.0, float(len(Q) - len(matched)),
-            len(matched) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
-            cov(T), cov(S | T), cov(P), cov(N), cov(S | P | N),
+            cov_w, len(mS) / n_q if Q else 0.0, float(n_q - len(mS)),
+            len(mS) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
+            cov(mT), cov(mS | mT), cov(mP), cov(mN), cov(mS | mP | mN),
             dprev, dnext, max(c.dense, dprev, dnext),
             c.number / max(c.count - 1, 1), float(c.number == 0), math.log1p(len(c.tokens)),
-            len(S - Q) / len(S) if S else 0.0, float(per_article[c.article]),
+            (len(S) - len(mS)) / len(S) if S else 0.0, float(per_article[c.article]),
             *qt,
             float(cues.numbers), float(cues.years), float(cues.months), float(cues.names), _type_fit(qtype, cues),
-            float(len(Q)), max_bm, max_dn, 0.0, 0.0,
-            *soft(S, c),
+            float(n_q), max_bm, max_dn, 0.0, 0.0,
+            0.0, 0.0, 0.0,  # soft matching: filled below, for all candidates at once
             c.article_dense, 0.0,
             _entity_share(q_words, c.text),
         ])
     out[:] = np.asarray(rows, dtype=np.float64)
+    j_soft = FEATURE_NAMES.index("soft_cov")
+    out[:, j_soft:j_soft + 3] = soft.columns()
     j_max, j_gap = FEATURE_NAMES.index("max_cov_w"), FEATURE_NAMES.index("cov_w_gap")
     out[:, j_max] = covs.max()
     out[:, j_gap] = covs - covs.max()
@@ -356,30 +380,61 @@ def _coverage(Q: frozenset[str], idf: Mapping[str, float]) -> Callable[[frozense
     return cov
 
 
-def _soft(q_words: QuestionWords | None, idf: Mapping[str, float]) -> Callable[[frozenset[str], Candidate], list[float]]:
-    """``(S, candidate) ↦ [soft_cov, soft_cov_w, soft_unmatched]``: per question word, 1 for an exact stem match in
+class _Soft:
+    """``[soft_cov, soft_cov_w, soft_unmatched]`` of each candidate: per question word, 1 for an exact stem match in
     S, else its best cosine with the sentence's words (:func:`soft_match`); mean, idf-weighted mean, mean over
-    unmatched words (1.0 when every word matched). The question's side is prepared once."""
-    if q_words is None or not q_words.stems:
-        return lambda S, c: [0.0, 0.0, 0.0]
-    q_vecs = np.asarray(q_words.vecs, dtype=np.float64)
-    w = np.array([idf.get(st, 0.0) for st in q_words.stems])
-    w_sum = w.sum()
+    unmatched words (1.0 when every word matched). The question's side is prepared once; :meth:`add` keeps each
+    candidate's best cosines and exact matches as a row, :meth:`columns` reduces all rows at once. Each row of a
+    C-contiguous matrix is reduced as that row on its own would be (numpy's pairwise sum per row), so the floats
+    are those of ``sim.mean()``, ``(w * sim).sum() / w.sum()`` and ``sim[~exact].mean()`` per candidate."""
 
-    def soft(S: frozenset[str], c: Candidate) -> list[float]:
-        best = soft_match(q_vecs, c.word_vecs)
-        exact = np.array([st in S for st in q_words.stems])
-        sim = np.where(exact, 1.0, np.clip(best, 0.0, 1.0))
-        sw = float((w * sim).sum() / w_sum) if w_sum > 0 else float(sim.mean())
-        un = float(sim[~exact].mean()) if (~exact).any() else 1.0
-        return [float(sim.mean()), sw, un]
+    def __init__(self, q_words: QuestionWords | None, idf: Mapping[str, float], n: int):
+        self.on = q_words is not None and bool(q_words.stems)
+        if not self.on:
+            self.n = n
+            return
+        assert q_words is not None
+        self.stems = q_words.stems
+        self.q_vecs = np.asarray(q_words.vecs, dtype=np.float64)
+        self.w = np.array([idf.get(st, 0.0) for st in q_words.stems])
+        self.w_sum = self.w.sum()
+        self.best = np.zeros((n, len(self.stems)))
+        self.exact = np.zeros((n, len(self.stems)), dtype=bool)
 
-    return soft
+    def add(self, i: int, S: frozenset[str], c: Candidate) -> None:
+        if self.on:
+            self.best[i] = soft_match(self.q_vecs, c.word_vecs)
+            self.exact[i] = [st in S for st in self.stems]
+
+    def columns(self) -> np.ndarray:
+        """(n, 3): the three columns, in :data:`FEATURE_NAMES` order."""
+        if not self.on:
+            return np.zeros((self.n, 3))
+        exact = self.exact
+        sim = np.where(exact, 1.0, np.clip(self.best, 0.0, 1.0))
+        mean = sim.mean(axis=1)
+        sw = (self.w * sim).sum(axis=1) / self.w_sum if self.w_sum > 0 else mean
+        un = np.ones(len(sim))
+        groups: dict[bytes, list[int]] = {}
+        for i, row in enumerate(exact):  # candidates with the same exact matches reduce the same columns
+            groups.setdefault(row.tobytes(), []).append(i)
+        for rows in groups.values():
+            unmatched = ~exact[rows[0]]
+            if unmatched.all():
+                un[rows] = mean[rows]
+            elif unmatched.any():
+                un[rows] = np.ascontiguousarray(sim[rows][:, unmatched]).mean(axis=1)
+        return np.stack([mean, sw, un], axis=1)
 
 
 def _entity_share(q_words: QuestionWords | None, text: str) -> float:
     """Share of the question's names and numbers that occur verbatim (case-folded words) in the sentence."""
     if q_words is None or not q_words.entities:
         return 0.0
-    words = {f.replace(",", "") for _, f in _text_words(text)}
-    return len(q_words.entities & words) / len(q_words.entities)
+    return len(q_words.entities & _entity_words(text)) / len(q_words.entities)
+
+
+@lru_cache(maxsize=65536)
+def _entity_words(text: str) -> frozenset[str]:
+    """The case-folded words of ``text`` with thousands commas dropped (what a question's entity must equal)."""
+    return frozenset(f.replace(",", "") for _, f in _text_words(text))

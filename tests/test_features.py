@@ -8,7 +8,9 @@
   gaps, ranks and fusion; coverage, proximity, neighbours, shape; the question-type one-hot and type fit; the
   per-question maxima and gaps; the soft-matching and entity columns); an empty candidate list;
 * properties (hypothesis, derandomized): features are finite for arbitrary texts, tokens and scores; ``min_window``
-  equals a brute-force search and is at most ``len(tokens)``.
+  equals a brute-force search and is at most ``len(tokens)``; ``candidate_features`` gives, bit for bit, the floats
+  of the definitions computed one candidate at a time (``weighted_coverage``, ``min_window``, ``soft_match``...), and
+  ``sentence_cues`` the counts of a word-by-word scan.
 
 No model is loaded: these run in milliseconds.
 """
@@ -23,6 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa.features import (
+    _MONTHS,
+    _NUMBER_WORDS,
+    _YEAR,
+    _WORD,
     FEATURE_NAMES,
     QUESTION_TYPES,
     Candidate,
@@ -32,7 +38,9 @@ from qa.features import (
     candidate_features,
     min_window,
     question_type,
+    question_words,
     sentence_cues,
+    soft_match,
     weighted_coverage,
 )
 
@@ -343,3 +351,135 @@ def test_min_window_is_the_shortest_covering_span(tokens, terms):
     w = min_window(tokens, terms)
     assert 0 <= w <= len(tokens)
     assert w == _brute_min_window(tokens, terms)
+
+
+# -- the definitions, one candidate at a time ----------------------------------------------------------------------
+def _reference_features(question, q_tokens, idf, cands, qw) -> np.ndarray:
+    """:func:`candidate_features` written straight from the definitions, one candidate at a time."""
+    from qa.features import _minmax, _ranks, _type_fit
+
+    n = len(cands)
+    X = np.zeros((n, len(FEATURE_NAMES)))
+    if n == 0:
+        return X
+    Q = frozenset(q_tokens)
+    qtype, qwords = question_type(question), question_words(question)
+    bm, dn = np.array([c.bm25 for c in cands]), np.array([c.dense for c in cands])
+    fused = 0.5 * _minmax(bm) + 0.5 * _minmax(dn)
+    bm_rank, dn_rank, fu_rank = _ranks(bm), _ranks(dn), _ranks(fused)
+    max_bm, max_dn = float(bm.max()), float(dn.max())
+    rows = []
+    for i, c in enumerate(cands):
+        S, T = frozenset(c.tokens), frozenset(c.title_tokens)
+        P, N = frozenset(c.prev_tokens or ()), frozenset(c.next_tokens or ())
+        matched, win, cues = Q & S, min_window(c.tokens, Q), sentence_cues(c.text, qwords)
+        dprev = c.dense_prev if c.dense_prev is not None else 0.0
+        dnext = c.dense_next if c.dense_next is not None else 0.0
+        soft = [0.0, 0.0, 0.0]
+        if qw is not None and qw.stems:
+            w = np.array([idf.get(t, 0.0) for t in qw.stems])
+            exact = np.array([t in S for t in qw.stems])
+            sim = np.where(exact, 1.0, np.clip(soft_match(np.asarray(qw.vecs, dtype=np.float64), c.word_vecs), 0, 1))
+            soft = [float(sim.mean()), float((w * sim).sum() / w.sum()) if w.sum() > 0 else float(sim.mean()),
+                    float(sim[~exact].mean()) if (~exact).any() else 1.0]
+        ents = 0.0
+        if qw is not None and qw.entities:
+            ents = len(qw.entities & {m.group().casefold().replace(",", "") for m in _WORD.finditer(c.text)})
+            ents /= len(qw.entities)
+        rows.append([
+            c.bm25, c.bm25 / max_bm if max_bm > 0 else 0.0, bm_rank[i], c.dense, c.dense - max_dn, dn_rank[i],
+            fused[i], fu_rank[i],
+            weighted_coverage(Q, S, idf), len(matched) / len(Q) if Q else 0.0, float(len(Q) - len(matched)),
+            len(matched) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
+            weighted_coverage(Q, T, idf), weighted_coverage(Q, S | T, idf), weighted_coverage(Q, P, idf),
+            weighted_coverage(Q, N, idf), weighted_coverage(Q, S | P | N, idf),
+            dprev, dnext, max(c.dense, dprev, dnext),
+            c.number / max(c.count - 1, 1), float(c.number == 0), math.log1p(len(c.tokens)),
+            len(S - Q) / len(S) if S else 0.0, float(sum(d.article == c.article for d in cands)),
+            *(float(qtype == t) for t in QUESTION_TYPES),
+            float(cues.numbers), float(cues.years), float(cues.months), float(cues.names), _type_fit(qtype, cues),
+            float(len(Q)), max_bm, max_dn, 0.0, 0.0, *soft, c.article_dense, 0.0, ents,
+        ])
+    X[:] = np.asarray(rows)
+    covs = X[:, FEATURE_NAMES.index("cov_w")].copy()
+    X[:, FEATURE_NAMES.index("max_cov_w")] = covs.max()
+    X[:, FEATURE_NAMES.index("cov_w_gap")] = covs - covs.max()
+    ad = X[:, FEATURE_NAMES.index("article_dense")]
+    X[:, FEATURE_NAMES.index("article_dense_gap")] = ad - ad.max()
+    return X
+
+
+WORDS = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+
+
+@st.composite
+def many_question_words(draw):
+    stems = draw(st.lists(st.sampled_from(WORDS), max_size=14))  # past 8 words numpy sums in 8 lanes
+    vecs = np.array([draw(unit2) for _ in stems], dtype=np.float64).reshape(-1, 2)
+    ents = draw(st.frozensets(st.sampled_from(["2011", "mekong", "a"]), max_size=2))
+    return QuestionWords(tuple(stems), vecs, ents)
+
+
+@FAST
+@given(
+    question=st.text(max_size=80),
+    q_tokens=st.lists(st.sampled_from(WORDS), max_size=12),
+    idf=st.dictionaries(st.sampled_from(WORDS), st.floats(0.0, 20.0)),
+    cands=st.lists(candidates(), max_size=25),
+    qw=st.one_of(question_words_(), many_question_words()),
+)
+def test_candidate_features_are_the_definitions_bit_for_bit(question, q_tokens, idf, cands, qw):
+    got = candidate_features(question, q_tokens, idf, cands, qw)
+    assert got.tobytes() == _reference_features(question, q_tokens, idf, cands, qw).tobytes()
+
+
+def _reference_cues(text: str, qwords) -> SentenceCues:
+    numbers = years = months = names = 0
+    for i, m in enumerate(_WORD.finditer(text)):
+        w = m.group()
+        f = w.casefold()
+        if f in qwords:
+            continue
+        if w[0].isdigit():
+            numbers += 1
+            years += bool(_YEAR.match(w))
+        elif f in _NUMBER_WORDS:
+            numbers += 1
+        elif f in _MONTHS and w[0].isupper():
+            months += 1
+        elif i > 0 and w[0].isupper():
+            names += 1
+    return SentenceCues(numbers, years, months, names)
+
+
+CUE_WORDS = ["In", "in", "2012", "1990s", "1,784", "9.8", "Wei", "wei", "May", "may", "March", "twelve", "Twelve",
+             "tons", "the", "The", "Mekong", "ÉCOLE", "école", "x"]
+
+
+@FAST
+@given(words=st.lists(st.sampled_from(CUE_WORDS), max_size=20), known=st.frozensets(st.sampled_from(
+    [w.casefold() for w in CUE_WORDS]), max_size=5), sep=st.sampled_from([" ", ", ", ". "]))
+def test_sentence_cues_are_a_word_by_word_scan(words, known, sep):
+    text = sep.join(words)
+    assert sentence_cues(text, known) == _reference_cues(text, known)
+
+
+def test_soft_matching_columns_are_the_definitions_bit_for_bit_on_random_vectors():
+    # many question words with arbitrary cosines, so that sums of 3+ terms round differently in another order
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        k = int(rng.integers(1, 15))
+        stems = tuple(str(s) for s in rng.choice(WORDS, size=k))
+        vecs = rng.normal(size=(k, 8))
+        qw = QuestionWords(stems, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), frozenset({"a"}))
+        idf = {w: float(rng.uniform(0.0, 9.0)) for w in WORDS}
+        cands = []
+        for i in range(int(rng.integers(1, 25))):
+            wv = rng.normal(size=(int(rng.integers(0, 6)), 8))
+            toks = [str(t) for t in rng.choice(WORDS, size=int(rng.integers(0, 6)))]
+            cands.append(Candidate(row=i, tokens=toks, text=" ".join(toks), title_tokens=[], prev_tokens=None,
+                                   next_tokens=None, bm25=float(rng.random()), dense=float(rng.random()),
+                                   dense_prev=None, dense_next=None, number=0, count=1, article=i % 3,
+                                   word_vecs=wv / np.linalg.norm(wv, axis=1, keepdims=True)))
+        got = candidate_features("Who?", list(stems[:3]), idf, cands, qw)
+        assert got.tobytes() == _reference_features("Who?", list(stems[:3]), idf, cands, qw).tobytes()
