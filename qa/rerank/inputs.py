@@ -8,7 +8,7 @@ and the question's words. Per-store caches keep what a few rows per question wou
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class RerankInputs:
         self._title_tokens: dict[int, list[str]] = {}
         self._row_wvecs: dict[int, np.ndarray] = {}
         self._centroids: dict[int, np.ndarray] = {}
+        self._rows: dict[int, _Row] = {}  # question-independent candidate fields
 
     def assemble(
         self, question: str, tokens: Sequence[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray
@@ -96,31 +97,66 @@ class RerankInputs:
             c = self._centroids[art] = m / n if n > 0 else m
         return c
 
+    def _row(self, row: int) -> _Row:
+        """What a candidate reads of sentence ``row`` whatever the question (cached per row)."""
+        r = self._rows.get(row)
+        if r is None:
+            store = self.store
+            art_row, num = store.locate(row)
+            a = store.article(art_row)
+            lo, hi = a.first, a.first + a.count
+            if len(self._rows) > 100_000:
+                self._rows.clear()
+            r = self._rows[row] = _Row(
+                tokens=self.tokens_of(row),
+                text=store.sentence(row).text,
+                title_tokens=self._title_tokens_of(art_row),
+                prev_tokens=self.tokens_of(row - 1) if row - 1 >= lo else None,
+                next_tokens=self.tokens_of(row + 1) if row + 1 < hi else None,
+                number=num,
+                count=int(a.count),
+                article=art_row,
+                word_vecs=self._word_vecs_of(row),
+            )
+        return r
+
     def candidates(self, rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray) -> list[Candidate]:
         """The reranker's view of each candidate row: its tokens, its article neighbours and title, its scores."""
         store = self.store
         out = []
         q = qv.astype(np.float32, copy=False)
+        q64 = qv.astype(np.float64)
         for i, row in enumerate(int(r) for r in rows):
-            art_row, num = store.locate(row)
-            a = store.article(art_row)
-            lo, hi = a.first, a.first + a.count
-            has_prev, has_next = row - 1 >= lo, row + 1 < hi
+            r = self._row(row)
             out.append(Candidate(
                 row=row,
-                tokens=self.tokens_of(row),
-                text=store.sentence(row).text,
-                title_tokens=self._title_tokens_of(art_row),
-                prev_tokens=self.tokens_of(row - 1) if has_prev else None,
-                next_tokens=self.tokens_of(row + 1) if has_next else None,
+                tokens=r.tokens,
+                text=r.text,
+                title_tokens=r.title_tokens,
+                prev_tokens=r.prev_tokens,
+                next_tokens=r.next_tokens,
                 bm25=float(bm[i]),
                 dense=float(dn[i]),
-                dense_prev=float(store.vectors_of([row - 1])[0] @ q) if has_prev else None,
-                dense_next=float(store.vectors_of([row + 1])[0] @ q) if has_next else None,
-                number=num,
-                count=int(a.count),
-                article=art_row,
-                word_vecs=self._word_vecs_of(row),
-                article_dense=float(self._centroid(art_row) @ qv.astype(np.float64)),
+                dense_prev=float(store.vectors_of([row - 1])[0] @ q) if r.prev_tokens is not None else None,
+                dense_next=float(store.vectors_of([row + 1])[0] @ q) if r.next_tokens is not None else None,
+                number=r.number,
+                count=r.count,
+                article=r.article,
+                word_vecs=r.word_vecs,
+                article_dense=float(self._centroid(r.article) @ q64),
             ))
         return out
+
+
+class _Row(NamedTuple):
+    """The question-independent part of a :class:`~qa.features.Candidate` (see :meth:`RerankInputs._row`)."""
+
+    tokens: list[str]
+    text: str
+    title_tokens: list[str]
+    prev_tokens: list[str] | None
+    next_tokens: list[str] | None
+    number: int
+    count: int
+    article: int
+    word_vecs: np.ndarray
