@@ -125,11 +125,18 @@ def min_window(tokens: Sequence[str], terms: set[str] | frozenset[str]) -> int:
 
 def bigram_share(q_tokens: Sequence[str], s_tokens: Sequence[str]) -> float:
     """Share of the question's adjacent token pairs that occur adjacent (in order) in the sentence."""
-    qb = {(a, b) for a, b in zip(q_tokens, q_tokens[1:])}
+    return _pair_share(_pairs(q_tokens), s_tokens)
+
+
+def _pairs(tokens: Sequence[str]) -> frozenset[tuple[str, str]]:
+    return frozenset(zip(tokens, tokens[1:]))
+
+
+def _pair_share(qb: frozenset[tuple[str, str]], s_tokens: Sequence[str]) -> float:
+    """:func:`bigram_share` with the question's pairs ``qb`` given."""
     if not qb:
         return 0.0
-    sb = set(zip(s_tokens, s_tokens[1:]))
-    return len(qb & sb) / len(qb)
+    return len(qb.intersection(zip(s_tokens, s_tokens[1:]))) / len(qb)
 
 
 @dataclass(frozen=True)
@@ -313,17 +320,38 @@ def candidate_features(
     bm = np.array([c.bm25 for c in candidates], dtype=np.float64)
     dn = np.array([c.dense for c in candidates], dtype=np.float64)
     fused = 0.5 * _minmax(bm) + 0.5 * _minmax(dn)
-    bm_rank, dn_rank, fu_rank = _ranks(bm), _ranks(dn), _ranks(fused)
     max_bm, max_dn = float(bm.max()), float(dn.max())
     per_article: dict[int, int] = {}
     for c in candidates:
         per_article[c.article] = per_article.get(c.article, 0) + 1
-    covs = np.zeros(n)
-    rows = []
+    # columns of the same arithmetic for every candidate, one numpy operation each (IEEE +, -, / round as Python's)
+    number = np.array([c.number for c in candidates], dtype=np.float64)
+    count = np.array([c.count for c in candidates], dtype=np.float64)
+    article_dense = np.array([c.article_dense for c in candidates], dtype=np.float64)
+    col = _COLUMN
+    out[:, col["bm25"]] = bm
+    out[:, col["bm25_share"]] = bm / max_bm if max_bm > 0 else 0.0
+    out[:, col["bm25_rank"]] = _ranks(bm)
+    out[:, col["dense"]] = dn
+    out[:, col["dense_gap"]] = dn - max_dn
+    out[:, col["dense_rank"]] = _ranks(dn)
+    out[:, col["fused"]] = fused
+    out[:, col["fused_rank"]] = _ranks(fused)
+    out[:, col["position"]] = number / np.maximum(count - 1, 1)
+    out[:, col["first"]] = number == 0
+    out[:, col["same_article"]] = [per_article[c.article] for c in candidates]
+    out[:, col[f"q_{qtype}"]] = 1.0
+    out[:, col["q_terms"]] = len(Q)
+    out[:, col["max_bm25"]] = max_bm
+    out[:, col["max_dense"]] = max_dn
+    out[:, col["article_dense"]] = article_dense
+    out[:, col["article_dense_gap"]] = article_dense - article_dense.max()
+
     cov = _coverage(Q, idf)
+    qb = _pairs(q_tokens)
     soft = _Soft(q_words, idf, n)
-    qt = [float(qtype == t) for t in QUESTION_TYPES]
     n_q = len(Q)
+    rows = []
     for i, c in enumerate(candidates):
         S = frozenset(c.tokens)
         # coverage only reads the question's terms of a set: intersect first (the same terms, so the same sums)
@@ -331,38 +359,36 @@ def candidate_features(
         mT = Q.intersection(c.title_tokens)
         mP = Q.intersection(c.prev_tokens or ())
         mN = Q.intersection(c.next_tokens or ())
-        cov_w = cov(mS)
-        covs[i] = cov_w
         win = min_window(c.tokens, Q)
         cues = sentence_cues(c.text, qwords)
         dprev = c.dense_prev if c.dense_prev is not None else 0.0
         dnext = c.dense_next if c.dense_next is not None else 0.0
         soft.add(i, S, c)
-        rows.append([
-            c.bm25, c.bm25 / max_bm if max_bm > 0 else 0.0, bm_rank[i], c.dense, c.dense - max_dn, dn_rank[i],
-            fused[i], fu_rank[i],
-            cov_w, len(mS) / n_q if Q else 0.0, float(n_q - len(mS)),
-            len(mS) / win if win else 0.0, bigram_share(q_tokens, c.tokens),
+        rows.append([  # the columns of _PER_CANDIDATE, in that order
+            cov(mS), len(mS) / n_q if Q else 0.0, float(n_q - len(mS)),
+            len(mS) / win if win else 0.0, _pair_share(qb, c.tokens),
             cov(mT), cov(mS | mT), cov(mP), cov(mN), cov(mS | mP | mN),
             dprev, dnext, max(c.dense, dprev, dnext),
-            c.number / max(c.count - 1, 1), float(c.number == 0), math.log1p(len(c.tokens)),
-            (len(S) - len(mS)) / len(S) if S else 0.0, float(per_article[c.article]),
-            *qt,
+            math.log1p(len(c.tokens)), (len(S) - len(mS)) / len(S) if S else 0.0,
             float(cues.numbers), float(cues.years), float(cues.months), float(cues.names), _type_fit(qtype, cues),
-            float(n_q), max_bm, max_dn, 0.0, 0.0,
-            0.0, 0.0, 0.0,  # soft matching: filled below, for all candidates at once
-            c.article_dense, 0.0,
             _entity_share(q_words, c.text),
         ])
-    out[:] = np.asarray(rows, dtype=np.float64)
-    j_soft = FEATURE_NAMES.index("soft_cov")
-    out[:, j_soft:j_soft + 3] = soft.columns()
-    j_max, j_gap = FEATURE_NAMES.index("max_cov_w"), FEATURE_NAMES.index("cov_w_gap")
-    out[:, j_max] = covs.max()
-    out[:, j_gap] = covs - covs.max()
-    j_ad, j_adg = FEATURE_NAMES.index("article_dense"), FEATURE_NAMES.index("article_dense_gap")
-    out[:, j_adg] = out[:, j_ad] - out[:, j_ad].max()
+    out[:, _PER_CANDIDATE] = rows
+    j = col["soft_cov"]
+    out[:, j:j + 3] = soft.columns()
+    covs = out[:, col["cov_w"]]
+    out[:, col["max_cov_w"]] = covs.max()
+    out[:, col["cov_w_gap"]] = covs - covs.max()
     return out
+
+
+_COLUMN: dict[str, int] = {name: j for j, name in enumerate(FEATURE_NAMES)}
+_PER_CANDIDATE: list[int] = [_COLUMN[name] for name in (
+    "cov_w", "cov", "missing", "proximity", "bigrams",
+    "title_cov_w", "title_or_sentence_cov_w", "prev_cov_w", "next_cov_w", "window_cov_w",
+    "dense_prev", "dense_next", "dense_window_max", "length", "novelty",
+    "new_numbers", "new_years", "new_months", "new_names", "type_fit", "entities",
+)]
 
 
 def _coverage(Q: frozenset[str], idf: Mapping[str, float]) -> Callable[[frozenset[str]], float]:
@@ -372,10 +398,15 @@ def _coverage(Q: frozenset[str], idf: Mapping[str, float]) -> Callable[[frozense
     weights = [idf.get(t, 0.0) for t in terms]
     total = sum(weights)
 
+    seen: dict[frozenset[str], float] = {}  # candidates often share a set (a title, no neighbour, the same terms)
+
     def cov(A: frozenset[str]) -> float:
         if total <= 0.0:
             return 0.0
-        return sum(w for t, w in zip(terms, weights) if t in A) / total
+        v = seen.get(A)
+        if v is None:
+            v = seen[A] = sum(w for t, w in zip(terms, weights) if t in A) / total
+        return v
 
     return cov
 
@@ -415,15 +446,11 @@ class _Soft:
         mean = sim.mean(axis=1)
         sw = (self.w * sim).sum(axis=1) / self.w_sum if self.w_sum > 0 else mean
         un = np.ones(len(sim))
-        groups: dict[bytes, list[int]] = {}
-        for i, row in enumerate(exact):  # candidates with the same exact matches reduce the same columns
-            groups.setdefault(row.tobytes(), []).append(i)
-        for rows in groups.values():
-            unmatched = ~exact[rows[0]]
-            if unmatched.all():
-                un[rows] = mean[rows]
-            elif unmatched.any():
-                un[rows] = np.ascontiguousarray(sim[rows][:, unmatched]).mean(axis=1)
+        unmatched = ~exact
+        counts = unmatched.sum(axis=1)
+        for u in set(counts.tolist()) - {0}:  # rows with u unmatched words: their (rows, u) values, row by row
+            rows = counts == u
+            un[rows] = sim[rows][unmatched[rows]].reshape(-1, u).mean(axis=1)
         return np.stack([mean, sw, un], axis=1)
 
 
