@@ -26,6 +26,8 @@ class RerankInputs:
         self._row_wvecs: dict[int, np.ndarray] = {}
         self._centroids: dict[int, np.ndarray] = {}
         self._rows: dict[int, _Row] = {}  # question-independent candidate fields
+        self._idf: dict[str, float] = {}
+        self._stems: dict[str, str | None] = {}  # a question word's first BM25 token (None: it has none)
 
     def assemble(
         self, question: str, tokens: Sequence[str], rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray
@@ -38,8 +40,13 @@ class RerankInputs:
         """BM25 idf of each token in this index (a token the index lacks gets the idf of a term seen once)."""
         from ..bm25 import idf as idf_fn
 
-        dfs, n_docs = self.store.doc_freqs(sorted(set(tokens)))
-        return {t: float(idf_fn(np.array([dfs.get(t) or 1]), n_docs, "lucene")[0]) for t in set(tokens)}
+        if len(self._idf) > 200_000:
+            self._idf.clear()
+        new = sorted(set(tokens) - self._idf.keys())  # each token's idf is computed once per store
+        if new:
+            dfs, n_docs = self.store.doc_freqs(new)
+            self._idf.update({t: float(idf_fn(np.array([dfs.get(t) or 1]), n_docs, "lucene")[0]) for t in new})
+        return {t: self._idf[t] for t in set(tokens)}
 
     def tokens_of(self, row: int) -> list[str]:
         """BM25 tokens of sentence ``row``'s own text (cached; the reranker reads a few rows per question)."""
@@ -68,10 +75,15 @@ class RerankInputs:
 
         words, stems = [], []
         for w in self._content_words(question):
-            t = self.store.tokenizer.tokenize(w)
-            if t:
+            if w not in self._stems:
+                if len(self._stems) > 200_000:
+                    self._stems.clear()
+                t = self.store.tokenizer.tokenize(w)
+                self._stems[w] = t[0] if t else None
+            stem = self._stems[w]
+            if stem is not None:
                 words.append(w)
-                stems.append(t[0])
+                stems.append(stem)
         vecs = default_word_vectors()(words) if words else np.zeros((0, 1), dtype=np.float32)
         return QuestionWords(tuple(stems), vecs, question_entities(question))
 
