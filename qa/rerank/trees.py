@@ -49,6 +49,7 @@ class BitTrees:
     offset: np.ndarray  # (F,) int64: how many keys belong to lower features (F = highest split feature + 1)
     left_leaves: np.ndarray  # (M*T,) uint32/uint64: bits of the leaves in the split's left subtree
     leaf_value: np.ndarray  # (T, bits) float64: leaf values in left-to-right order
+    leaf_start: np.ndarray  # (T, 1) int64: t·bits − 1 (leaf p of tree t is leaf_value.flat[leaf_start + p + 1])
     shape: tuple[int, int]  # (T, M)
     _tiled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -87,8 +88,9 @@ class BitTrees:
         rank = np.zeros((T, M), dtype=np.int64)
         rank[split] = np.searchsorted(keys, _keys(feature[split], threshold[split])) - offset[feature[split]]
         most = int(np.diff(np.append(offset, len(keys))).max())  # a feature's distinct thresholds: below ≤ most
+        leaf_start = np.arange(T, dtype=np.int64)[:, None] * ordered.shape[1] - 1
         return cls(_split_major(feature), _split_major(rank).astype(np.min_scalar_type(most)), keys, offset,
-                   _split_major(masks), ordered, (T, M))
+                   _split_major(masks), ordered, leaf_start, (T, M))
 
     def below(self, X: np.ndarray) -> np.ndarray:
         """(F, n): for each feature and row of ``X`` (n, ≥ F; no NaN), how many of the feature's distinct split
@@ -134,8 +136,8 @@ def bit_raw(bits: BitTrees, X: np.ndarray) -> np.ndarray:
     goes_right = np.take(bits.below(X), bits.feature, axis=0) > rank  # (M*T, n)
     gone = np.bitwise_or.reduce((goes_right * left_leaves).reshape(M, T, n), axis=0)  # (T, n)
     lowest_zero = ~gone & (gone + gone.dtype.type(1))  # the lowest zero bit of gone, as a power of two
-    position = np.frexp(lowest_zero.astype(np.float64))[1] - 1
-    return bits.leaf_value[np.arange(T)[:, None], position].sum(axis=0)
+    exponent = np.frexp(lowest_zero.astype(np.float64))[1]  # its position + 1
+    return bits.leaf_value.reshape(-1).take(exponent + bits.leaf_start).sum(axis=0)  # (T, n) summed over trees
 
 
 @dataclass(frozen=True)
