@@ -132,6 +132,10 @@ def test_tree_ensemble_equals_lightgbm_on_the_shipped_model(shipped_text):
     # the shipped model runs on the bit masks, and they give the tree walk's floats, bit for bit
     assert te.bits is not None
     np.testing.assert_array_equal(got, te.walk_raw(X))
+    # also for a question's few rows (bit_raw tiles its columns for n <= 64), each size read twice
+    for n in (1, 2, 3, 20, 64, 65, 20, 1):
+        rows = X[rng.choice(len(X), size=n, replace=False)]
+        assert te.raw(rows).tobytes() == te.walk_raw(rows).tobytes(), n
 
 
 _RNG = np.random.default_rng(3)

@@ -103,11 +103,14 @@ class BitTrees:
 
     def tiled(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``rank`` and ``left_leaves`` as (M*T, n) columns for n rows: numpy runs an elementwise op over (M*T, n)
-        far faster on whole arrays than broadcasting a column over a short row (kept per n up to 64)."""
+        far faster on whole arrays than broadcasting a column over a short row (kept for the last few n ≤ 64: a
+        question's candidate count rarely changes)."""
         if n > 64:  # rows long enough to broadcast over
             return self.rank[:, None], self.left_leaves[:, None]
         got = self._tiled.get(n)
         if got is None:
+            if len(self._tiled) >= 4:
+                self._tiled.clear()
             got = self._tiled[n] = (np.repeat(self.rank[:, None], n, axis=1),
                                     np.repeat(self.left_leaves[:, None], n, axis=1))
         return got
