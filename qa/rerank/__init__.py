@@ -71,7 +71,15 @@ class Calibration:
     y: tuple[float, ...]
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(np.interp(np.asarray(raw, dtype=np.float64), self.x, self.y), 0.0, 1.0)
+        return np.clip(np.interp(np.asarray(raw, dtype=np.float64), self._x, self._y), 0.0, 1.0)
+
+    @cached_property
+    def _x(self) -> np.ndarray:
+        return np.array(self.x, dtype=np.float64)
+
+    @cached_property
+    def _y(self) -> np.ndarray:
+        return np.array(self.y, dtype=np.float64)
 
     def to_dict(self) -> dict:
         return {"method": "isotonic", "x": [round(v, 8) for v in self.x], "y": [round(v, 6) for v in self.y]}
@@ -115,14 +123,22 @@ class RelativeCalibration:
         if self.evidence:
             if X is None:
                 raise ValueError("this calibration needs the candidates' features")
-            R = np.hstack([R, X[:, [FEATURE_NAMES.index(f) for f in self.evidence]]])
+            R = np.hstack([R, X[:, self._evidence_columns]])
         return R
+
+    @cached_property
+    def _evidence_columns(self) -> list[int]:
+        return [FEATURE_NAMES.index(f) for f in self.evidence]
+
+    @cached_property
+    def _weights(self) -> np.ndarray:
+        return np.asarray(self.weights)
 
     def __call__(self, raw: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
         if len(raw) == 0:
             return np.zeros(0)
         R = self.inputs(raw, X)
-        w = np.asarray(self.weights)
+        w = self._weights
         p = 1.0 / (1.0 + np.exp(-np.clip(R @ w[:-1] + w[-1], -35, 35)))
         return self.isotonic(p)
 
