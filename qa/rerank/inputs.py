@@ -132,14 +132,24 @@ class RerankInputs:
             )
         return r
 
-    def candidates(self, rows: np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray) -> list[Candidate]:
+    def candidates(
+        self, rows: Sequence[int] | np.ndarray, bm: np.ndarray, dn: np.ndarray, qv: np.ndarray
+    ) -> list[Candidate]:
         """The reranker's view of each candidate row: its tokens, its article neighbours and title, its scores."""
-        store = self.store
         out = []
         q = qv.astype(np.float32, copy=False)
         q64 = qv.astype(np.float64)
-        for i, row in enumerate(int(r) for r in rows):
-            r = self._row(row)
+        rows = [int(row) for row in rows]
+        got = [self._row(row) for row in rows]
+        # the neighbours' vectors in one read; each is still dotted with the question on its own (one float32 dot
+        # per row, as ever: a matrix-vector product could round differently)
+        nb = [row + d for row, r in zip(rows, got)
+              for d, t in ((-1, r.prev_tokens), (1, r.next_tokens)) if t is not None]
+        dense_nb = dict(zip(nb, (float(v @ q) for v in self.store.vectors_of(nb)))) if nb else {}
+        article_dense: dict[int, float] = {}  # the article centroid's cosine, once per article
+        for i, (row, r) in enumerate(zip(rows, got)):
+            if r.article not in article_dense:
+                article_dense[r.article] = float(self._centroid(r.article) @ q64)
             out.append(Candidate(
                 row=row,
                 tokens=r.tokens,
@@ -149,13 +159,13 @@ class RerankInputs:
                 next_tokens=r.next_tokens,
                 bm25=float(bm[i]),
                 dense=float(dn[i]),
-                dense_prev=float(store.vectors_of([row - 1])[0] @ q) if r.prev_tokens is not None else None,
-                dense_next=float(store.vectors_of([row + 1])[0] @ q) if r.next_tokens is not None else None,
+                dense_prev=dense_nb[row - 1] if r.prev_tokens is not None else None,
+                dense_next=dense_nb[row + 1] if r.next_tokens is not None else None,
                 number=r.number,
                 count=r.count,
                 article=r.article,
                 word_vecs=r.word_vecs,
-                article_dense=float(self._centroid(r.article) @ q64),
+                article_dense=article_dense[r.article],
             ))
         return out
 
