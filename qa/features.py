@@ -430,18 +430,18 @@ class _Soft:
         self.w = np.array([idf.get(st, 0.0) for st in q_words.stems])
         self.w_sum = self.w.sum()
         self.best = np.zeros((n, len(self.stems)))
-        self.exact = np.zeros((n, len(self.stems)), dtype=bool)
+        self.exact: list[list[bool]] = []
 
     def add(self, i: int, S: frozenset[str], c: Candidate) -> None:
         if self.on:
             self.best[i] = soft_match(self.q_vecs, c.word_vecs)
-            self.exact[i] = [st in S for st in self.stems]
+            self.exact.append([st in S for st in self.stems])
 
     def columns(self) -> np.ndarray:
         """(n, 3): the three columns, in :data:`FEATURE_NAMES` order."""
         if not self.on:
             return np.zeros((self.n, 3))
-        exact = self.exact
+        exact = np.array(self.exact, dtype=bool).reshape(self.best.shape)
         sim = np.where(exact, 1.0, np.clip(self.best, 0.0, 1.0))
         mean = sim.mean(axis=1)
         sw = (self.w * sim).sum(axis=1) / self.w_sum if self.w_sum > 0 else mean
@@ -450,7 +450,10 @@ class _Soft:
         counts = unmatched.sum(axis=1)
         for u in set(counts.tolist()) - {0}:  # rows with u unmatched words: their (rows, u) values, row by row
             rows = counts == u
-            un[rows] = sim[rows][unmatched[rows]].reshape(-1, u).mean(axis=1)
+            if u == exact.shape[1]:  # no exact match: the row itself
+                un[rows] = mean[rows]
+            else:
+                un[rows] = sim[rows][unmatched[rows]].reshape(-1, u).mean(axis=1)
         return np.stack([mean, sw, un], axis=1)
 
 
