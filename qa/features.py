@@ -274,10 +274,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks by (-value, position)."""
-    order = sorted(range(len(values)), key=lambda i: (-values[i], i))
-    r = np.empty(len(values), dtype=np.float64)
-    for pos, i in enumerate(order, 1):
-        r[i] = pos
+    v = values.tolist()
+    order = sorted(range(len(v)), key=v.__getitem__, reverse=True)  # a stable sort: ties keep their order
+    r = np.empty(len(v), dtype=np.float64)
+    r[order] = np.arange(1, len(v) + 1)
     return r
 
 

@@ -483,3 +483,15 @@ def test_soft_matching_columns_are_the_definitions_bit_for_bit_on_random_vectors
                                    word_vecs=wv / np.linalg.norm(wv, axis=1, keepdims=True)))
         got = candidate_features("Who?", list(stems[:3]), idf, cands, qw)
         assert got.tobytes() == _reference_features("Who?", list(stems[:3]), idf, cands, qw).tobytes()
+
+
+@FAST
+@given(values=st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, 1e-300, 7.0]) | st.floats(-1e6, 1e6), max_size=30))
+def test_ranks_order_by_value_then_position(values):
+    from qa.features import _ranks
+
+    order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+    want = np.empty(len(values))
+    for pos, i in enumerate(order, 1):
+        want[i] = pos
+    assert _ranks(np.array(values, dtype=np.float64)).tobytes() == want.tobytes()
