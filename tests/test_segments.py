@@ -55,6 +55,8 @@ def _same_as_fresh(idx, corpus, tmp_path, enc):
             assert [(h.article, h.sentence, h.start, h.end, h.text) for h in a.hits] == \
                 [(h.article, h.sentence, h.start, h.end, h.text) for h in b.hits], (q, mode)
             np.testing.assert_allclose([h.score for h in a.hits], [h.score for h in b.hits], rtol=1e-6)
+    st = idx.store  # each row's stored tokens (read by the reranker) are its sentence's, whichever segment holds it
+    assert all(st.stored_tokens(r) == st.tokenizer.tokenize(st.sentence(r).text) for r in range(len(st)))
     for h in idx.ask("quokkas", k=10, mode="bm25").hits:  # citations slice the source, whichever segment holds it
         assert idx.article_text(idx.find_article(h.article))[h.start : h.end] == h.text
     shutil.rmtree(tmp_path / "fresh")
@@ -205,4 +207,7 @@ def test_an_open_index_outlives_the_deletion_of_its_generation(tmp_path):
     assert not old.folder.exists()
     got = old.ask("quokkas near beach", k=3, mode="hybrid", query_vector=qv, rerank="none", confidence=False)
     assert got.to_dict() == want.to_dict()
+    # the reranker's stored tokens were not opened with the index: gone with the folder, it tokenizes the text
+    assert old.store.stored_tokens(0) in (None, old.store.tokenizer.tokenize(old.store.sentence(0).text))
+    assert old.ask("quokkas near beach", k=3, query_vector=qv).hits
     assert old.find_article("zz_a").count > 0 and old.article_keys()["zz_a"]

@@ -64,6 +64,11 @@ def test_manifest_and_info_record_the_setting(corpus, tmp_path, encoder):
     assert off.manifest["title_context"] is False and off.manifest["model"]["embeds"] == "sentence text"
     assert qa.Index.load(tmp_path / "on").info()["title_context"] is True
     assert qa.Index.load(tmp_path / "off").info()["title_context"] is False
+    # the reranker reads a row's stored tokens only where they are its sentence's alone
+    st = qa.Index.load(tmp_path / "on").store
+    assert all(st.stored_tokens(r) is None for r in range(len(st)))
+    st = qa.Index.load(tmp_path / "off").store
+    assert all(st.stored_tokens(r) == st.tokenizer.tokenize(st.sentence(r).text) for r in range(len(st)))
 
 
 def test_embedded_text_is_title_then_sentence(corpus, tmp_path, encoder):

@@ -54,7 +54,10 @@ class RerankInputs:
         if t is None:
             if len(self._row_tokens) > 200_000:
                 self._row_tokens.clear()
-            t = self._row_tokens[row] = self.store.tokenizer.tokenize(self.store.sentence(row).text)
+            t = self.store.stored_tokens(row)  # the index's own tokens of the row, where it keeps them
+            if t is None:
+                t = self.store.tokenizer.tokenize(self.store.sentence(row).text)
+            self._row_tokens[row] = t
         return t
 
     def _title_tokens_of(self, art: int) -> list[str]:

@@ -249,6 +249,11 @@ class Store(ABC):
     def vectors_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """The float32 vectors of ``rows``, shape ``(len(rows), dimension)``."""
 
+    def stored_tokens(self, row: int) -> list[str] | None:
+        """The BM25 tokens the index holds for sentence ``row`` when they are exactly ``tokenizer.tokenize`` of its
+        text, else ``None`` (the default: the caller tokenizes the text itself)."""
+        return None
+
     @abstractmethod
     def doc_freqs(self, tokens: Sequence[str]) -> tuple[dict[str, int], int]:
         """Document frequency of each token (0 when absent) and the number of sentences, for BM25's idf."""

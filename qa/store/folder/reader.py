@@ -308,6 +308,36 @@ class FolderStore(Store):
         v = self._plain_vectors
         return v[np.asarray(rows, dtype=np.int64)] if len(rows) != 1 else v[int(rows[0])][None]
 
+    def stored_tokens(self, row: int) -> list[str] | None:
+        """Sentence ``row``'s BM25 tokens read from its segment's term ids (``tokens.npy``, ``terms.json``),
+        which are ``tokenize(sentence text)`` unless the index was built with title context (then ``None``, as for
+        an in-memory copy, or files no longer there: a later build removed this generation)."""
+        arts = self.articles
+        if self.manifest.get("title_context") or not isinstance(arts, GenerationArticles):
+            return None
+        art, _, _, _ = self._span_rows[row].tolist()
+        seg, _, first, _, local_first = arts.amap[art, :5].tolist()
+        toks = self._segment_tokens(seg)
+        if toks is None:
+            return None
+        flat, starts, terms = toks
+        local = local_first + row - first
+        return [terms[t] for t in flat[starts[local] : starts[local + 1]].tolist()]
+
+    def _segment_tokens(self, seg: int) -> tuple[np.ndarray, list[int], list[str]] | None:
+        """Segment ``seg``'s term ids (a plain array over the mapping), each sentence's start in them and its terms;
+        opened on first use (a question that is not reranked never reads them)."""
+        cache = self.__dict__.setdefault("_tokens_by_segment", {})
+        if seg not in cache:
+            try:
+                flat, lens, terms = self.articles.segments[seg].tokens()  # type: ignore[attr-defined]
+                starts = np.zeros(lens.shape[0] + 1, dtype=np.int64)
+                np.cumsum(lens, out=starts[1:])
+                cache[seg] = (np.asarray(flat), starts, terms)
+            except (OSError, ValueError):
+                cache[seg] = None
+        return cache[seg]
+
     def bm25_hits(self, tokens: Sequence[str], depth: int) -> SparseScores:
         return self.bm25.search(tokens)
 
