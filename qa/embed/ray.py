@@ -134,6 +134,27 @@ class _EmbedActor:
                 "span": np.tile(np.array([t0, time.time()]), (n, 1))}  # when this batch ran (for stats)
 
 
+class _DashboardNoise(logging.Filter):
+    """Drops Ray's log lines about its dashboard process failing to start: qa starts local clusters without the
+    dashboard (``include_dashboard=False``), yet Ray still launches its head process for the state API, and where
+    that process aborts (seen on some machines: "Failed to start the dashboard, return code -6") Ray prints four
+    ERROR lines about logs that do not exist, although the cluster works."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "dashboard" not in record.getMessage().lower()
+
+
+@contextlib.contextmanager
+def _no_dashboard_noise() -> Iterator[None]:
+    log = logging.getLogger("ray._private.services")
+    f = _DashboardNoise()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
 class RayEncoder:
     """The :class:`~qa.embed.Encoder` interface (``name``, ``dimension``, ``encode``), embedding on Ray actors.
 
@@ -242,7 +263,8 @@ class RayEncoder:
             kwargs.pop("include_dashboard")
         for attempt in (1, 2):
             try:
-                ray.init(**kwargs)
+                with _no_dashboard_noise():
+                    ray.init(**kwargs)
                 return True
             except Exception as e:  # ConnectionError, RuntimeError, ValueError...
                 # Ray waits a fixed 30 s for a local node's raylet (and its GCS server's port file); on a busy
