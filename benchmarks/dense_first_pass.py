@@ -32,6 +32,9 @@ JSON = BENCH / "DENSE.json"
 MD = BENCH / "DENSE.md"
 REAL = DATA / "index-100k-real"
 TILED = DATA / "index-1M-tiled"
+# the 1M scale corpus embedded with the real model (onnx int8, length-batched: Index.build(batch_size=64)):
+# PYTHONPATH=. python -c "from benchmarks.corpora import build_index; ..." (see --sections real1m)
+REAL1M = DATA / "index-1M-real"
 SIGMA = 0.01
 
 
@@ -199,6 +202,38 @@ def bench_recall(index_dir: Path, qvecs: np.ndarray, sizes: list[int], rescore: 
     return out
 
 
+def bench_recall_whole(index_dir: Path, qvecs: np.ndarray, rescore: list[int]) -> dict[str, Any]:
+    """Recall@10 against exact search over a whole index, for the sign first pass + exact re-scoring of the top R
+    (each R), and of qa's own dense search with its defaults (``dense_hits``)."""
+    import qa
+    import qa.dense as qd
+
+    idx = qa.Index.load(index_dir, verify=False)
+    store = idx.store
+    V = np.asarray(idx.vectors)
+    codes = qd.sign_codes(V)
+    out: dict[str, Any] = {"n": int(V.shape[0]), "questions": len(qvecs), "by_rescore": {}}
+    exact = []
+    for q in qvecs:  # one question at a time: 1M scores (4 MB) each
+        s = V @ q
+        top = np.argpartition(-s, 10)[:10]
+        exact.append((s, top[np.argsort(-s[top], kind="stable")]))
+    for r in rescore:
+        rec = []
+        for q, (s, ex) in zip(qvecs, exact):
+            cand = qd.nearest_by_distance(qd.sign_distances(codes, q), r)
+            rec.append(recall_at(ex, cand[np.argsort(-s[cand], kind="stable")[:10]]))
+        out["by_rescore"][str(r)] = float(np.mean(rec))
+    rec, same = [], 0
+    for q, (s, ex) in zip(qvecs, exact):
+        got = store.dense_hits(q, 20, None).top(10)
+        rec.append(recall_at(ex, got))
+        same += int(np.array_equal(ex, got))
+    out["qa_default"] = {"rescore": qd.rescore_depth(len(store), 20), "recall_at_10": float(np.mean(rec)),
+                         "identical_top10": same}
+    return out
+
+
 def rescore_needed(V: np.ndarray, qvecs: np.ndarray, targets: tuple[float, ...] = (0.99, 0.995, 0.999)) -> dict[str, int]:
     """The smallest R (on a geometric grid) whose first pass + re-scoring reaches each recall@10 ``target``: how R
     must grow with n (the first 10k rows of the scale corpus are the distinct SQuAD sentences, no varied copies)."""
@@ -331,6 +366,20 @@ def _mib(b: int) -> str:
     return f"{b / 2**20:,.1f} MiB"
 
 
+def _latency_table(la: dict[str, Any]) -> list[str]:
+    """The exact vs first-pass rows of a :func:`bench_latency` result, 1 and 2 query threads."""
+    what = {"dense_top10": "dense top-10 (`dense_hits`)", "hybrid_ask": "hybrid `Index.ask`, defaults",
+            "hybrid_retrieval": "hybrid `Index.ask`, retrieval only"}
+    out = ["| query threads | what | exact | sign first pass | × |", "|---|---|---|---|---|"]
+    for t in ("1t", "2t"):
+        for kind, label in what.items():
+            r = (la.get(t) or {}).get(kind)
+            if r:
+                e, f = r["exact"], r["first_pass"]
+                out.append(f"| {t[0]} | {label} | {_ms(e)} | {_ms(f)} | {e['p50'] / f['p50']:.1f}× |")
+    return out
+
+
 def render(d: dict[str, Any]) -> str:
     """benchmarks/DENSE.md from benchmarks/DENSE.json (every figure from the file; the words are fixed here)."""
     L = ["# Dense search with a compressed first pass (issue 20)", "", __doc__.split("\n\n", 2)[2].strip(), ""]
@@ -385,15 +434,7 @@ def render(d: dict[str, Any]) -> str:
     la = d.get("latency")
     if la:
         L += [f"## Warm latency at 1M (tiled real vectors, {la['n']:,} sentences), ms p50 / p95", "",
-              "| query threads | what | exact | sign first pass | × |", "|---|---|---|---|---|"]
-        what = {"dense_top10": "dense top-10 (`dense_hits`)", "hybrid_ask": "hybrid `Index.ask`, defaults",
-                "hybrid_retrieval": "hybrid `Index.ask`, retrieval only"}
-        for t in ("1t", "2t"):
-            for kind, label in what.items():
-                r = (la.get(t) or {}).get(kind)
-                if r:
-                    e, f = r["exact"], r["first_pass"]
-                    L.append(f"| {t[0]} | {label} | {_ms(e)} | {_ms(f)} | {e['p50'] / f['p50']:.1f}× |")
+              *_latency_table(la)]
         st = la.get("hybrid_stages_ms_p50") or {}
         L += ["", f"Each row: {la.get('questions_per_row')} questions new to the process, each asked with the first pass "
               "then exactly (`exact=True`). Vector given (`query_vector=`); end-to-end adds the light question "
@@ -404,6 +445,27 @@ def render(d: dict[str, Any]) -> str:
               + f". Recall@10 of the first pass vs exact on these tiled vectors: {la['recall_at_10']:.4f}; hybrid "
               f"top-10 identical to exact: {la['hybrid_identical_top10']}/{la['questions']}. Load average "
               f"{la['load1_start']:.2f} → {la['load1_end']:.2f}.", ""]
+    r1 = d.get("real1m")
+    if r1:
+        rc, la = r1["recall"], r1.get("latency") or {}
+        rs = list(rc["by_rescore"])
+        qd = rc["qa_default"]
+        L += [f"## Real vectors at 1M ({rc['n']:,} sentences)", "",
+              "`benchmarks/data/index-1M-real`: the 1M scale corpus (SQuAD paragraphs, then varied copies) embedded with "
+              "the real model (onnx int8, length-batched by `Index.build(batch_size=64)`; a sentence's vector within "
+              "cos ~0.99 of its one-per-run vector); questions: SQuAD dev tune half, embedded one per run as `qa ask` "
+              f"does. Build: {r1.get('build_s', 0):,.0f} s on the 2 cores.", "",
+              "| | " + " | ".join(f"R = {r}" for r in rs) + " | qa default (R = "
+              f"{qd['rescore']:,}) |", "|---" * (len(rs) + 2) + "|",
+              "| recall@10 vs exact | " + " | ".join(f"{rc['by_rescore'][r]:.4f}" for r in rs)
+              + f" | **{qd['recall_at_10']:.4f}** (identical top-10 {qd['identical_top10']}/{rc['questions']}) |", ""]
+        if la:
+            L += _latency_table(la)
+            st = la.get("hybrid_stages_ms_p50") or {}
+            L += ["", "Warm, ms p50 / p95, as in the tiled table (vector given; embedding the question adds "
+                  f"{_ms(la['light_embed_ms'])}). Stages of the default hybrid ask, 1 thread, p50 ms: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in st.items()) + f". Load average {la['load1_start']:.2f} → "
+                  f"{la['load1_end']:.2f}.", ""]
     co = d.get("cold")
     if co:
         L += ["## Cold `qa ask` at 1M (tiled real vectors; fresh process, page cache warm)", "",
@@ -447,6 +509,11 @@ def main(argv: list[str] | None = None) -> None:
         data = common.merge_into(JSON, {**data, section: value}, depth=1)
         MD.write_text(render(data), encoding="utf-8")
 
+    if "real1m" in sections:  # needs benchmarks/data/index-1M-real (see REAL1M)
+        build = common.load_json(DATA / "index-1M-real.build.json") if (DATA / "index-1M-real.build.json").is_file() else {}
+        save("real1m", {"recall": bench_recall_whole(REAL1M, qvecs, [1000, 2500, 5000]),
+                        "latency": bench_latency(REAL1M, questions, qvecs, min(a.repeat, len(questions) // 6)),
+                        "build_s": build.get("wall_s", 0)})
     if "recall" in sections:
         save("recall", bench_recall(REAL, qvecs, [10_000, 30_000, 100_000], [100, 200, 500, 1000, 2000, 5000]))
     if not (TILED / "CURRENT").is_file() and sections & {"micro", "latency", "cold"}:
