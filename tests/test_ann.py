@@ -15,7 +15,6 @@ import qa.search
 import qa.store.folder
 from qa.cli import app
 from qa.dense import ANN_FILE, AnnIndex
-from qa.embed import Encoder
 from qa.errors import IndexCorruptError
 
 from .conftest import SEEDS
@@ -76,9 +75,8 @@ def test_cli_index_ann_and_ask_exact(tmp_path, seeds_index):
     q = QUESTIONS[0]
     r = runner.invoke(app, ["ask", q, "--json", "--exact", "--index-dir", str(idx)])
     assert r.exit_code == 0, r.output
-    # the CLI embeds the question with the onnx encoder (the fixture's default is torch, loaded): the same vector
-    qv = Encoder(query_backend="onnx").encode_query(q)
-    want = [(h.citation, h.bm25_rank, h.dense_rank) for h in seeds_index.ask(q, query_vector=qv).hits]
+    # a --backend torch index embeds its questions with torch, as the fixture's encoder does: the same vector
+    want = [(h.citation, h.bm25_rank, h.dense_rank) for h in seeds_index.ask(q).hits]
     got = [(f"[{h['article']} §{h['sentence']}]", h["ranks"]["bm25"], h["ranks"]["dense"]) for h in json.loads(r.stdout)["hits"]]
     assert got == want
     r = runner.invoke(app, ["ask", q, "--json", "--index-dir", str(idx)])
