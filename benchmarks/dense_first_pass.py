@@ -380,6 +380,33 @@ def _latency_table(la: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_real1m(r1: dict[str, Any] | None) -> list[str]:
+    """The section of the real-vector 1M index (``--sections real1m``), empty without one."""
+    if not r1:
+        return []
+    L: list[str] = []
+    rc, la = r1["recall"], r1.get("latency") or {}
+    rs = list(rc["by_rescore"])
+    qd = rc["qa_default"]
+    L += [f"## Real vectors at 1M ({rc['n']:,} sentences)", "",
+          "`benchmarks/data/index-1M-real`: the 1M scale corpus (SQuAD paragraphs, then varied copies) embedded with "
+          "the real model (onnx int8, length-batched by `Index.build(batch_size=64)`; a sentence's vector within "
+          "cos ~0.99 of its one-per-run vector); questions: SQuAD dev tune half, embedded one per run as `qa ask` "
+          f"does. Build: {r1.get('build_s', 0):,.0f} s on the 2 cores.", "",
+          "| | " + " | ".join(f"R = {r}" for r in rs) + " | qa default (R = "
+          f"{qd['rescore']:,}) |", "|---" * (len(rs) + 2) + "|",
+          "| recall@10 vs exact | " + " | ".join(f"{rc['by_rescore'][r]:.4f}" for r in rs)
+          + f" | **{qd['recall_at_10']:.4f}** (identical top-10 {qd['identical_top10']}/{rc['questions']}) |", ""]
+    if la:
+        L += _latency_table(la)
+        st = la.get("hybrid_stages_ms_p50") or {}
+        L += ["", "Warm, ms p50 / p95, as in the tiled table (vector given; embedding the question adds "
+              f"{_ms(la['light_embed_ms'])}). Stages of the default hybrid ask, 1 thread, p50 ms: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in st.items()) + f". Load average {la['load1_start']:.2f} → "
+              f"{la['load1_end']:.2f}.", ""]
+    return L
+
+
 def render(d: dict[str, Any]) -> str:
     """benchmarks/DENSE.md from benchmarks/DENSE.json (every figure from the file; the words are fixed here)."""
     L = ["# Dense search with a compressed first pass (issue 20)", "", __doc__.split("\n\n", 2)[2].strip(), ""]
@@ -445,27 +472,7 @@ def render(d: dict[str, Any]) -> str:
               + f". Recall@10 of the first pass vs exact on these tiled vectors: {la['recall_at_10']:.4f}; hybrid "
               f"top-10 identical to exact: {la['hybrid_identical_top10']}/{la['questions']}. Load average "
               f"{la['load1_start']:.2f} → {la['load1_end']:.2f}.", ""]
-    r1 = d.get("real1m")
-    if r1:
-        rc, la = r1["recall"], r1.get("latency") or {}
-        rs = list(rc["by_rescore"])
-        qd = rc["qa_default"]
-        L += [f"## Real vectors at 1M ({rc['n']:,} sentences)", "",
-              "`benchmarks/data/index-1M-real`: the 1M scale corpus (SQuAD paragraphs, then varied copies) embedded with "
-              "the real model (onnx int8, length-batched by `Index.build(batch_size=64)`; a sentence's vector within "
-              "cos ~0.99 of its one-per-run vector); questions: SQuAD dev tune half, embedded one per run as `qa ask` "
-              f"does. Build: {r1.get('build_s', 0):,.0f} s on the 2 cores.", "",
-              "| | " + " | ".join(f"R = {r}" for r in rs) + " | qa default (R = "
-              f"{qd['rescore']:,}) |", "|---" * (len(rs) + 2) + "|",
-              "| recall@10 vs exact | " + " | ".join(f"{rc['by_rescore'][r]:.4f}" for r in rs)
-              + f" | **{qd['recall_at_10']:.4f}** (identical top-10 {qd['identical_top10']}/{rc['questions']}) |", ""]
-        if la:
-            L += _latency_table(la)
-            st = la.get("hybrid_stages_ms_p50") or {}
-            L += ["", "Warm, ms p50 / p95, as in the tiled table (vector given; embedding the question adds "
-                  f"{_ms(la['light_embed_ms'])}). Stages of the default hybrid ask, 1 thread, p50 ms: "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in st.items()) + f". Load average {la['load1_start']:.2f} → "
-                  f"{la['load1_end']:.2f}.", ""]
+    L += _render_real1m(d.get("real1m"))
     co = d.get("cold")
     if co:
         L += ["## Cold `qa ask` at 1M (tiled real vectors; fresh process, page cache warm)", "",
