@@ -21,7 +21,7 @@ def _error(status: int, msg: str) -> JSONResponse:
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    """One line for the first validation error, e.g. ``k: Input should be greater than or equal to 1``; for a
+    """One line for the first validation error, e.g. ``k: must be at least 1, got 0``; for a
     ``POST /ask`` body, the errors of the form it meant (``question`` or ``questions``)."""
     errs = list(exc.errors())
     if not errs:
@@ -47,7 +47,15 @@ def _validation_message(exc: RequestValidationError) -> str:
         loc = loc[1:]
     where = ".".join(loc)
     msg = e.get("msg", "invalid")
+    bound = _BOUNDS.get(str(e.get("type")))
+    if bound is not None and bound[1] in (e.get("ctx") or {}):  # the CLI's wording: "k: must be at least 1, got 0"
+        msg = f"must be {bound[0]} {e['ctx'][bound[1]]}, got {e.get('input')}"
     return f"{where}: {msg}" if where else msg
+
+
+# pydantic's range errors ("Input should be greater than or equal to 1") said as the CLI says them
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
 
 
 def _json(obj: Any, status: int = 200) -> Response:
