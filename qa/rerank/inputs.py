@@ -23,7 +23,6 @@ class RerankInputs:
         self.store = store
         self._row_tokens: dict[int, list[str]] = {}  # BM25 tokens of sentences the reranker has read
         self._title_tokens: dict[int, list[str]] = {}
-        self._row_wvecs: dict[int, np.ndarray] = {}
         self._centroids: dict[int, np.ndarray] = {}
         self._rows: dict[int, _Row] = {}  # question-independent candidate fields
         self._idf: dict[str, float] = {}
@@ -90,16 +89,12 @@ class RerankInputs:
         vecs = default_word_vectors()(words) if words else np.zeros((0, 1), dtype=np.float32)
         return QuestionWords(tuple(stems), vecs, question_entities(question))
 
-    def _word_vecs_of(self, row: int) -> np.ndarray:
-        v = self._row_wvecs.get(row)
-        if v is None:
-            from ..embed.words import default_word_vectors
+    def _word_vecs_of(self, text: str) -> np.ndarray:
+        """Static word vectors of a sentence's content words (kept with the row in :meth:`_row`)."""
+        from ..embed.words import default_word_vectors
 
-            if len(self._row_wvecs) > 100_000:
-                self._row_wvecs.clear()
-            words = self._content_words(self.store.sentence(row).text)
-            v = self._row_wvecs[row] = default_word_vectors()(words) if words else np.zeros((0, 1), np.float32)
-        return v
+        words = self._content_words(text)
+        return default_word_vectors()(words) if words else np.zeros((0, 1), np.float32)
 
     def _centroid(self, art: int) -> np.ndarray:
         c = self._centroids.get(art)
@@ -122,16 +117,17 @@ class RerankInputs:
             lo, hi = a.first, a.first + a.count
             if len(self._rows) > 100_000:
                 self._rows.clear()
+            text = store.sentence(row).text
             r = self._rows[row] = _Row(
                 tokens=self.tokens_of(row),
-                text=store.sentence(row).text,
+                text=text,
                 title_tokens=self._title_tokens_of(art_row),
                 prev_tokens=self.tokens_of(row - 1) if row - 1 >= lo else None,
                 next_tokens=self.tokens_of(row + 1) if row + 1 < hi else None,
                 number=num,
                 count=int(a.count),
                 article=art_row,
-                word_vecs=self._word_vecs_of(row),
+                word_vecs=self._word_vecs_of(text),
             )
         return r
 

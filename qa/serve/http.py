@@ -20,6 +20,11 @@ def _error(status: int, msg: str) -> JSONResponse:
     return JSONResponse({"error": msg}, status_code=status)
 
 
+# pydantic's range errors ("Input should be greater than or equal to 1") said as the CLI says them
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     """One line for the first validation error, e.g. ``k: must be at least 1, got 0``; for a
     ``POST /ask`` body, the errors of the form it meant (``question`` or ``questions``)."""
@@ -52,10 +57,6 @@ def _validation_message(exc: RequestValidationError) -> str:
         msg = f"must be {bound[0]} {e['ctx'][bound[1]]}, got {e.get('input')}"
     return f"{where}: {msg}" if where else msg
 
-
-# pydantic's range errors ("Input should be greater than or equal to 1") said as the CLI says them
-_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
 
 
 def _json(obj: Any, status: int = 200) -> Response:

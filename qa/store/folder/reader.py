@@ -324,10 +324,14 @@ class FolderStore(Store):
         local = local_first + row - first
         return [terms[t] for t in flat[starts[local] : starts[local + 1]].tolist()]
 
-    def _segment_tokens(self, seg: int) -> tuple[np.ndarray, list[int], list[str]] | None:
+    @cached_property
+    def _tokens_by_segment(self) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]] | None]:
+        return {}
+
+    def _segment_tokens(self, seg: int) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
         """Segment ``seg``'s term ids (a plain array over the mapping), each sentence's start in them and its terms;
         opened on first use (a question that is not reranked never reads them)."""
-        cache = self.__dict__.setdefault("_tokens_by_segment", {})
+        cache = self._tokens_by_segment
         if seg not in cache:
             try:
                 flat, lens, terms = self.articles.segments[seg].tokens()  # type: ignore[attr-defined]
